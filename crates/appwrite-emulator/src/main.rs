@@ -1,0 +1,52 @@
+//! `appwrite-emulator`: run the emulator as a standalone server.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A local Appwrite 1.8-compatible server backed by SQLite.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "EMULATOR_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Project id clients must send in `X-Appwrite-Project`.
+    #[arg(long, env = "APPWRITE_PROJECT_ID", default_value = "g3")]
+    project: String,
+    /// Server API key clients send in `X-Appwrite-Key`.
+    #[arg(long, env = "APPWRITE_API_KEY", default_value = "dev-server-key")]
+    key: String,
+    /// SQLite database file; omit to keep everything in memory.
+    #[arg(long, env = "EMULATOR_DB")]
+    db: Option<PathBuf>,
+    /// Directory for uploaded files (defaults to `<db>.files` next to the database file).
+    #[arg(long, env = "EMULATOR_STORAGE_DIR")]
+    storage_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let storage_dir = args
+        .storage_dir
+        .or_else(|| args.db.as_ref().map(|db| db.with_extension("files")));
+    let listener = tokio::net::TcpListener::bind(&args.bind).await?;
+    let config = appwrite_emulator::Config {
+        project_id: args.project,
+        api_key: args.key,
+        database_path: args.db,
+        storage_dir,
+        public_url: String::new(),
+    };
+    appwrite_emulator::run(config, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

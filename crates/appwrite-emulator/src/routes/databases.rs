@@ -1,0 +1,9 @@
+//! Placeholder: routes for this Appwrite service are being written.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

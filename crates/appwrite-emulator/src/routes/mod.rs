@@ -1,0 +1,84 @@
+//! The router: every route the emulator serves, grouped by Appwrite service. Each module owns
+//! one service and exposes `router()`; this file only assembles them.
+
+mod account;
+mod databases;
+mod documents;
+mod health;
+mod mailbox;
+mod realtime;
+mod storage;
+mod teams;
+mod users;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRequest, Request},
+    http::Method,
+    response::IntoResponse,
+};
+use serde::de::DeserializeOwned;
+
+use crate::{error::ApiError, state::AppState};
+
+/// Largest request body: one 5 MiB upload chunk plus multipart overhead, with room to spare.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .merge(health::router())
+        .merge(databases::router())
+        .merge(documents::router())
+        .merge(users::router())
+        .merge(account::router())
+        .merge(teams::router())
+        .merge(storage::router())
+        .merge(realtime::router());
+    Router::new()
+        .nest("/v1", v1)
+        .merge(mailbox::router())
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn fallback(method: Method, uri: axum::http::Uri) -> impl IntoResponse {
+    if uri.path().starts_with("/v1/") {
+        ApiError::not_implemented(&format!("{method} {}", uri.path()))
+    } else {
+        ApiError::route_not_found()
+    }
+}
+
+/// A JSON body whose rejections are Appwrite errors (400 `general_argument_invalid`) instead of
+/// axum's plain-text ones. An empty body reads as `{}`, as Appwrite treats it.
+#[allow(dead_code)] // used by the service modules as they land
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        413,
+                        "general_argument_invalid",
+                        "Request body is too large.",
+                    )
+                } else {
+                    ApiError::argument_invalid(e.body_text())
+                }
+            })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes)
+            .map(Body)
+            .map_err(|e| ApiError::argument_invalid(format!("Invalid JSON body: {e}")))
+    }
+}
