@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod permissions;
 mod routes;
 pub mod state;
 pub mod store;
