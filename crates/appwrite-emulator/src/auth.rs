@@ -107,14 +107,11 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         if let Some(key) = key {
+            // Appwrite answers an unknown key with `user_unauthorized` on every route.
             return if key == state.config.api_key {
                 Ok(Caller::Key)
             } else {
-                Err(ApiError::new(
-                    401,
-                    "general_unauthorized_scope",
-                    "The provided API key is invalid.",
-                ))
+                Err(ApiError::user_unauthorized())
             };
         }
         let Some(secret) = session.filter(|s| !s.is_empty()) else {

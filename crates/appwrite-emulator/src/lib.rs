@@ -1,13 +1,21 @@
 //! A local server that answers Appwrite 1.8's REST and Realtime endpoints for everything this
 //! product uses, stored in SQLite, so the product runs and is tested without Appwrite or Docker.
 //!
-//! Start it with [`spawn`] (tests, devstack) or [`run`] (the binary). Where it does not implement
-//! a route it says so in Appwrite's error shape (`general_not_implemented`).
+//! Start it with [`spawn`] (tests, devstack) or [`run`] (the binary). A route it does not have
+//! answers Appwrite's 404 `general_route_not_found` naming the route; a feature of a route it
+//! has but does not implement (bulk writes, team invitations by mail) answers 501
+//! `general_not_implemented`.
 
 pub mod auth;
+mod docstore;
 pub mod error;
+mod identity;
+mod list_query;
+mod params;
 pub mod permissions;
+mod query;
 mod routes;
+pub mod schema;
 pub mod state;
 pub mod store;
 pub mod util;
@@ -43,6 +51,7 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
         config: std::sync::Arc::new(config),
         store,
         events,
+        schema: Default::default(),
     })
 }
 

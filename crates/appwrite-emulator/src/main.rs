@@ -38,6 +38,11 @@ async fn main() -> anyhow::Result<()> {
         .storage_dir
         .or_else(|| args.db.as_ref().map(|db| db.with_extension("files")));
     let listener = tokio::net::TcpListener::bind(&args.bind).await?;
+    // Tools and tests that start the binary on port 0 read the address from this line.
+    println!(
+        "appwrite emulator listening on http://{}",
+        listener.local_addr()?
+    );
     let config = appwrite_emulator::Config {
         project_id: args.project,
         api_key: args.key,

@@ -56,6 +56,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub events: broadcast::Sender<RealtimeEvent>,
+    /// Collection metadata for the documents routes, cleared on every schema change.
+    pub schema: Arc<crate::schema::SchemaCache>,
 }
 
 impl AppState {

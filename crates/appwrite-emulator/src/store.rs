@@ -28,6 +28,8 @@ impl Store {
              PRAGMA busy_timeout = 5000;",
         )?;
         conn.execute_batch(BASE_SCHEMA)?;
+        // Document queries come in many shapes (one SQL text per query shape); keep them prepared.
+        conn.set_prepared_statement_cache_capacity(256);
         Ok(Self {
             conn: Arc::new(std::sync::Mutex::new(conn)),
         })
@@ -203,6 +205,7 @@ CREATE TABLE IF NOT EXISTS buckets (
     compression TEXT NOT NULL DEFAULT 'none',
     encryption INTEGER NOT NULL DEFAULT 0,
     antivirus INTEGER NOT NULL DEFAULT 0,
+    transformations INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -224,6 +227,16 @@ CREATE TABLE IF NOT EXISTS files (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (bucket_id, id)
+);
+
+-- Chunks of an upload in progress (files over 5 MiB), assembled into the file when complete.
+CREATE TABLE IF NOT EXISTS file_chunks (
+    bucket_id TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (bucket_id, file_id, idx),
+    FOREIGN KEY (bucket_id, file_id) REFERENCES files(bucket_id, id) ON DELETE CASCADE
 );
 
 -- Account mail the emulator "sends": read on the mailbox page or its JSON endpoint.

@@ -1,9 +1,227 @@
-//! Placeholder: routes for this Appwrite service are being written.
+//! The emulator's outbox: account mail (verification links, sign-in codes, recovery links) is
+//! "sent" by storing it in the `mail` table, shown on `/mailbox` and served as JSON for tests.
+//! Outside `/v1` and needing no project, like a local mail catcher.
 
-use axum::Router;
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::Html,
+    routing::get,
+};
+use rusqlite::{Connection, params};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::{error::ApiResult, state::AppState, util};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/mailbox", get(page))
+        .route("/mailbox/api/messages", get(list).delete(clear))
+}
+
+/// Kinds of mail the account routes send.
+#[derive(Debug, Clone, Copy)]
+pub enum MailKind {
+    Verification,
+    EmailOtp,
+    Recovery,
+}
+
+impl MailKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Verification => "verification",
+            MailKind::EmailOtp => "email_otp",
+            MailKind::Recovery => "recovery",
+        }
+    }
+}
+
+/// One message to deliver; `secret` and `url` are kept machine-readable for tests.
+pub struct Mail<'a> {
+    pub to: &'a str,
+    pub kind: MailKind,
+    pub subject: String,
+    pub body: String,
+    pub user_id: &'a str,
+    pub secret: &'a str,
+    pub url: &'a str,
+}
+
+/// Delivers a message into the mailbox (inside the caller's transaction).
+pub fn deliver(conn: &Connection, mail: Mail<'_>) -> ApiResult<()> {
+    // Never the secret: logs outlive the mailbox.
+    tracing::info!(
+        kind = mail.kind.as_str(),
+        to = mail.to,
+        "mail delivered to the emulator mailbox"
+    );
+    let data = json!({ "userId": mail.user_id, "secret": mail.secret, "url": mail.url });
+    conn.execute(
+        "INSERT INTO mail (created_at, to_email, kind, subject, body, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            util::now(),
+            mail.to.to_lowercase(),
+            mail.kind.as_str(),
+            mail.subject,
+            mail.body,
+            data.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+struct Stored {
+    id: i64,
+    created_at: String,
+    to: String,
+    kind: String,
+    subject: String,
+    body: String,
+    data: Value,
+}
+
+async fn load(state: &AppState, to: Option<String>) -> ApiResult<Vec<Stored>> {
+    state
+        .store
+        .call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, created_at, to_email, kind, subject, body, data FROM mail \
+                 WHERE (?1 IS NULL OR to_email = ?1) ORDER BY id DESC",
+            )?;
+            let rows = stmt.query_map(params![to.map(|t| t.trim().to_lowercase())], |r| {
+                let data: String = r.get(6)?;
+                Ok(Stored {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    to: r.get(2)?,
+                    kind: r.get(3)?,
+                    subject: r.get(4)?,
+                    body: r.get(5)?,
+                    data: serde_json::from_str(&data).unwrap_or_else(|_| json!({})),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    to: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let messages = load(&state, params.to).await?;
+    let out: Vec<Value> = messages
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "to": m.to,
+                "kind": m.kind,
+                "subject": m.subject,
+                "body": m.body,
+                "createdAt": m.created_at,
+                "data": m.data,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": out.len(), "messages": out })))
+}
+
+async fn clear(State(state): State<AppState>) -> ApiResult<StatusCode> {
+    state
+        .store
+        .call(|conn| {
+            conn.execute("DELETE FROM mail", [])?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
+    let messages = load(&state, None).await?;
+    let mut html = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Emulator mailbox</title>\
+         <style>body{font-family:sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}\
+         article{border:1px solid #ccc;border-radius:6px;padding:1rem;margin:1rem 0}\
+         .meta{color:#555;font-size:.9em}pre{white-space:pre-wrap;word-break:break-all}</style>\
+         </head><body><h1>Mailbox</h1>\n",
+    );
+    if messages.is_empty() {
+        html.push_str("<p>No messages yet.</p>\n");
+    }
+    for m in &messages {
+        html.push_str(&format!(
+            "<article><h2>{}</h2><p class=\"meta\">To {} &middot; {} &middot; {}</p><pre>{}</pre></article>\n",
+            escape(&m.subject),
+            escape(&m.to),
+            escape(&m.kind),
+            escape(&m.created_at),
+            linkify(&m.body),
+        ));
+    }
+    html.push_str("</body></html>\n");
+    Ok(Html(html))
+}
+
+/// HTML-escapes text for element content and double-quoted attributes.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a body and turns its http(s) URLs into links; other schemes stay text so a
+/// message can never carry a `javascript:` link.
+fn linkify(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(start) = ["http://", "https://"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        out.push_str(&escape(&rest[..start]));
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+            .unwrap_or(tail.len());
+        let url = &tail[..end];
+        out.push_str(&format!("<a href=\"{0}\">{0}</a>", escape(url)));
+        rest = &tail[end..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_clickable_and_markup_is_escaped() {
+        let html = linkify("<b>hi</b> go to https://x.io/v?a=1&b=\"2 now");
+        assert_eq!(
+            html,
+            "&lt;b&gt;hi&lt;/b&gt; go to <a href=\"https://x.io/v?a=1&amp;b=\">https://x.io/v?a=1&amp;b=</a>&quot;2 now"
+        );
+        assert_eq!(linkify("javascript:alert(1)"), "javascript:alert(1)");
+    }
 }

@@ -42,12 +42,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Unknown routes get Appwrite's 404, with a message that says which side is missing it.
 async fn fallback(method: Method, uri: axum::http::Uri) -> impl IntoResponse {
+    let mut err = ApiError::route_not_found();
     if uri.path().starts_with("/v1/") {
-        ApiError::not_implemented(&format!("{method} {}", uri.path()))
-    } else {
-        ApiError::route_not_found()
+        err.message = format!(
+            "The requested route was not found: the Appwrite emulator does not implement {method} {}. \
+             If Appwrite has this route, the emulator needs it added (crates/appwrite-emulator).",
+            uri.path()
+        );
     }
+    err
 }
 
 /// A JSON body whose rejections are Appwrite errors (400 `general_argument_invalid`) instead of

@@ -1,0 +1,49 @@
+//! `cargo run -p devstack`: the whole stack locally, seeded. See README.md.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Parser;
+
+/// Runs G3netic Signals locally on an embedded Appwrite emulator, with demo data.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Where to keep the emulator's database and files.
+    #[arg(long, env = "DEVSTACK_DATA_DIR", default_value = ".devstack")]
+    data_dir: PathBuf,
+    /// Address of the Appwrite emulator.
+    #[arg(long, env = "DEVSTACK_EMULATOR_ADDR", default_value = "127.0.0.1:8090")]
+    emulator_addr: SocketAddr,
+    /// Address of the Sell.app webhook receiver.
+    #[arg(long, env = "DEVSTACK_WEBHOOK_ADDR", default_value = "127.0.0.1:8091")]
+    webhook_addr: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,devstack=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if !args.emulator_addr.ip().is_loopback() {
+        anyhow::bail!(
+            "devstack only listens on loopback addresses, not {}",
+            args.emulator_addr
+        );
+    }
+    let settings = devstack::Settings {
+        data_dir: args.data_dir,
+        emulator_addr: args.emulator_addr,
+        webhook_addr: args.webhook_addr,
+        project_id: "g3".to_owned(),
+        api_key: "devstack-server-key".to_owned(),
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    devstack::run(settings, shutdown, &mut |line| println!("{line}")).await
+}

@@ -1,0 +1,301 @@
+//! The admin commands behind the CLI. Every change goes through `g3-access`, which writes the
+//! audit log; lookups read only.
+
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use g3_access::{Access, Cause, Outcome};
+use g3_appwrite::Query;
+use g3_core::{Email, plans::Plan};
+use g3_store::{
+    models::{WebhookEvent, WebhookFailure},
+    schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF},
+};
+use time::OffsetDateTime;
+
+fn when(t: Option<OffsetDateTime>) -> String {
+    t.map(g3_appwrite::format_datetime)
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Parses `--until`: a date (`2026-12-31`, end of that day UTC) or an RFC 3339 time.
+pub fn parse_until(raw: &str) -> anyhow::Result<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(t);
+    }
+    let date = time::Date::parse(
+        raw,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .with_context(|| format!("`{raw}` is neither a date (2026-12-31) nor an RFC 3339 time"))?;
+    Ok(date.with_time(time::macros::time!(23:59:59)).assume_utc())
+}
+
+pub async fn grant(
+    access: &Access,
+    email: &Email,
+    plan: &Plan,
+    until: Option<OffsetDateTime>,
+    cause: &Cause,
+) -> anyhow::Result<String> {
+    if let Some(until) = until {
+        anyhow::ensure!(until > OffsetDateTime::now_utc(), "--until is in the past");
+    }
+    Ok(format!(
+        "granted: {}",
+        access.grant(email, plan, until, cause).await?
+    ))
+}
+
+pub async fn revoke(
+    access: &Access,
+    email: &Email,
+    plan: Option<&Plan>,
+    cause: &Cause,
+) -> anyhow::Result<String> {
+    let ended = access.revoke(email, plan, cause).await?;
+    Ok(if ended.is_empty() {
+        format!("{email} had no active plan; paid membership checked")
+    } else {
+        ended
+            .iter()
+            .map(|l| format!("revoked: {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Everything about one customer an admin needs to answer a support question.
+pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
+    let client = access.client();
+    let mut out = String::new();
+    let _ = writeln!(out, "customer {email}");
+    match client.users().find_by_email(email.as_str()).await? {
+        None => {
+            let _ = writeln!(out, "  account      none (never signed up or bought)");
+        }
+        Some(user) => {
+            let _ = writeln!(
+                out,
+                "  account      {} ({}), email {}, {}",
+                user.id,
+                if user.name.is_empty() {
+                    "no name"
+                } else {
+                    &user.name
+                },
+                if user.email_verification {
+                    "verified"
+                } else {
+                    "NOT verified"
+                },
+                if user.status { "active" } else { "BLOCKED" }
+            );
+            let teams = client.teams();
+            for team in [TEAM_PAID, TEAM_STAFF] {
+                let member = teams.find_membership(team, &user.id).await?.is_some();
+                let _ = writeln!(
+                    out,
+                    "  team {team:<7} {}",
+                    if member { "member" } else { "-" }
+                );
+            }
+            if !user.labels.is_empty() {
+                let _ = writeln!(out, "  labels       {}", user.labels.join(", "));
+            }
+        }
+    }
+    let subs = access.subscriptions_of(email).await?;
+    let _ = writeln!(out, "  subscriptions ({})", subs.len());
+    let now = OffsetDateTime::now_utc();
+    for doc in &subs {
+        let s = &doc.data;
+        let _ = writeln!(
+            out,
+            "    {:<10} {:?}{} order {} subscription {} period end {}",
+            s.plan,
+            s.status,
+            if s.grants_access(now) {
+                " (grants access)"
+            } else {
+                ""
+            },
+            s.sellapp_order_id.as_deref().unwrap_or("-"),
+            s.sellapp_subscription_id.as_deref().unwrap_or("-"),
+            when(s.period_end)
+        );
+        if let Some(reason) = &s.reason {
+            let _ = writeln!(out, "               reason: {reason}");
+        }
+        for h in s.history() {
+            let _ = writeln!(
+                out,
+                "      {} {:?} {} ({})",
+                g3_appwrite::format_datetime(h.at),
+                h.status,
+                h.detail,
+                h.cause
+            );
+        }
+    }
+    let events = client
+        .documents(DATABASE_ID, g3_access::WEBHOOK_EVENTS)
+        .list::<WebhookEvent>(&[
+            Query::equal("email", email.as_str()),
+            Query::order_desc("received_at"),
+            Query::limit(20),
+        ])
+        .await?;
+    let _ = writeln!(
+        out,
+        "  webhook events (latest {} of {})",
+        events.documents.len(),
+        events.total
+    );
+    for e in &events.documents {
+        let d = &e.data;
+        let _ = writeln!(
+            out,
+            "    {} {:<24} order {:<10} {:?} {}",
+            g3_appwrite::format_datetime(d.received_at),
+            d.event,
+            d.order_id.as_deref().unwrap_or("-"),
+            d.status,
+            d.detail.as_deref().unwrap_or("")
+        );
+    }
+    let failures = client
+        .documents(DATABASE_ID, g3_access::WEBHOOK_FAILURES)
+        .list::<WebhookFailure>(&[Query::equal("email", email.as_str()), Query::limit(20)])
+        .await?;
+    let _ = writeln!(out, "  webhook failures ({})", failures.total);
+    for f in &failures.documents {
+        let _ = writeln!(
+            out,
+            "    {} {:?} {}",
+            f.id,
+            f.data.state,
+            f.data.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(out)
+}
+
+pub async fn failures_list(access: &Access, include_resolved: bool) -> anyhow::Result<String> {
+    let list = access.list_failures(include_resolved).await?;
+    if list.is_empty() {
+        return Ok(if include_resolved {
+            "no failures recorded"
+        } else {
+            "no open failures"
+        }
+        .into());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<32}  {:<9} {:>3}  {:<22} {:<28} error",
+        "id", "state", "try", "event", "email"
+    );
+    for d in list {
+        let f = &d.data;
+        let _ = writeln!(
+            out,
+            "{:<32}  {:<9} {:>3}  {:<22} {:<28} {}",
+            d.id,
+            format!("{:?}", f.state).to_lowercase(),
+            f.attempts.unwrap_or(0),
+            f.event.as_deref().unwrap_or("-"),
+            f.email.as_deref().unwrap_or("-"),
+            f.error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    Ok(out)
+}
+
+pub async fn failures_show(access: &Access, id: &str) -> anyhow::Result<String> {
+    let doc = access
+        .get_failure(id)
+        .await?
+        .with_context(|| format!("no failure with id {id}"))?;
+    let f = doc.data;
+    let mut out = String::new();
+    let _ = writeln!(out, "failure {}", doc.id);
+    let _ = writeln!(out, "  delivery     {}", f.event_id);
+    let _ = writeln!(out, "  event        {}", f.event.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "  email        {}", f.email.as_deref().unwrap_or("-"));
+    let _ = writeln!(
+        out,
+        "  state        {:?}, {} attempt(s), next retry {}",
+        f.state,
+        f.attempts.unwrap_or(0),
+        when(f.next_retry_at)
+    );
+    let _ = writeln!(
+        out,
+        "  first seen   {}",
+        g3_appwrite::format_datetime(doc.created_at)
+    );
+    let _ = writeln!(out, "  error        {}", f.error.as_deref().unwrap_or("-"));
+    let _ = writeln!(
+        out,
+        "  headers      {}",
+        f.headers.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "  payload      {}",
+        f.payload.as_deref().unwrap_or("-")
+    );
+    Ok(out)
+}
+
+/// Retries one failure, or every open one (`ids` empty and `all`), whatever its schedule.
+pub async fn failures_retry(
+    access: &Access,
+    id: Option<&str>,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<String> {
+    let ids: Vec<String> = match id {
+        Some(id) => vec![id.to_owned()],
+        None => access
+            .list_failures(false)
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect(),
+    };
+    let (mut resolved, mut failed) = (0, 0);
+    for (n, id) in ids.iter().enumerate() {
+        match access.retry_failure(id).await? {
+            Ok(outcome) => {
+                resolved += 1;
+                let what = match outcome {
+                    Outcome::Applied(d) => d,
+                    Outcome::Ignored => "ignored".into(),
+                    Outcome::Duplicate => "already applied".into(),
+                };
+                progress(&format!(
+                    "[{}/{}] {id}: resolved ({what})",
+                    n + 1,
+                    ids.len()
+                ));
+            }
+            Err(message) => {
+                failed += 1;
+                progress(&format!(
+                    "[{}/{}] {id}: still failing: {message}",
+                    n + 1,
+                    ids.len()
+                ));
+            }
+        }
+    }
+    Ok(format!("{resolved} resolved, {failed} still failing"))
+}

@@ -1,0 +1,218 @@
+//! `ops`: admin CLI. Settings come from flags or the environment (see `.env.example`).
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use g3_access::{Access, Cause};
+use g3_appwrite::ApiKey;
+use g3_core::{
+    Email,
+    plans::{Plan, PlanCatalog},
+};
+use g3_store::bootstrap;
+use ops::{Settings, commands};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Admin CLI for G3netic Signals")]
+struct Cli {
+    /// Appwrite REST endpoint, including /v1.
+    #[arg(
+        long,
+        env = "APPWRITE_ENDPOINT",
+        global = true,
+        default_value = "http://127.0.0.1:8090/v1"
+    )]
+    endpoint: String,
+    /// Appwrite project id.
+    #[arg(long, env = "APPWRITE_PROJECT_ID", global = true, default_value = "g3")]
+    project: String,
+    /// Appwrite server API key (prefer the environment variable: flags show up in `ps`).
+    #[arg(long, env = "APPWRITE_API_KEY", global = true, hide_env_values = true)]
+    key: Option<String>,
+    /// Sell.app product ids to plans (`PRODUCT[:VARIANT]=PLAN,...`); needed to retry deliveries.
+    #[arg(long, env = "SELLAPP_PLANS", global = true, default_value = "")]
+    plans: String,
+    /// Who is acting, for the audit log.
+    #[arg(long, env = "OPS_ACTOR", global = true)]
+    actor: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create database g3 with every collection, attribute and index, the teams and the bucket.
+    /// Idempotent: a second run changes nothing and says so.
+    Bootstrap,
+    /// Compare the schema in code with the backend.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Give a customer a plan (audited).
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: String,
+        /// Last day of access (`2026-12-31`) or an RFC 3339 time; open-ended when omitted.
+        #[arg(long)]
+        until: Option<String>,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "manual grant")]
+        reason: String,
+    },
+    /// End a customer's access at once: every plan, or one (audited).
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long, default_value = "manual revoke")]
+        reason: String,
+    },
+    /// Show everything about a customer: account, teams, subscriptions with history, webhooks.
+    Lookup {
+        #[arg(long)]
+        email: String,
+    },
+    /// Expire subscriptions whose paid period has ended (the webhook service does this too).
+    Expire,
+    /// Failed webhook deliveries.
+    #[command(subcommand)]
+    Failures(FailuresCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SchemaCommand {
+    /// List every difference between the backend and the schema in code; exit 1 if any.
+    Diff,
+}
+
+#[derive(Subcommand, Debug)]
+enum FailuresCommand {
+    /// Open failures (add --all for resolved ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// One failure with its payload and headers.
+    Show { id: String },
+    /// Replay one failure now, or every open one with --all.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn email(raw: &str) -> anyhow::Result<Email> {
+    Email::parse(raw).with_context(|| format!("--email {raw:?}"))
+}
+
+fn plan(raw: &str) -> anyhow::Result<Plan> {
+    Plan::parse(raw).with_context(|| format!("--plan {raw:?}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let key = cli
+        .key
+        .filter(|k| !k.is_empty())
+        .context("no API key: set APPWRITE_API_KEY (or pass --key)")?;
+    let settings = Settings {
+        endpoint: cli.endpoint,
+        project_id: cli.project,
+        api_key: ApiKey::new(key),
+    };
+    let client = settings.client()?;
+    client
+        .ping()
+        .await
+        .with_context(|| format!("cannot reach Appwrite at {}", settings.endpoint))?;
+    let plans = PlanCatalog::parse(&cli.plans).context("SELLAPP_PLANS")?;
+    let access = Access::new(client.clone(), plans.clone());
+    let actor = cli
+        .actor
+        .or_else(|| std::env::var("USER").ok())
+        .map(|a| format!("ops:{a}"))
+        .unwrap_or_else(|| "ops".into());
+    let admin = |reason: String| Cause::Admin {
+        actor: actor.clone(),
+        reason,
+    };
+
+    let output = match cli.command {
+        Command::Bootstrap => {
+            let mut print = |line: &str| println!("{line}");
+            let outcome = bootstrap::run(&client, &mut print).await?;
+            let mut out = if outcome.applied == 0 {
+                "schema is up to date: nothing to change".to_owned()
+            } else {
+                format!("done: {} change(s) applied", outcome.applied)
+            };
+            if !outcome.drift.is_empty() {
+                out.push_str(&format!(
+                    "\n{} difference(s) left for a human (see warnings above; `ops schema diff` lists them)",
+                    outcome.drift.len()
+                ));
+            }
+            out
+        }
+        Command::Schema(SchemaCommand::Diff) => {
+            let changes = bootstrap::plan(&client).await?;
+            if changes.is_empty() {
+                "backend matches the schema in code".to_owned()
+            } else {
+                for change in &changes {
+                    println!("{change}");
+                }
+                println!("{} difference(s)", changes.len());
+                std::process::exit(1);
+            }
+        }
+        Command::Grant {
+            email: e,
+            plan: p,
+            until,
+            reason,
+        } => {
+            let until = until.as_deref().map(commands::parse_until).transpose()?;
+            commands::grant(&access, &email(&e)?, &plan(&p)?, until, &admin(reason)).await?
+        }
+        Command::Revoke {
+            email: e,
+            plan: p,
+            reason,
+        } => {
+            let p = p.as_deref().map(plan).transpose()?;
+            commands::revoke(&access, &email(&e)?, p.as_ref(), &admin(reason)).await?
+        }
+        Command::Lookup { email: e } => commands::lookup(&access, &email(&e)?).await?,
+        Command::Expire => {
+            let n = access.expire_due(time::OffsetDateTime::now_utc()).await?;
+            format!("{n} subscription(s) expired")
+        }
+        Command::Failures(FailuresCommand::List { all }) => {
+            commands::failures_list(&access, all).await?
+        }
+        Command::Failures(FailuresCommand::Show { id }) => {
+            commands::failures_show(&access, &id).await?
+        }
+        Command::Failures(FailuresCommand::Retry { id, all: _ }) => {
+            if plans.is_empty() {
+                eprintln!(
+                    "warning: SELLAPP_PLANS is empty: deliveries that buy a plan will fail again"
+                );
+            }
+            commands::failures_retry(&access, id.as_deref(), &mut |line| println!("{line}")).await?
+        }
+    };
+    println!("{output}");
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The admin commands against a bootstrapped emulator: what an admin sees and what changes.
+
+use g3_access::{Access, Cause, NewFailure};
+use g3_core::{
+    Email,
+    plans::{Plan, PlanCatalog},
+};
+use g3_store::models::AuditEntry;
+use ops::commands;
+
+fn admin() -> Cause {
+    Cause::Admin {
+        actor: "ops:alice".into(),
+        reason: "ticket 42".into(),
+    }
+}
+
+#[tokio::test]
+async fn grant_lookup_revoke_with_audit() {
+    let backend = testkit::backend::backend().await;
+    let access = Access::new(backend.client.clone(), PlanCatalog::default());
+    let email = Email::parse("Support@Case.io").unwrap();
+    let until = commands::parse_until("2999-12-31").unwrap();
+
+    let out = commands::grant(
+        &access,
+        &email,
+        &Plan::parse("vip").unwrap(),
+        Some(until),
+        &admin(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.starts_with("granted: support@case.io vip until 2999-12-31T23:59:59.000+00:00"),
+        "{out}"
+    );
+
+    let page = commands::lookup(&access, &email).await.unwrap();
+    assert!(page.contains("customer support@case.io"), "{page}");
+    assert!(page.contains("email NOT verified"), "{page}");
+    assert!(page.contains("team paid    member"), "{page}");
+    assert!(page.contains("vip        Active (grants access)"), "{page}");
+    assert!(
+        page.contains("(ops:ops:alice:ticket 42)") || page.contains("ticket 42"),
+        "{page}"
+    );
+
+    let out = commands::revoke(&access, &email, None, &admin())
+        .await
+        .unwrap();
+    assert!(out.contains("revoked: support@case.io vip"), "{out}");
+    let page = commands::lookup(&access, &email).await.unwrap();
+    assert!(page.contains("team paid    -"), "{page}");
+    assert!(page.contains("Revoked"), "{page}");
+
+    let audit = backend
+        .client
+        .documents("g3", "audit_log")
+        .list::<AuditEntry>(&[g3_appwrite::Query::equal("target", "support@case.io")])
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit
+        .documents
+        .iter()
+        .map(|d| (d.data.actor.as_str(), d.data.action.as_str()))
+        .collect();
+    assert!(
+        actions.contains(&("ops:alice", "grant")) && actions.contains(&("ops:alice", "revoke")),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn lookup_of_a_stranger_says_so() {
+    let backend = testkit::backend::backend().await;
+    let access = Access::new(backend.client.clone(), PlanCatalog::default());
+    let page = commands::lookup(&access, &Email::parse("nobody@x.io").unwrap())
+        .await
+        .unwrap();
+    assert!(page.contains("account      none"), "{page}");
+    assert!(page.contains("subscriptions (0)"), "{page}");
+}
+
+#[tokio::test]
+async fn failures_list_show_and_retry_after_the_configuration_is_fixed() {
+    let backend = testkit::backend::backend().await;
+    let payload = br#"{"event":"order.completed","store":1,"data":{"id":5,"customer":{"email":"late@config.io"},"line_items":[{"product_id":42}]}}"#;
+    // Recorded while product 42 had no plan configured.
+    let before = Access::new(backend.client.clone(), PlanCatalog::default());
+    let id = before
+        .record_failure(NewFailure {
+            delivery_id: "d-42",
+            event: Some("order.completed"),
+            email: Some("late@config.io"),
+            payload,
+            headers: r#"{"signature":"abc"}"#,
+            error: "no plan is configured for product 42",
+            retryable: false,
+            retry_now: false,
+        })
+        .await
+        .unwrap();
+    let list = commands::failures_list(&before, false).await.unwrap();
+    assert!(
+        list.contains(&id) && list.contains("dead") && list.contains("late@config.io"),
+        "{list}"
+    );
+    let shown = commands::failures_show(&before, &id).await.unwrap();
+    assert!(
+        shown.contains("\"product_id\":42") && shown.contains("signature"),
+        "{shown}"
+    );
+
+    // The operator maps product 42 and retries.
+    let fixed = Access::new(
+        backend.client.clone(),
+        PlanCatalog::parse("42=pro").unwrap(),
+    );
+    let mut lines = Vec::new();
+    let out = commands::failures_retry(&fixed, None, &mut |l| lines.push(l.to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(out, "1 resolved, 0 still failing");
+    assert!(lines[0].contains("resolved"), "{lines:?}");
+    assert_eq!(
+        commands::failures_list(&fixed, false).await.unwrap(),
+        "no open failures"
+    );
+    let page = commands::lookup(&fixed, &Email::parse("late@config.io").unwrap())
+        .await
+        .unwrap();
+    assert!(page.contains("pro        Active"), "{page}");
+}
+
+#[test]
+fn until_accepts_dates_and_times_and_explains_the_rest() {
+    assert_eq!(
+        g3_appwrite::format_datetime(commands::parse_until("2026-12-31").unwrap()),
+        "2026-12-31T23:59:59.000+00:00"
+    );
+    assert!(commands::parse_until("2026-12-31T10:00:00Z").is_ok());
+    let err = commands::parse_until("next tuesday")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("neither a date"), "{err}");
+}

@@ -1,0 +1,560 @@
+//! Documents in a collection's own table: validation against the attributes (Appwrite's
+//! structure rules), reading rows into Appwrite's document JSON, writing rows together with the
+//! `<table>_readers` side table that list queries filter on, and the events a change publishes.
+
+use rusqlite::{Connection, OptionalExtension, Row, params, types::Value as SqlValue};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    error::{ApiError, ApiResult},
+    permissions::{self, Action},
+    query::{self, Compiled},
+    schema::{Attr, CollectionMeta, Kind},
+    state::RealtimeEvent,
+    util,
+};
+
+pub fn structure_invalid(message: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        400,
+        "document_invalid_structure",
+        format!("Invalid document structure: {message}"),
+    )
+}
+
+pub fn attribute_not_available() -> ApiError {
+    ApiError::new(
+        400,
+        "attribute_not_available",
+        "The requested attribute is not yet available. Please try again later.",
+    )
+}
+
+pub fn document_not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "document_not_found",
+        "Document with the requested ID could not be found.",
+    )
+}
+
+pub fn document_exists() -> ApiError {
+    ApiError::new(
+        409,
+        "document_already_exists",
+        "Document with the requested ID already exists. Try again with a different ID or use ID.unique() to generate a unique ID.",
+    )
+}
+
+/// Checks one value (a whole array for array attributes) and returns what the column stores.
+pub fn validate_value(attr: &Attr, v: &Value) -> ApiResult<SqlValue> {
+    if v.is_null() {
+        return Ok(SqlValue::Null);
+    }
+    if attr.array {
+        let items = v.as_array().ok_or_else(|| {
+            structure_invalid(format!("Attribute \"{}\" must be an array", attr.key))
+        })?;
+        let mut stored = Vec::with_capacity(items.len());
+        for item in items {
+            let scalar = validate_scalar(attr, item)?;
+            stored.push(sql_to_json_scalar(attr, scalar));
+        }
+        return Ok(SqlValue::Text(serde_json::to_string(&stored)?));
+    }
+    validate_scalar(attr, v)
+}
+
+fn validate_scalar(attr: &Attr, v: &Value) -> ApiResult<SqlValue> {
+    let key = &attr.key;
+    let invalid_type =
+        |what: &str| structure_invalid(format!("Attribute \"{key}\" has invalid type. {what}"));
+    let invalid_format =
+        |what: String| structure_invalid(format!("Attribute \"{key}\" has invalid format. {what}"));
+    Ok(match &attr.kind {
+        Kind::String { size } => {
+            let s = v
+                .as_str()
+                .filter(|s| s.chars().count() as i64 <= *size)
+                .ok_or_else(|| {
+                    invalid_type(&format!(
+                        "Value must be a valid string and no longer than {size} chars"
+                    ))
+                })?;
+            SqlValue::Text(s.to_owned())
+        }
+        Kind::Integer { min, max } => {
+            let n = v
+                .as_i64()
+                .ok_or_else(|| invalid_type("Value must be a valid integer"))?;
+            if n < *min || n > *max {
+                return Err(invalid_format(format!(
+                    "Value must be a valid range between {min} and {max}"
+                )));
+            }
+            SqlValue::Integer(n)
+        }
+        Kind::Float { min, max } => {
+            let n = v
+                .as_f64()
+                .ok_or_else(|| invalid_type("Value must be a valid float"))?;
+            if n < *min || n > *max {
+                return Err(invalid_format(format!(
+                    "Value must be a valid range between {min} and {max}"
+                )));
+            }
+            SqlValue::Real(n)
+        }
+        Kind::Boolean => SqlValue::Integer(i64::from(
+            v.as_bool()
+                .ok_or_else(|| invalid_type("Value must be a valid boolean"))?,
+        )),
+        Kind::Datetime => {
+            SqlValue::Text(v.as_str().and_then(util::normalize_time).ok_or_else(|| {
+                invalid_format(
+                    "Value must be valid date between 0000-01-01 00:00:00 and 9999-12-31 23:59:59."
+                        .to_owned(),
+                )
+            })?)
+        }
+        Kind::Enum { elements } => {
+            let s = v
+                .as_str()
+                .filter(|s| elements.iter().any(|e| e == s))
+                .ok_or_else(|| {
+                    invalid_format(format!("Value must be one of ({})", elements.join(", ")))
+                })?;
+            SqlValue::Text(s.to_owned())
+        }
+    })
+}
+
+/// The JSON form of one stored scalar.
+pub fn sql_to_json_scalar(attr: &Attr, v: SqlValue) -> Value {
+    match (v, &attr.kind) {
+        (SqlValue::Null, _) => Value::Null,
+        (SqlValue::Integer(i), Kind::Boolean) => Value::Bool(i != 0),
+        (SqlValue::Integer(i), Kind::Float { .. }) => json!(i as f64),
+        (SqlValue::Integer(i), _) => json!(i),
+        (SqlValue::Real(f), _) => json!(f),
+        (SqlValue::Text(s), _) => Value::String(s),
+        (SqlValue::Blob(_), _) => Value::Null,
+    }
+}
+
+fn column_to_json(attr: &Attr, v: SqlValue) -> ApiResult<Value> {
+    if attr.array {
+        return Ok(match v {
+            SqlValue::Text(s) => serde_json::from_str(&s)?,
+            _ => Value::Null,
+        });
+    }
+    Ok(sql_to_json_scalar(attr, v))
+}
+
+/// One stored document.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    pub seq: i64,
+    pub id: String,
+    pub created: String,
+    pub updated: String,
+    pub perms: Vec<String>,
+    /// One JSON value per attribute, in `meta.attrs` order.
+    pub values: Vec<Value>,
+}
+
+impl Doc {
+    pub fn to_json(&self, meta: &CollectionMeta, select: Option<&[String]>) -> Value {
+        let mut out = Map::new();
+        out.insert("$id".into(), json!(self.id));
+        out.insert("$sequence".into(), json!(self.seq));
+        out.insert("$collectionId".into(), json!(meta.id));
+        out.insert("$databaseId".into(), json!(meta.database_id));
+        out.insert("$createdAt".into(), json!(self.created));
+        out.insert("$updatedAt".into(), json!(self.updated));
+        out.insert("$permissions".into(), json!(self.perms));
+        for (attr, value) in meta.attrs.iter().zip(&self.values) {
+            if select.is_none_or(|s| s.iter().any(|k| k == &attr.key)) {
+                out.insert(attr.key.clone(), value.clone());
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// `_seq, _id, _created, _updated, _perms, <attribute columns>`.
+fn select_list(meta: &CollectionMeta) -> String {
+    let mut cols = String::from("t._seq, t._id, t._created, t._updated, t._perms");
+    for a in &meta.attrs {
+        cols.push_str(", t.");
+        cols.push_str(&a.column());
+    }
+    cols
+}
+
+fn read_row(meta: &CollectionMeta, row: &Row<'_>) -> rusqlite::Result<(Doc, Vec<SqlValue>)> {
+    let perms: String = row.get(4)?;
+    let mut raw = Vec::with_capacity(meta.attrs.len());
+    for i in 0..meta.attrs.len() {
+        raw.push(row.get::<_, SqlValue>(5 + i)?);
+    }
+    Ok((
+        Doc {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            created: row.get(2)?,
+            updated: row.get(3)?,
+            perms: serde_json::from_str(&perms).unwrap_or_default(),
+            values: Vec::new(),
+        },
+        raw,
+    ))
+}
+
+fn finish(meta: &CollectionMeta, (mut doc, raw): (Doc, Vec<SqlValue>)) -> ApiResult<Doc> {
+    doc.values = meta
+        .attrs
+        .iter()
+        .zip(raw)
+        .map(|(a, v)| column_to_json(a, v))
+        .collect::<ApiResult<_>>()?;
+    Ok(doc)
+}
+
+pub fn fetch(conn: &Connection, meta: &CollectionMeta, id: &str) -> ApiResult<Option<Doc>> {
+    let sql = format!(
+        "SELECT {} FROM {} t WHERE t._id = ?1",
+        select_list(meta),
+        meta.table_ident()
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![id], |r| read_row(meta, r))
+        .optional()?;
+    row.map(|r| finish(meta, r)).transpose()
+}
+
+/// Builds the full attribute row for a write: `data` over `base` (the stored document on
+/// update) or over the defaults (on create); checks every rule before anything is written.
+pub fn validate_document(
+    meta: &CollectionMeta,
+    data: &Map<String, Value>,
+    base: Option<&Doc>,
+) -> ApiResult<Vec<SqlValue>> {
+    for key in data.keys() {
+        // `$id`, `$permissions` and friends are system fields Appwrite sets itself.
+        if !key.starts_with('$') && meta.attr(key).is_none() {
+            return Err(structure_invalid(format!("Unknown attribute: \"{key}\"")));
+        }
+    }
+    let mut row = Vec::with_capacity(meta.attrs.len());
+    for (i, attr) in meta.attrs.iter().enumerate() {
+        let value = match (data.get(&attr.key), base) {
+            (Some(v), _) => {
+                if attr.status != "available" {
+                    return Err(attribute_not_available());
+                }
+                v.clone()
+            }
+            (None, Some(doc)) => doc.values.get(i).cloned().unwrap_or(Value::Null),
+            (None, None) => attr.default.clone(),
+        };
+        if value.is_null() && attr.required {
+            return Err(structure_invalid(format!(
+                "Missing required attribute \"{}\"",
+                attr.key
+            )));
+        }
+        row.push(validate_value(attr, &value)?);
+    }
+    Ok(row)
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+fn write_readers(
+    conn: &Connection,
+    meta: &CollectionMeta,
+    seq: i64,
+    perms: &[String],
+) -> ApiResult<()> {
+    let readers = meta.readers_table_ident();
+    conn.prepare_cached(&format!("DELETE FROM {readers} WHERE doc = ?1"))?
+        .execute(params![seq])?;
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {readers} (role, doc) VALUES (?1, ?2)"
+    ))?;
+    for role in permissions::roles_for(perms, Action::Read) {
+        insert.execute(params![role, seq])?;
+    }
+    Ok(())
+}
+
+/// Inserts a new document; `row` comes from [`validate_document`].
+pub fn insert(
+    conn: &Connection,
+    meta: &CollectionMeta,
+    id: &str,
+    row: Vec<SqlValue>,
+    perms: &[String],
+    now: &str,
+) -> ApiResult<Doc> {
+    let mut cols = String::from("_id, _created, _updated, _perms");
+    let mut marks = String::from("?, ?, ?, ?");
+    for a in &meta.attrs {
+        cols.push_str(", ");
+        cols.push_str(&a.column());
+        marks.push_str(", ?");
+    }
+    let sql = format!(
+        "INSERT INTO {} ({cols}) VALUES ({marks})",
+        meta.table_ident()
+    );
+    let mut values = vec![
+        SqlValue::Text(id.to_owned()),
+        SqlValue::Text(now.to_owned()),
+        SqlValue::Text(now.to_owned()),
+        SqlValue::Text(serde_json::to_string(perms)?),
+    ];
+    values.extend(row);
+    conn.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                document_exists()
+            } else {
+                e.into()
+            }
+        })?;
+    let seq = conn.last_insert_rowid();
+    write_readers(conn, meta, seq, perms)?;
+    fetch(conn, meta, id)?.ok_or_else(document_not_found)
+}
+
+/// Rewrites a stored document's attributes and permissions.
+pub fn update(
+    conn: &Connection,
+    meta: &CollectionMeta,
+    old: &Doc,
+    row: Vec<SqlValue>,
+    perms: &[String],
+    now: &str,
+) -> ApiResult<Doc> {
+    let mut sets = String::from("_updated = ?, _perms = ?");
+    for a in &meta.attrs {
+        sets.push_str(", ");
+        sets.push_str(&a.column());
+        sets.push_str(" = ?");
+    }
+    let sql = format!("UPDATE {} SET {sets} WHERE _seq = ?", meta.table_ident());
+    let mut values = vec![
+        SqlValue::Text(now.to_owned()),
+        SqlValue::Text(serde_json::to_string(perms)?),
+    ];
+    values.extend(row);
+    values.push(SqlValue::Integer(old.seq));
+    conn.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                document_exists()
+            } else {
+                e.into()
+            }
+        })?;
+    if perms != old.perms.as_slice() {
+        write_readers(conn, meta, old.seq, perms)?;
+    }
+    fetch(conn, meta, &old.id)?.ok_or_else(document_not_found)
+}
+
+pub fn delete(conn: &Connection, meta: &CollectionMeta, doc: &Doc) -> ApiResult<()> {
+    conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE _seq = ?1",
+        meta.table_ident()
+    ))?
+    .execute(params![doc.seq])?;
+    conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE doc = ?1",
+        meta.readers_table_ident()
+    ))?
+    .execute(params![doc.seq])?;
+    Ok(())
+}
+
+/// Who may list: `None` sees everything the filters match; `Some(roles)` only documents whose
+/// own read permissions name one of `roles`.
+pub type ReadFilter = Option<Vec<String>>;
+
+/// Runs a compiled list query: `(total capped at 5000, page)`.
+pub fn list(
+    conn: &Connection,
+    meta: &CollectionMeta,
+    q: &Compiled,
+    readers: &ReadFilter,
+    want_total: bool,
+) -> ApiResult<(i64, Vec<Doc>)> {
+    let mut conditions = Vec::new();
+    let mut params: Vec<SqlValue> = Vec::new();
+    if !q.filter.is_empty() {
+        conditions.push(q.filter.clone());
+        params.extend(q.params.iter().cloned());
+    }
+    if let Some(roles) = readers {
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM {} r WHERE r.doc = t._seq AND r.role IN ({}))",
+            meta.readers_table_ident(),
+            vec!["?"; roles.len().max(1)].join(", ")
+        ));
+        if roles.is_empty() {
+            params.push(SqlValue::Null);
+        }
+        params.extend(roles.iter().cloned().map(SqlValue::Text));
+    }
+    let base_where = conditions.join(" AND ");
+    let table = meta.table_ident();
+
+    let total = if want_total {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {table} t {} LIMIT {})",
+            if base_where.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {base_where}")
+            },
+            query::MAX_COUNT
+        );
+        conn.prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+    } else {
+        0
+    };
+
+    let mut orders = q.orders.clone();
+    let mut page_conditions = conditions;
+    let mut page_params = params;
+    let before = matches!(q.cursor, Some((_, false)));
+    if let Some((cursor_id, _)) = &q.cursor {
+        if before {
+            for o in &mut orders {
+                o.1 = !o.1;
+            }
+        }
+        let cols: Vec<&str> = orders.iter().map(|(c, _)| c.as_str()).collect();
+        let sql = format!("SELECT {} FROM {table} t WHERE t._id = ?1", cols.join(", "));
+        let values = conn
+            .prepare_cached(&sql)?
+            .query_row(params![cursor_id], |r| {
+                (0..cols.len())
+                    .map(|i| r.get::<_, SqlValue>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .optional()?
+            .ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "general_cursor_not_found",
+                    format!("Document '{cursor_id}' for the 'cursor' value not found."),
+                )
+            })?;
+        // Appwrite refuses to page from a cursor whose order values include a null.
+        if let Some(i) = values.iter().position(|v| matches!(v, SqlValue::Null)) {
+            let name = q.order_names.get(i).map_or("", String::as_str);
+            return Err(ApiError::new(
+                400,
+                "database_query_order_null",
+                format!(
+                    "The order attribute '{name}' had a null value. Cursor pagination requires all documents order attribute values are non-null."
+                ),
+            ));
+        }
+        page_conditions.push(query::keyset(&orders, &values, &mut page_params));
+    }
+    let order_sql: Vec<String> = orders
+        .iter()
+        .map(|(c, d)| format!("{c} {}", if *d { "DESC" } else { "ASC" }))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {table} t {} ORDER BY {} LIMIT ? OFFSET ?",
+        select_list(meta),
+        if page_conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", page_conditions.join(" AND "))
+        },
+        order_sql.join(", ")
+    );
+    page_params.push(SqlValue::Integer(q.limit));
+    page_params.push(SqlValue::Integer(q.offset));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(page_params), |r| {
+        read_row(meta, r)
+    })?;
+    let mut docs = Vec::new();
+    for row in rows {
+        docs.push(finish(meta, row?)?);
+    }
+    if before {
+        docs.reverse();
+    }
+    Ok((total, docs))
+}
+
+/// Roles that may read `doc`: the collection's readers, plus the document's own with document
+/// security on. Realtime delivers only to subscribers holding one of them.
+pub fn readers_of(meta: &CollectionMeta, perms: &[String]) -> Vec<String> {
+    let mut roles = permissions::roles_for(&meta.permissions, Action::Read);
+    if meta.document_security {
+        for r in permissions::roles_for(perms, Action::Read) {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+    }
+    roles
+}
+
+/// Appwrite's event names for a document change: the specific one first, then every wildcard
+/// combination, each with and without the action suffix.
+pub fn event_names(db: &str, col: &str, id: &str, action: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for with_action in [true, false] {
+        for mask in 0..8u8 {
+            let d = if mask & 4 != 0 { "*" } else { db };
+            let c = if mask & 2 != 0 { "*" } else { col };
+            let i = if mask & 1 != 0 { "*" } else { id };
+            let base = format!("databases.{d}.collections.{c}.documents.{i}");
+            out.push(if with_action {
+                format!("{base}.{action}")
+            } else {
+                base
+            });
+        }
+    }
+    out
+}
+
+pub fn event(meta: &CollectionMeta, doc: &Doc, action: &str) -> RealtimeEvent {
+    let (db, col) = (&meta.database_id, &meta.id);
+    RealtimeEvent {
+        events: event_names(db, col, &doc.id, action),
+        // 1.8 also names collections "tables" and documents "rows"; subscribers of either
+        // spelling hear the same change.
+        channels: vec![
+            "documents".to_owned(),
+            format!("databases.{db}.collections.{col}.documents"),
+            format!("databases.{db}.collections.{col}.documents.{}", doc.id),
+            "rows".to_owned(),
+            format!("databases.{db}.tables.{col}.rows"),
+            format!("databases.{db}.tables.{col}.rows.{}", doc.id),
+        ],
+        readers: readers_of(meta, &doc.perms),
+        timestamp: util::now(),
+        payload: doc.to_json(meta, None),
+    }
+}

@@ -1,0 +1,241 @@
+//! `./scripts/bench.sh`: benchmarks against the real code paths, printed as a table.
+//!
+//! Appwrite rows: an in-process emulator on a SQLite file (as devstack runs it), driven through
+//! the `g3-appwrite` client over loopback HTTP, exactly as the services use it.
+
+mod stats;
+mod table;
+
+use std::{sync::Arc, time::Duration, time::Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use g3_appwrite::{
+    ApiKey, AttributeSpec, Client, Config, IndexSpec, IndexType, Order, Query, RetryPolicy,
+};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    stats::Samples,
+    table::{Goal, Row},
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "G3netic Signals benchmarks")]
+struct Args {
+    /// Documents in the benchmark collection.
+    #[arg(long, default_value_t = 100_000)]
+    docs: usize,
+    /// Concurrent callers for the throughput rows.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Requests per read scenario.
+    #[arg(long, default_value_t = 20_000)]
+    reads: usize,
+}
+
+const DB: &str = "bench";
+const COL: &str = "items";
+/// Distinct values of the indexed attribute: 100k docs / 100 routes = 1,000 docs per route.
+const ROUTES: usize = 100;
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Item {
+    route: String,
+    n: i64,
+    body: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let mut config = appwrite_emulator::Config::in_memory("bench", "bench-key");
+    config.database_path = Some(dir.path().join("bench.sqlite"));
+    config.storage_dir = Some(dir.path().join("files"));
+    let emulator = appwrite_emulator::spawn(config).await?;
+
+    let mut client_config = Config::new(&emulator.endpoint, "bench");
+    client_config.api_key = Some(ApiKey::new("bench-key"));
+    client_config.retry = RetryPolicy::none();
+    let client = Client::new(client_config)?;
+    setup_schema(&client).await?;
+
+    let mut rows = Vec::new();
+    eprintln!(
+        "creating {} documents with {} callers ...",
+        args.docs, args.concurrency
+    );
+    let mut creates = create_docs(&client, args.docs, args.concurrency).await?;
+    rows.push(row(
+        format!("appwrite: create document ({} docs)", args.docs),
+        args.concurrency,
+        &mut creates,
+        Goal::MinOpsPerSec(2_000.0),
+    ));
+
+    for concurrency in [1, args.concurrency] {
+        eprintln!("get by id, {concurrency} caller(s) ...");
+        let mut gets = run_reads(&client, args.reads, concurrency, args.docs, Read::Get).await?;
+        let goal = if concurrency == 1 {
+            Goal::MaxP99(Duration::from_millis(2))
+        } else {
+            Goal::None
+        };
+        rows.push(row(
+            format!("appwrite: get by id (of {})", args.docs),
+            concurrency,
+            &mut gets,
+            goal,
+        ));
+
+        eprintln!("list equal+orderDesc+limit 25, {concurrency} caller(s) ...");
+        let mut lists = run_reads(&client, args.reads, concurrency, args.docs, Read::List).await?;
+        let goal = if concurrency == 1 {
+            Goal::MaxP99(Duration::from_millis(5))
+        } else {
+            Goal::None
+        };
+        rows.push(row(
+            format!("appwrite: list equal+orderDesc+limit 25 (of {})", args.docs),
+            concurrency,
+            &mut lists,
+            goal,
+        ));
+    }
+
+    emulator.stop().await?;
+    println!("{}", table::render(&rows));
+    let missed = rows.iter().filter(|r| r.verdict() == "MISSED").count();
+    if missed > 0 {
+        println!("{missed} goal(s) missed");
+    }
+    Ok(())
+}
+
+fn row(scenario: String, concurrency: usize, samples: &mut Samples, goal: Goal) -> Row {
+    Row {
+        scenario,
+        ops: samples.count(),
+        concurrency,
+        ops_per_sec: samples.ops_per_sec(),
+        p50: samples.percentile(50.0),
+        p99: samples.percentile(99.0),
+        errors: samples.errors,
+        goal,
+    }
+}
+
+async fn setup_schema(client: &Client) -> anyhow::Result<()> {
+    let dbs = client.databases();
+    dbs.create(DB, "Bench").await?;
+    dbs.create_collection(DB, COL, "Items", &[], false).await?;
+    for spec in [
+        AttributeSpec::string("route", 32).required(),
+        AttributeSpec::integer("n").required(),
+        AttributeSpec::string("body", 256),
+    ] {
+        dbs.create_attribute(DB, COL, &spec).await?;
+        dbs.wait_attribute_available(DB, COL, &spec.key, Duration::from_secs(30))
+            .await?;
+    }
+    let index = IndexSpec::new("by_route_n", IndexType::Key, ["route", "n"])
+        .orders([Order::Asc, Order::Desc]);
+    dbs.create_index(DB, COL, &index).await?;
+    dbs.wait_index_available(DB, COL, "by_route_n", Duration::from_secs(30))
+        .await?;
+    Ok(())
+}
+
+fn item(i: usize) -> Item {
+    Item {
+        route: format!("r{}", i % ROUTES),
+        n: i as i64,
+        body: format!("signal body number {i}"),
+    }
+}
+
+async fn create_docs(client: &Client, docs: usize, concurrency: usize) -> anyhow::Result<Samples> {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let next = Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            let documents = client.documents(DB, COL);
+            let mut samples = Samples::with_capacity(docs / concurrency + 1);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= docs {
+                    break;
+                }
+                let t = Instant::now();
+                match documents.create(format!("d{i}"), &item(i), None).await {
+                    Ok(_) => samples.record(t.elapsed()),
+                    Err(_) => samples.errors += 1,
+                }
+            }
+            samples
+        }));
+    }
+    let mut all = Samples::with_capacity(docs);
+    for task in tasks {
+        all.merge(task.await.context("create worker panicked")?);
+    }
+    all.wall = started.elapsed();
+    Ok(all)
+}
+
+#[derive(Clone, Copy)]
+enum Read {
+    Get,
+    List,
+}
+
+async fn run_reads(
+    client: &Client,
+    requests: usize,
+    concurrency: usize,
+    docs: usize,
+    read: Read,
+) -> anyhow::Result<Samples> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let share = requests / concurrency;
+        tasks.push(tokio::spawn(async move {
+            let documents = client.documents(DB, COL);
+            let mut samples = Samples::with_capacity(share);
+            for _ in 0..share {
+                let pick = rand::rng().random_range(0..docs);
+                let t = Instant::now();
+                let ok = match read {
+                    Read::Get => documents.get::<Item>(&format!("d{pick}")).await.is_ok(),
+                    Read::List => documents
+                        .list::<Item>(&[
+                            Query::equal("route", format!("r{}", pick % ROUTES)),
+                            Query::order_desc("n"),
+                            Query::limit(25),
+                        ])
+                        .await
+                        .is_ok_and(|page| page.documents.len() == 25),
+                };
+                if ok {
+                    samples.record(t.elapsed());
+                } else {
+                    samples.errors += 1;
+                }
+            }
+            samples
+        }));
+    }
+    let mut all = Samples::with_capacity(requests);
+    for task in tasks {
+        all.merge(task.await.context("read worker panicked")?);
+    }
+    all.wall = started.elapsed();
+    Ok(all)
+}

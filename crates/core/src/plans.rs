@@ -1,0 +1,151 @@
+//! Plans: what a Sell.app product (or one of its variants) sells. Configured by the operator as
+//! `SELLAPP_PLANS="3301:9001=vip,3301=basic"`: a variant-specific entry wins over the product's.
+//! An unknown product grants nothing; the caller records it as a failure.
+
+use std::{collections::HashMap, fmt};
+
+use crate::sellapp::LineItem;
+
+/// A plan key such as `vip`: lower-case letters, digits, `-` and `_`, at most 64 chars.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Plan(String);
+
+impl Plan {
+    pub fn parse(raw: &str) -> Result<Self, PlanError> {
+        let s = raw.trim();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(PlanError::BadKey(raw.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("`{0}` is not a plan key (use lower-case letters, digits, - and _)")]
+    BadKey(String),
+    #[error("`{0}` is not a plan mapping; expected PRODUCT[:VARIANT]=PLAN")]
+    BadEntry(String),
+    #[error("product {0} is mapped twice")]
+    Duplicate(String),
+}
+
+/// Maps Sell.app product and variant ids to plans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanCatalog {
+    by_variant: HashMap<(String, String), Plan>,
+    by_product: HashMap<String, Plan>,
+}
+
+impl PlanCatalog {
+    /// Parses `PRODUCT[:VARIANT]=PLAN` entries separated by commas (whitespace ignored).
+    pub fn parse(spec: &str) -> Result<Self, PlanError> {
+        let mut catalog = Self::default();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (ids, plan) = entry
+                .split_once('=')
+                .ok_or_else(|| PlanError::BadEntry(entry.to_owned()))?;
+            let plan = Plan::parse(plan)?;
+            let (product, variant) = match ids.trim().split_once(':') {
+                Some((p, v)) => (p.trim(), Some(v.trim())),
+                None => (ids.trim(), None),
+            };
+            if product.is_empty() || variant.is_some_and(str::is_empty) {
+                return Err(PlanError::BadEntry(entry.to_owned()));
+            }
+            let duplicate = match variant {
+                Some(v) => catalog
+                    .by_variant
+                    .insert((product.to_owned(), v.to_owned()), plan)
+                    .is_some(),
+                None => catalog
+                    .by_product
+                    .insert(product.to_owned(), plan)
+                    .is_some(),
+            };
+            if duplicate {
+                return Err(PlanError::Duplicate(ids.trim().to_owned()));
+            }
+        }
+        Ok(catalog)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_variant.is_empty() && self.by_product.is_empty()
+    }
+
+    /// The plan one line item buys, if it is one of ours.
+    pub fn plan_for(&self, item: &LineItem) -> Option<&Plan> {
+        item.variant_id
+            .as_ref()
+            .and_then(|v| self.by_variant.get(&(item.product_id.clone(), v.clone())))
+            .or_else(|| self.by_product.get(&item.product_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(product: &str, variant: Option<&str>) -> LineItem {
+        LineItem {
+            product_id: product.into(),
+            variant_id: variant.map(Into::into),
+            subscription_id: None,
+        }
+    }
+
+    #[test]
+    fn variant_wins_over_product() {
+        let c = PlanCatalog::parse(" 3301:9001=vip , 3301=basic,42=pro").unwrap();
+        assert_eq!(
+            c.plan_for(&item("3301", Some("9001"))).map(Plan::as_str),
+            Some("vip")
+        );
+        assert_eq!(
+            c.plan_for(&item("3301", Some("9002"))).map(Plan::as_str),
+            Some("basic")
+        );
+        assert_eq!(
+            c.plan_for(&item("3301", None)).map(Plan::as_str),
+            Some("basic")
+        );
+        assert_eq!(c.plan_for(&item("7", None)), None);
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_the_offending_entry() {
+        assert_eq!(
+            PlanCatalog::parse("3301"),
+            Err(PlanError::BadEntry("3301".into()))
+        );
+        assert_eq!(
+            PlanCatalog::parse("3301=VIP!"),
+            Err(PlanError::BadKey("VIP!".into()))
+        );
+        assert_eq!(
+            PlanCatalog::parse("1=a,1=b"),
+            Err(PlanError::Duplicate("1".into()))
+        );
+        assert_eq!(
+            PlanCatalog::parse(":5=a"),
+            Err(PlanError::BadEntry(":5=a".into()))
+        );
+        assert!(PlanCatalog::parse("").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,273 @@
+//! Typed documents of the product's collections, one struct per collection of `schema.rs`.
+//! Field names are the attribute keys; optional attributes are `Option` (Appwrite returns null).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Optional datetimes in Appwrite's format (`2024-05-01T12:34:56.789+00:00`), null when unset.
+pub mod opt_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&g3_appwrite::format_datetime(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) if s.is_empty() => Ok(None),
+            Some(s) => OffsetDateTime::parse(&s, &Rfc3339)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Required datetimes in Appwrite's format.
+pub mod req_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&g3_appwrite::format_datetime(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionStatus {
+    Active,
+    /// Cancelled by the customer: access runs until `period_end`.
+    Cancelled,
+    Revoked,
+    Expired,
+}
+
+/// `subscriptions`: one per customer email and plan (id from `ids::subscription`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub email: String,
+    pub user_id: Option<String>,
+    pub plan: String,
+    pub status: SubscriptionStatus,
+    pub sellapp_order_id: Option<String>,
+    pub sellapp_subscription_id: Option<String>,
+    #[serde(with = "opt_time", default)]
+    pub period_end: Option<OffsetDateTime>,
+    #[serde(with = "opt_time", default)]
+    pub granted_at: Option<OffsetDateTime>,
+    #[serde(with = "opt_time", default)]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub reason: Option<String>,
+    /// JSON array of [`HistoryEntry`], oldest first.
+    pub history: Option<String>,
+}
+
+/// One change in a subscription's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(with = "req_time")]
+    pub at: OffsetDateTime,
+    /// The webhook delivery id, or `ops:<actor>` / `job:<name>`: what caused it.
+    pub cause: String,
+    pub status: SubscriptionStatus,
+    pub detail: String,
+}
+
+impl Subscription {
+    /// Oldest first; unreadable history (hand-edited) reads as empty rather than failing.
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.history
+            .as_deref()
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default()
+    }
+
+    /// Appends an entry unless the same cause is already recorded, keeping the newest 100.
+    pub fn push_history(&mut self, entry: HistoryEntry) -> bool {
+        let mut history = self.history();
+        if history
+            .iter()
+            .any(|h| h.cause == entry.cause && h.status == entry.status)
+        {
+            return false;
+        }
+        history.push(entry);
+        let skip = history.len().saturating_sub(100);
+        self.history = serde_json::to_string(&history[skip..]).ok();
+        true
+    }
+
+    /// Does this subscription give access at `now`?
+    pub fn grants_access(&self, now: OffsetDateTime) -> bool {
+        match self.status {
+            SubscriptionStatus::Active => self.period_end.is_none_or(|end| end > now),
+            SubscriptionStatus::Cancelled => self.period_end.is_some_and(|end| end > now),
+            SubscriptionStatus::Revoked | SubscriptionStatus::Expired => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    Received,
+    Processed,
+    Ignored,
+    Failed,
+}
+
+/// `webhook_events`: the idempotency record of one delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    pub event: String,
+    pub order_id: Option<String>,
+    pub store_id: Option<String>,
+    pub email: Option<String>,
+    pub status: EventStatus,
+    #[serde(with = "req_time")]
+    pub received_at: OffsetDateTime,
+    #[serde(with = "opt_time", default)]
+    pub processed_at: Option<OffsetDateTime>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureState {
+    Pending,
+    Retrying,
+    Resolved,
+    Dead,
+}
+
+/// `webhook_failures`: a delivery that could not be applied, with enough to replay it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookFailure {
+    pub event_id: String,
+    pub event: Option<String>,
+    pub email: Option<String>,
+    pub payload: Option<String>,
+    /// JSON object of the headers needed to verify and replay.
+    pub headers: Option<String>,
+    pub error: Option<String>,
+    pub attempts: Option<i64>,
+    #[serde(with = "opt_time", default)]
+    pub next_retry_at: Option<OffsetDateTime>,
+    pub state: FailureState,
+}
+
+/// `audit_log`: who changed what, when, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    #[serde(with = "req_time")]
+    pub at: OffsetDateTime,
+}
+
+/// `role_state`: the Discord role a customer should have, and what was last applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleState {
+    pub user_id: String,
+    pub discord_user_id: Option<String>,
+    pub role_id: String,
+    pub desired: bool,
+    pub applied: Option<bool>,
+    pub reason: Option<String>,
+    pub last_error: Option<String>,
+    pub attempts: Option<i64>,
+    #[serde(with = "opt_time", default)]
+    pub applied_at: Option<OffsetDateTime>,
+    #[serde(with = "opt_time", default)]
+    pub next_retry_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn sub(status: SubscriptionStatus, period_end: Option<OffsetDateTime>) -> Subscription {
+        Subscription {
+            email: "a@b.co".into(),
+            user_id: None,
+            plan: "vip".into(),
+            status,
+            sellapp_order_id: None,
+            sellapp_subscription_id: None,
+            period_end,
+            granted_at: None,
+            revoked_at: None,
+            reason: None,
+            history: None,
+        }
+    }
+
+    #[test]
+    fn access_follows_status_and_period() {
+        let now = datetime!(2026-03-01 00:00 UTC);
+        let later = Some(datetime!(2026-04-01 00:00 UTC));
+        let earlier = Some(datetime!(2026-02-01 00:00 UTC));
+        assert!(sub(SubscriptionStatus::Active, None).grants_access(now));
+        assert!(sub(SubscriptionStatus::Active, later).grants_access(now));
+        assert!(!sub(SubscriptionStatus::Active, earlier).grants_access(now));
+        assert!(sub(SubscriptionStatus::Cancelled, later).grants_access(now));
+        assert!(!sub(SubscriptionStatus::Cancelled, earlier).grants_access(now));
+        assert!(!sub(SubscriptionStatus::Cancelled, None).grants_access(now));
+        assert!(!sub(SubscriptionStatus::Revoked, later).grants_access(now));
+        assert!(!sub(SubscriptionStatus::Expired, None).grants_access(now));
+    }
+
+    #[test]
+    fn history_skips_repeats_and_stays_bounded() {
+        let mut s = sub(SubscriptionStatus::Active, None);
+        let entry = |cause: &str| HistoryEntry {
+            at: datetime!(2026-03-01 00:00 UTC),
+            cause: cause.into(),
+            status: SubscriptionStatus::Active,
+            detail: String::new(),
+        };
+        assert!(s.push_history(entry("evt1")));
+        assert!(!s.push_history(entry("evt1")));
+        for i in 0..150 {
+            s.push_history(entry(&format!("e{i}")));
+        }
+        let h = s.history();
+        assert_eq!(h.len(), 100);
+        assert_eq!(h.last().unwrap().cause, "e149");
+    }
+
+    #[test]
+    fn documents_round_trip_through_json() {
+        let mut s = sub(
+            SubscriptionStatus::Cancelled,
+            Some(datetime!(2026-04-01 10:00 UTC)),
+        );
+        s.push_history(HistoryEntry {
+            at: datetime!(2026-03-01 00:00 UTC),
+            cause: "x".into(),
+            status: SubscriptionStatus::Cancelled,
+            detail: "d".into(),
+        });
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["period_end"], "2026-04-01T10:00:00.000+00:00");
+        assert_eq!(json["status"], "cancelled");
+        assert_eq!(json["revoked_at"], serde_json::Value::Null);
+        let back: Subscription = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,0 +1,350 @@
+//! The backend schema as data: database `g3`, its collections with attributes and indexes,
+//! the teams and the storage bucket. `bootstrap` makes the backend match it; `diff` reports where
+//! the backend and this file disagree. Changing the schema means changing this file.
+
+use g3_appwrite::{AttributeSpec, BucketSpec, IndexSpec, IndexType, Order, Permission, Role};
+
+/// Database id of the product.
+pub const DATABASE_ID: &str = "g3";
+pub const DATABASE_NAME: &str = "G3netic Signals";
+
+/// Teams: customers with access, and admins plus service users.
+pub const TEAM_PAID: &str = "paid";
+pub const TEAM_STAFF: &str = "staff";
+pub const TEAMS: &[(&str, &str)] = &[(TEAM_PAID, "Paid customers"), (TEAM_STAFF, "Staff")];
+
+pub const BUCKET_SIGNAL_ASSETS: &str = "signal_assets";
+
+/// Largest string we store in one attribute for raw payloads (1 MiB).
+const PAYLOAD_MAX: u32 = 1_048_576;
+
+/// One collection as it should exist in the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collection {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub permissions: Vec<Permission>,
+    pub document_security: bool,
+    pub attributes: Vec<AttributeSpec>,
+    pub indexes: Vec<IndexSpec>,
+}
+
+fn staff_read() -> Vec<Permission> {
+    vec![Permission::read(Role::team(TEAM_STAFF))]
+}
+fn paid_and_staff_read() -> Vec<Permission> {
+    vec![
+        Permission::read(Role::team(TEAM_PAID)),
+        Permission::read(Role::team(TEAM_STAFF)),
+    ]
+}
+
+fn string(key: &str, size: u32) -> AttributeSpec {
+    AttributeSpec::string(key, size)
+}
+/// Counters and revisions: never negative.
+fn count(key: &str) -> AttributeSpec {
+    AttributeSpec::integer_range(key, 0, i64::MAX)
+}
+fn float(key: &str) -> AttributeSpec {
+    AttributeSpec::float(key)
+}
+fn boolean(key: &str) -> AttributeSpec {
+    AttributeSpec::boolean(key)
+}
+fn datetime(key: &str) -> AttributeSpec {
+    AttributeSpec::datetime(key)
+}
+fn enumeration(key: &str, elements: &[&str]) -> AttributeSpec {
+    AttributeSpec::enumeration(key, elements.iter().copied())
+}
+
+/// An index over `(attribute, descending?)` pairs.
+fn index(key: &str, kind: IndexType, attributes: &[(&str, bool)]) -> IndexSpec {
+    IndexSpec::new(key, kind, attributes.iter().map(|(a, _)| *a)).orders(
+        attributes
+            .iter()
+            .map(|(_, desc)| if *desc { Order::Desc } else { Order::Asc }),
+    )
+}
+fn key(key: &str, attributes: &[(&str, bool)]) -> IndexSpec {
+    index(key, IndexType::Key, attributes)
+}
+fn unique(key: &str, attributes: &[(&str, bool)]) -> IndexSpec {
+    index(key, IndexType::Unique, attributes)
+}
+
+/// Snowflakes are at most 20 digits; 32 leaves room.
+const SNOWFLAKE: u32 = 32;
+const EMAIL: u32 = 320;
+const USER_ID: u32 = 36;
+
+/// Every collection of database `g3`, as DESIGN.md describes it.
+pub fn collections() -> Vec<Collection> {
+    vec![
+        Collection {
+            id: "signals",
+            name: "Signals",
+            permissions: paid_and_staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("source_guild_id", SNOWFLAKE).required(),
+                string("source_channel_id", SNOWFLAKE).required(),
+                string("source_message_id", SNOWFLAKE).required(),
+                string("route_key", 64).required(),
+                string("author_id", SNOWFLAKE),
+                string("author_name", 128),
+                string("content", 8_000),
+                // Raw Discord embeds, as JSON.
+                string("embeds", 65_535),
+                string("content_hash", 64),
+                string("pair", 32),
+                enumeration("side", &["long", "short"]),
+                float("entries").array(),
+                float("targets").array(),
+                float("stop"),
+                float("leverage"),
+                // Parser warnings: the signal is kept and flagged, never dropped.
+                string("flags", 64).array(),
+                // Attachment records (name, type, size, file id, state), as JSON.
+                string("attachments", 16_384),
+                count("revision").required(),
+                enumeration("status", &["live", "deleted"]).required(),
+                datetime("posted_at").required(),
+                datetime("edited_at"),
+                datetime("deleted_at"),
+            ],
+            indexes: vec![
+                key("by_posted", &[("posted_at", true)]),
+                key(
+                    "by_route_posted",
+                    &[("route_key", false), ("posted_at", true)],
+                ),
+                key("by_pair_posted", &[("pair", false), ("posted_at", true)]),
+            ],
+        },
+        Collection {
+            id: "routes",
+            name: "Routes",
+            permissions: paid_and_staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("source_channel_id", SNOWFLAKE).required(),
+                string("source_guild_id", SNOWFLAKE),
+                string("name", 128).required(),
+                string("customer_channel_ids", SNOWFLAKE).array(),
+                boolean("enabled"),
+            ],
+            indexes: vec![unique("by_source_channel", &[("source_channel_id", false)])],
+        },
+        Collection {
+            id: "subscriptions",
+            name: "Subscriptions",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("email", EMAIL).required(),
+                string("user_id", USER_ID),
+                string("plan", 64).required(),
+                enumeration("status", &["active", "cancelled", "revoked", "expired"]).required(),
+                string("sellapp_order_id", 64),
+                string("sellapp_subscription_id", 64),
+                datetime("period_end"),
+                datetime("granted_at"),
+                datetime("revoked_at"),
+                string("reason", 256),
+                // Every state change with its cause, as JSON lines: the subscription's story.
+                string("history", 65_535),
+            ],
+            indexes: vec![
+                key("by_email", &[("email", false)]),
+                key("by_user", &[("user_id", false)]),
+                key(
+                    "by_status_period",
+                    &[("status", false), ("period_end", false)],
+                ),
+                key("by_order", &[("sellapp_order_id", false)]),
+            ],
+        },
+        Collection {
+            id: "webhook_events",
+            name: "Webhook events",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("event", 64).required(),
+                string("order_id", 64),
+                string("store_id", 64),
+                string("email", EMAIL),
+                enumeration("status", &["received", "processed", "ignored", "failed"]).required(),
+                datetime("received_at").required(),
+                datetime("processed_at"),
+                string("detail", 1_024),
+            ],
+            indexes: vec![
+                key("by_order", &[("order_id", false)]),
+                key("by_email", &[("email", false)]),
+                key("by_received", &[("received_at", true)]),
+            ],
+        },
+        Collection {
+            id: "webhook_failures",
+            name: "Webhook failures",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("event_id", 64).required(),
+                string("event", 64),
+                string("email", EMAIL),
+                string("payload", PAYLOAD_MAX),
+                // Only the headers needed to verify and replay, as JSON.
+                string("headers", 4_096),
+                string("error", 2_048),
+                count("attempts"),
+                datetime("next_retry_at"),
+                enumeration("state", &["pending", "retrying", "resolved", "dead"]).required(),
+            ],
+            indexes: vec![
+                key(
+                    "by_state_retry",
+                    &[("state", false), ("next_retry_at", false)],
+                ),
+                key("by_event", &[("event_id", false)]),
+                key("by_email", &[("email", false)]),
+            ],
+        },
+        Collection {
+            id: "discord_links",
+            name: "Discord links",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("discord_user_id", SNOWFLAKE).required(),
+                string("discord_username", 128),
+                datetime("linked_at").required(),
+            ],
+            indexes: vec![unique("by_discord_user", &[("discord_user_id", false)])],
+        },
+        Collection {
+            id: "role_state",
+            name: "Role state",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("user_id", USER_ID).required(),
+                string("discord_user_id", SNOWFLAKE),
+                string("role_id", SNOWFLAKE).required(),
+                boolean("desired").required(),
+                boolean("applied"),
+                string("reason", 256),
+                string("last_error", 1_024),
+                count("attempts"),
+                datetime("applied_at"),
+                datetime("next_retry_at"),
+            ],
+            indexes: vec![
+                key("by_user", &[("user_id", false)]),
+                key("by_discord_user", &[("discord_user_id", false)]),
+            ],
+        },
+        Collection {
+            id: "mirrors",
+            name: "Mirrors",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("signal_id", SNOWFLAKE).required(),
+                string("target_channel_id", SNOWFLAKE).required(),
+                string("message_ids", SNOWFLAKE).array(),
+                count("revision"),
+                enumeration("state", &["pending", "posted", "deleted", "failed"]).required(),
+                string("nonce", 25),
+                string("last_error", 1_024),
+            ],
+            indexes: vec![
+                key("by_signal", &[("signal_id", false)]),
+                key("by_state", &[("state", false)]),
+            ],
+        },
+        Collection {
+            id: "audit_log",
+            name: "Audit log",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("actor", 128).required(),
+                string("action", 64).required(),
+                string("target", EMAIL),
+                string("detail", 4_096),
+                datetime("at").required(),
+            ],
+            indexes: vec![
+                key("by_at", &[("at", true)]),
+                key("by_target", &[("target", false), ("at", true)]),
+            ],
+        },
+    ]
+}
+
+/// The storage bucket for signal attachments: images and PDFs only, 10 MiB each.
+pub fn buckets() -> Vec<BucketSpec> {
+    vec![BucketSpec {
+        id: BUCKET_SIGNAL_ASSETS.to_owned(),
+        name: "Signal assets".to_owned(),
+        permissions: paid_and_staff_read(),
+        file_security: false,
+        maximum_file_size: Some(10 * 1024 * 1024),
+        allowed_file_extensions: ["png", "jpg", "jpeg", "gif", "webp", "pdf"]
+            .map(String::from)
+            .to_vec(),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_attributes_exist_and_keys_are_unique() {
+        for c in collections() {
+            let mut seen = std::collections::HashSet::new();
+            for a in &c.attributes {
+                assert!(
+                    seen.insert(a.key.clone()),
+                    "{}.{} declared twice",
+                    c.id,
+                    a.key
+                );
+                assert!(
+                    a.key.len() <= 36,
+                    "{}.{} too long for Appwrite",
+                    c.id,
+                    a.key
+                );
+                assert!(
+                    !(a.required && a.default.is_some()),
+                    "{}.{}: required with default",
+                    c.id,
+                    a.key
+                );
+            }
+            for i in &c.indexes {
+                assert_eq!(
+                    i.orders.len(),
+                    i.attributes.len(),
+                    "index {}.{}",
+                    c.id,
+                    i.key
+                );
+                for attr in &i.attributes {
+                    assert!(
+                        seen.contains(attr),
+                        "index {}.{} names unknown {attr}",
+                        c.id,
+                        i.key
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Test helpers shared by every crate's tests: where the shared reference material lives, and a
+//! checker for Appwrite's OpenAPI response schemas. Fakes for Discord and Sell.app join later.
+
+pub mod backend;
+pub mod openapi;
+pub mod sellapp;
+
+use std::path::PathBuf;
+
+/// The read-only `shared/` folder beside the repository (Appwrite specs, Sell.app examples).
+/// `G3_SHARED_DIR` overrides it; otherwise it is `<repo>/../shared`.
+pub fn shared_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("G3_SHARED_DIR") {
+        return PathBuf::from(dir);
+    }
+    // crates/testkit -> repo root -> its parent.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}

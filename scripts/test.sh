@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, Rust tests (nextest), and the conformance
+# tests that drive the Appwrite emulator with Appwrite's official Node SDK.
+# Installs what a fresh machine lacks (cargo-nextest, npm packages). Safe to re-run.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+started=$SECONDS
+
+step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- tools a new machine may lack -------------------------------------------------------------
+step "checking tools"
+command -v cargo >/dev/null || die "cargo is not installed (install Rust with rustup)"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest (first run only)"
+  cargo install cargo-nextest --locked
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  step "installing Node.js and npm from Debian's packages (first run only)"
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq nodejs npm >/dev/null; fi
+fi
+echo "cargo: $(cargo --version)"; echo "nextest: $(cargo nextest --version | head -1)"; echo "node: $(node --version)"
+
+# The read-only shared folder (Appwrite's OpenAPI specs, Sell.app examples) sits beside the repo.
+export G3_SHARED_DIR="${G3_SHARED_DIR:-$root/../shared}"
+[ -f "$G3_SHARED_DIR/reference/appwrite/open-api3-1.8.1-server.json" ] \
+  || die "shared reference not found at $G3_SHARED_DIR (set G3_SHARED_DIR)"
+
+if [ -f tests/conformance/package.json ]; then
+  if [ ! -d tests/conformance/node_modules ] \
+     || [ tests/conformance/package-lock.json -nt tests/conformance/node_modules/.package-lock.json ]; then
+    step "installing conformance test packages (npm ci)"
+    (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
+# --- static checks --------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- tests ----------------------------------------------------------------------------------------
+step "Rust tests (cargo nextest)"
+cargo nextest run --workspace --locked --no-fail-fast
+
+if [ -f tests/conformance/package.json ]; then
+  step "conformance: Appwrite's Node SDK against the emulator"
+  cargo build --locked -p appwrite-emulator --bin appwrite-emulator
+  EMULATOR_BIN="$root/target/debug/appwrite-emulator" node --test --test-reporter=spec \
+    tests/conformance/
+fi
+
+step "all tests passed in $((SECONDS - started))s"
