@@ -220,6 +220,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         appwrite: config,
         sellapp_secret: webhook::Secret::new(DEMO_SELLAPP_SECRET),
         plans,
+        roles: Default::default(),
         spool_dir: settings.data_dir.join("webhook-spool"),
         sellapp_api: None,
         intervals: webhook::Intervals::default(),

@@ -6,7 +6,7 @@ use g3_access::{Access, Cause};
 use g3_appwrite::ApiKey;
 use g3_core::{
     Email,
-    plans::{Plan, PlanCatalog},
+    plans::{Plan, PlanCatalog, PlanRoles},
 };
 use g3_store::bootstrap;
 use ops::{Settings, commands};
@@ -31,6 +31,9 @@ struct Cli {
     /// Sell.app product ids to plans (`PRODUCT[:VARIANT]=PLAN,...`); needed to retry deliveries.
     #[arg(long, env = "SELLAPP_PLANS", global = true, default_value = "")]
     plans: String,
+    /// Discord roles per plan (`PLAN=ROLE_ID[|ROLE_ID],...`), kept in role state on grant/revoke.
+    #[arg(long, env = "PLAN_ROLES", global = true, default_value = "")]
+    plan_roles: String,
     /// Who is acting, for the audit log.
     #[arg(long, env = "OPS_ACTOR", global = true)]
     actor: Option<String>,
@@ -136,7 +139,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach Appwrite at {}", settings.endpoint))?;
     let plans = PlanCatalog::parse(&cli.plans).context("SELLAPP_PLANS")?;
-    let access = Access::new(client.clone(), plans.clone());
+    let roles = PlanRoles::parse(&cli.plan_roles).context("PLAN_ROLES")?;
+    let access = Access::new(client.clone(), plans.clone()).with_roles(roles);
     let actor = cli
         .actor
         .or_else(|| std::env::var("USER").ok())

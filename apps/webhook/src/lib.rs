@@ -21,7 +21,7 @@ use axum::{
     routing::{get, post},
 };
 use g3_access::Access;
-use g3_core::plans::PlanCatalog;
+use g3_core::plans::{PlanCatalog, PlanRoles};
 use tokio::net::TcpListener;
 
 use crate::{metrics::Metrics, reconcile::SellappApi, spool::Spool};
@@ -75,6 +75,8 @@ pub struct Settings {
     pub appwrite: g3_appwrite::Config,
     pub sellapp_secret: Secret,
     pub plans: PlanCatalog,
+    /// Discord roles per plan, recorded as desired role state for the bot.
+    pub roles: PlanRoles,
     pub spool_dir: PathBuf,
     /// Sell.app's API for refund reconciliation; `None` disables it.
     pub sellapp_api: Option<SellappApi>,
@@ -96,7 +98,9 @@ impl AppState {
         let client =
             g3_appwrite::Client::new(settings.appwrite.clone()).context("Appwrite client")?;
         Ok(Self {
-            access: Arc::new(Access::new(client, settings.plans.clone())),
+            access: Arc::new(
+                Access::new(client, settings.plans.clone()).with_roles(settings.roles.clone()),
+            ),
             secret: settings.sellapp_secret.clone(),
             spool: Spool::open(&settings.spool_dir)?,
             metrics: Arc::new(Metrics::default()),

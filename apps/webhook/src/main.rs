@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use clap::Parser;
 use g3_appwrite::{ApiKey, Config};
-use g3_core::plans::PlanCatalog;
+use g3_core::plans::{PlanCatalog, PlanRoles};
 use webhook::{Intervals, Secret, Settings, reconcile::SellappApi};
 
 /// Receives Sell.app webhooks and grants or revokes access in Appwrite.
@@ -26,6 +26,9 @@ struct Args {
     /// Product and variant ids to plans: `PRODUCT[:VARIANT]=PLAN,...`.
     #[arg(long, env = "SELLAPP_PLANS")]
     sellapp_plans: String,
+    /// Discord roles per plan: `PLAN=ROLE_ID[|ROLE_ID],...` (empty: no role state is kept).
+    #[arg(long, env = "PLAN_ROLES", default_value = "")]
+    plan_roles: String,
     /// Where failures are kept while Appwrite is unreachable.
     #[arg(long, env = "WEBHOOK_SPOOL_DIR", default_value = "./spool")]
     spool_dir: PathBuf,
@@ -70,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         appwrite,
         sellapp_secret: Secret::new(args.sellapp_secret),
         plans,
+        roles: PlanRoles::parse(&args.plan_roles).context("PLAN_ROLES")?,
         spool_dir: args.spool_dir,
         sellapp_api,
         intervals: Intervals {

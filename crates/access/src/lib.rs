@@ -14,13 +14,13 @@ use std::fmt;
 use g3_appwrite::{Client, Document, Query, Upserted};
 use g3_core::{
     Email, ids,
-    plans::{Plan, PlanCatalog},
+    plans::{Plan, PlanCatalog, PlanRoles},
     sellapp::{Effect, Event},
 };
 use g3_store::{
     models::{
-        AuditEntry, EventStatus, FailureState, HistoryEntry, Subscription, SubscriptionStatus,
-        WebhookEvent, WebhookFailure,
+        AuditEntry, EventStatus, FailureState, HistoryEntry, RoleState, Subscription,
+        SubscriptionStatus, WebhookEvent, WebhookFailure,
     },
     schema::{DATABASE_ID, TEAM_PAID},
 };
@@ -33,6 +33,7 @@ pub const SUBSCRIPTIONS: &str = "subscriptions";
 pub const WEBHOOK_EVENTS: &str = "webhook_events";
 pub const WEBHOOK_FAILURES: &str = "webhook_failures";
 pub const AUDIT_LOG: &str = "audit_log";
+pub const ROLE_STATE: &str = "role_state";
 
 /// Why applying something failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +133,7 @@ pub const MAX_ATTEMPTS: i64 = 12;
 pub struct Access {
     client: Client,
     plans: PlanCatalog,
+    roles: PlanRoles,
     locks: KeyedLocks,
 }
 
@@ -140,8 +142,15 @@ impl Access {
         Self {
             client,
             plans,
+            roles: PlanRoles::default(),
             locks: KeyedLocks::default(),
         }
+    }
+
+    /// Also keep `role_state` (the Discord roles each customer should have) up to date.
+    pub fn with_roles(mut self, roles: PlanRoles) -> Self {
+        self.roles = roles;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -371,7 +380,20 @@ impl Access {
             detail: detail.clone(),
         });
         self.subscriptions().upsert(&id, &sub, None).await?;
-        let has_access = self.recompute_membership(grant.email).await?;
+        // The plan just written grants access by itself: no need to read every subscription.
+        let has_access = if sub.grants_access(now) {
+            self.client
+                .teams()
+                .add_member_if_absent(TEAM_PAID, &user_id, &[] as &[&str])
+                .await?;
+            let roles = self.roles.roles_for([grant.plan.as_str()]);
+            let reason = format!("plan {} active", grant.plan);
+            self.set_desired_roles(&user_id, &roles, true, &reason)
+                .await?;
+            true
+        } else {
+            self.recompute_membership(grant.email).await?
+        };
         self.audit(cause, "grant", grant.email.as_str(), &detail)
             .await?;
         Ok(format!(
@@ -724,21 +746,97 @@ impl Access {
     /// Makes `paid` membership match the customer's subscriptions. Returns whether they have access.
     pub async fn recompute_membership(&self, email: &Email) -> Result<bool, AccessError> {
         let now = OffsetDateTime::now_utc();
-        let has_access = self
+        let active: Vec<String> = self
             .subscriptions_of(email)
             .await?
-            .iter()
-            .any(|d| d.data.grants_access(now));
+            .into_iter()
+            .filter(|d| d.data.grants_access(now))
+            .map(|d| d.data.plan)
+            .collect();
+        let has_access = !active.is_empty();
         let teams = self.client.teams();
-        if has_access {
+        let user_id = if has_access {
             let user_id = self.find_or_create_user(email).await?;
             teams
                 .add_member_if_absent(TEAM_PAID, &user_id, &[] as &[&str])
                 .await?;
-        } else if let Some(user) = self.client.users().find_by_email(email.as_str()).await? {
-            teams.remove_member_if_present(TEAM_PAID, &user.id).await?;
+            Some(user_id)
+        } else {
+            match self.client.users().find_by_email(email.as_str()).await? {
+                Some(user) => {
+                    teams.remove_member_if_present(TEAM_PAID, &user.id).await?;
+                    Some(user.id)
+                }
+                None => None,
+            }
+        };
+        if let Some(user_id) = user_id
+            && !self.roles.is_empty()
+        {
+            let wanted = self.roles.roles_for(active.iter().map(String::as_str));
+            let unwanted: Vec<&str> = self
+                .roles
+                .managed()
+                .into_iter()
+                .filter(|r| !wanted.contains(r))
+                .collect();
+            let plans = if active.is_empty() {
+                "none".to_owned()
+            } else {
+                active.join(", ")
+            };
+            self.set_desired_roles(&user_id, &wanted, true, &format!("active plans: {plans}"))
+                .await?;
+            self.set_desired_roles(
+                &user_id,
+                &unwanted,
+                false,
+                &format!("active plans: {plans}"),
+            )
+            .await?;
         }
         Ok(has_access)
+    }
+
+    /// Records in `role_state` whether the user should hold each role; the bot converges
+    /// Discord to it. Only changes are written; a role never desired needs no record.
+    async fn set_desired_roles(
+        &self,
+        user_id: &str,
+        roles: &[&str],
+        desired: bool,
+        reason: &str,
+    ) -> Result<(), AccessError> {
+        let docs = self.client.documents(DATABASE_ID, ROLE_STATE);
+        for role in roles {
+            let id = ids::derive("role", &[user_id, role]);
+            match docs.get_optional::<RoleState>(&id).await? {
+                Some(doc) if doc.data.desired == desired => {}
+                Some(_) => {
+                    let patch =
+                        serde_json::json!({ "desired": desired, "reason": truncate(reason, 256) });
+                    docs.update::<_, serde_json::Value>(&id, &patch, None)
+                        .await?;
+                }
+                None if !desired => {}
+                None => {
+                    let state = RoleState {
+                        user_id: user_id.to_owned(),
+                        discord_user_id: None,
+                        role_id: (*role).to_owned(),
+                        desired,
+                        applied: None,
+                        reason: Some(truncate(reason, 256)),
+                        last_error: None,
+                        attempts: None,
+                        applied_at: None,
+                        next_retry_at: None,
+                    };
+                    docs.create_if_absent(&id, &state, None).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The customer's Appwrite user, created (unverified, no password) if they never signed up.

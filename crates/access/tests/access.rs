@@ -353,3 +353,51 @@ async fn a_purchase_before_sign_up_belongs_to_the_account_with_that_email() {
     );
     assert!(is_paid(&access, "early@bird.io").await);
 }
+
+#[tokio::test]
+async fn desired_discord_roles_follow_the_plans() {
+    use g3_core::plans::PlanRoles;
+    use g3_store::models::RoleState;
+    let backend = testkit::backend::backend().await;
+    let access = Access::new(backend.client.clone(), plans())
+        .with_roles(PlanRoles::parse("vip=111|222,pro=333").unwrap());
+    let role = |user: String, role: &str| {
+        let client = backend.client.clone();
+        let id = g3_core::ids::derive("role", &[&user, role]);
+        async move {
+            client
+                .documents(DATABASE_ID, "role_state")
+                .get_optional::<RoleState>(&id)
+                .await
+                .unwrap()
+                .map(|d| d.data.desired)
+        }
+    };
+    access
+        .handle_delivery("g", &order("order.completed", 50, "roles@x.io", 3301, 9001))
+        .await
+        .unwrap();
+    let user = backend
+        .client
+        .users()
+        .find_by_email("roles@x.io")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(role(user.clone(), "111").await, Some(true));
+    assert_eq!(role(user.clone(), "222").await, Some(true));
+    assert_eq!(
+        role(user.clone(), "333").await,
+        None,
+        "never desired, never recorded"
+    );
+
+    access
+        .handle_delivery("d", &order("order.disputed", 50, "roles@x.io", 3301, 9001))
+        .await
+        .unwrap();
+    assert_eq!(role(user.clone(), "111").await, Some(false));
+    assert_eq!(role(user.clone(), "222").await, Some(false));
+    assert_eq!(role(user, "333").await, None);
+}

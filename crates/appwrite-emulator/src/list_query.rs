@@ -45,6 +45,20 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
+    /// The one string value an `equal` filter on `attr` asks for, if there is such a filter.
+    /// Callers use it to read only the matching rows (an indexed lookup) before [`apply`]
+    /// runs every filter as usual, so the answer is the same, only cheaper.
+    ///
+    /// [`apply`]: ListQuery::apply
+    pub fn single_equal(&self, attr: &str) -> Option<String> {
+        self.filters.iter().find_map(|f| match f {
+            Filter::Equal(a, values) if a == attr && values.len() == 1 => {
+                values[0].as_str().map(str::to_owned)
+            }
+            _ => None,
+        })
+    }
+
     /// Parses the raw query string. `allowed` names the attributes a client may filter and order
     /// on (besides `$id`, `$createdAt`, `$updatedAt`), as Appwrite rejects any other.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> ApiResult<Self> {

@@ -5,6 +5,7 @@
 
 mod stats;
 mod table;
+mod webhook;
 
 use std::{sync::Arc, time::Duration, time::Instant};
 
@@ -33,6 +34,15 @@ struct Args {
     /// Requests per read scenario.
     #[arg(long, default_value_t = 20_000)]
     reads: usize,
+    /// Signed Sell.app deliveries (distinct customers) for the webhook row.
+    #[arg(long, default_value_t = 3_000)]
+    deliveries: usize,
+    /// Badly signed deliveries for the rejection row.
+    #[arg(long, default_value_t = 100_000)]
+    rejected: usize,
+    /// Run only these groups (appwrite, webhook); all when omitted.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 const DB: &str = "bench";
@@ -50,6 +60,24 @@ struct Item {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
+    let mut rows = Vec::new();
+    if wanted("appwrite") {
+        rows.extend(appwrite_rows(&args).await?);
+    }
+    if wanted("webhook") {
+        rows.extend(webhook::rows(args.deliveries, args.rejected, args.concurrency).await?);
+    }
+    println!("{}", table::render(&rows));
+    let missed = rows.iter().filter(|r| r.verdict() == "MISSED").count();
+    if missed > 0 {
+        println!("{missed} goal(s) missed");
+    }
+    Ok(())
+}
+
+/// Emulator + client: create, get and list on a collection of `args.docs` documents.
+async fn appwrite_rows(args: &Args) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let mut config = appwrite_emulator::Config::in_memory("bench", "bench-key");
     config.database_path = Some(dir.path().join("bench.sqlite"));
@@ -106,15 +134,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     emulator.stop().await?;
-    println!("{}", table::render(&rows));
-    let missed = rows.iter().filter(|r| r.verdict() == "MISSED").count();
-    if missed > 0 {
-        println!("{missed} goal(s) missed");
-    }
-    Ok(())
+    Ok(rows)
 }
 
-fn row(scenario: String, concurrency: usize, samples: &mut Samples, goal: Goal) -> Row {
+pub(crate) fn row(scenario: String, concurrency: usize, samples: &mut Samples, goal: Goal) -> Row {
     Row {
         scenario,
         ops: samples.count(),

@@ -18,6 +18,7 @@ pub enum Goal {
     None,
     MinOpsPerSec(f64),
     MaxP99(Duration),
+    Both { min_ops: f64, max_p99: Duration },
 }
 
 impl Row {
@@ -26,6 +27,7 @@ impl Row {
             Goal::None => return "-",
             Goal::MinOpsPerSec(min) => self.ops_per_sec >= min,
             Goal::MaxP99(max) => self.p99 <= max,
+            Goal::Both { min_ops, max_p99 } => self.ops_per_sec >= min_ops && self.p99 <= max_p99,
         };
         if met && self.errors == 0 {
             "met"
@@ -39,6 +41,7 @@ impl Row {
             Goal::None => "-".into(),
             Goal::MinOpsPerSec(min) => format!(">= {min:.0}/s"),
             Goal::MaxP99(max) => format!("p99 <= {}", ms(max)),
+            Goal::Both { min_ops, max_p99 } => format!(">= {min_ops:.0}/s, p99 <= {}", ms(max_p99)),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod email;
 pub mod ids;
 pub mod plans;
 pub mod sellapp;
+pub mod signal;
 pub mod signing;
 
 pub use email::Email;

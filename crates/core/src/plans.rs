@@ -149,3 +149,81 @@ mod tests {
         assert!(PlanCatalog::parse("").unwrap().is_empty());
     }
 }
+
+/// Which Discord roles each plan gives, configured as `PLAN_ROLES="vip=111|222,basic=333"`.
+/// The bot manages exactly the roles named here and never touches any other.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanRoles {
+    roles: Vec<(Plan, Vec<String>)>,
+}
+
+impl PlanRoles {
+    pub fn parse(spec: &str) -> Result<Self, PlanError> {
+        let mut out = Self::default();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (plan, roles) = entry
+                .split_once('=')
+                .ok_or_else(|| PlanError::BadEntry(entry.to_owned()))?;
+            let plan = Plan::parse(plan)?;
+            let roles: Vec<String> = roles.split('|').map(|r| r.trim().to_owned()).collect();
+            let snowflake = |r: &String| {
+                !r.is_empty() && r.len() <= 20 && r.chars().all(|c| c.is_ascii_digit())
+            };
+            if roles.is_empty() || !roles.iter().all(snowflake) {
+                return Err(PlanError::BadEntry(entry.to_owned()));
+            }
+            if out.roles.iter().any(|(p, _)| *p == plan) {
+                return Err(PlanError::Duplicate(plan.to_string()));
+            }
+            out.roles.push((plan, roles));
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
+    /// Every role we manage, each once.
+    pub fn managed(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .roles
+            .iter()
+            .flat_map(|(_, r)| r.iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The roles that the given active plans give.
+    pub fn roles_for<'a>(&self, plans: impl IntoIterator<Item = &'a str>) -> Vec<&str> {
+        let plans: Vec<&str> = plans.into_iter().collect();
+        let mut out: Vec<&str> = self
+            .roles
+            .iter()
+            .filter(|(p, _)| plans.contains(&p.as_str()))
+            .flat_map(|(_, r)| r.iter().map(String::as_str))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_resolve() {
+        let r = PlanRoles::parse("vip=111|222, basic=333").unwrap();
+        assert_eq!(r.managed(), vec!["111", "222", "333"]);
+        assert_eq!(r.roles_for(["vip"]), vec!["111", "222"]);
+        assert_eq!(r.roles_for(["basic", "vip"]), vec!["111", "222", "333"]);
+        assert!(r.roles_for(["pro"]).is_empty());
+        assert!(PlanRoles::parse("vip=abc").is_err());
+        assert!(PlanRoles::parse("vip=1,vip=2").is_err());
+        assert!(PlanRoles::parse("").unwrap().is_empty());
+    }
+}

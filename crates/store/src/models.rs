@@ -29,6 +29,17 @@ pub mod opt_time {
     }
 }
 
+/// Array attributes that were never written may come back as null: read that as empty.
+pub mod null_vec {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+    }
+}
+
 /// Required datetimes in Appwrite's format.
 pub mod req_time {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -270,4 +281,109 @@ mod tests {
         let back: Subscription = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Long,
+    Short,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalStatus {
+    Live,
+    /// A tombstone: the source message was deleted; the document stays so consumers see it.
+    Deleted,
+}
+
+/// `signals`: one per source Discord message (id = the message snowflake).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub source_guild_id: String,
+    pub source_channel_id: String,
+    pub source_message_id: String,
+    pub route_key: String,
+    pub author_id: Option<String>,
+    pub author_name: Option<String>,
+    /// The original text, untrusted.
+    pub content: Option<String>,
+    /// Raw Discord embeds as a JSON array, untrusted.
+    pub embeds: Option<String>,
+    /// Hash of content + embeds + attachments: `revision` moves only when this changes.
+    pub content_hash: Option<String>,
+    pub pair: Option<String>,
+    pub side: Option<Side>,
+    #[serde(default, deserialize_with = "null_vec::deserialize")]
+    pub entries: Vec<f64>,
+    #[serde(default, deserialize_with = "null_vec::deserialize")]
+    pub targets: Vec<f64>,
+    pub stop: Option<f64>,
+    pub leverage: Option<f64>,
+    /// Parser warnings (e.g. `stop_wrong_side`): kept and shown, never dropped.
+    #[serde(default, deserialize_with = "null_vec::deserialize")]
+    pub flags: Vec<String>,
+    /// JSON array of [`AttachmentRef`].
+    pub attachments: Option<String>,
+    pub assets_pending: Option<bool>,
+    pub revision: i64,
+    /// JSON array of the distinct `edited_timestamp`s seen.
+    pub edit_stamps: Option<String>,
+    pub status: SignalStatus,
+    #[serde(with = "req_time")]
+    pub posted_at: OffsetDateTime,
+    #[serde(with = "opt_time", default)]
+    pub edited_at: Option<OffsetDateTime>,
+    #[serde(with = "opt_time", default)]
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachmentState {
+    /// Not downloaded yet (or a download failed and will be retried).
+    Pending,
+    /// Copied into bucket `signal_assets` as `file_id`.
+    Stored,
+    /// Listed but not stored (type not allowed, too large).
+    Skipped,
+}
+
+/// One attachment of a signal, as stored in [`Signal::attachments`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    /// Discord's attachment id.
+    pub id: String,
+    pub filename: String,
+    /// The type found by content (magic bytes) once downloaded; Discord's claim before.
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
+    /// The Storage file id in `signal_assets` once stored.
+    pub file_id: Option<String>,
+    pub state: AttachmentState,
+    /// Why it is skipped or still pending.
+    pub note: Option<String>,
+    /// The Discord CDN URL it came from (expires; kept only to retry the download).
+    pub source_url: Option<String>,
+}
+
+impl Signal {
+    pub fn attachment_refs(&self) -> Vec<AttachmentRef> {
+        self.attachments
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `routes`: a source channel and where its signals go (id = the route key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub source_channel_id: String,
+    pub source_guild_id: Option<String>,
+    pub name: String,
+    #[serde(default, deserialize_with = "null_vec::deserialize")]
+    pub customer_channel_ids: Vec<String>,
+    pub enabled: Option<bool>,
 }

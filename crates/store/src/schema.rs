@@ -108,7 +108,12 @@ pub fn collections() -> Vec<Collection> {
                 string("flags", 64).array(),
                 // Attachment records (name, type, size, file id, state), as JSON.
                 string("attachments", 16_384),
+                // Some attachment still waits for its download: the ingest worker retries these.
+                boolean("assets_pending"),
                 count("revision").required(),
+                // Distinct edit timestamps seen (JSON array): `revision` is 1 + their number, so
+                // it is the same whatever order create, edits and duplicates arrive in.
+                string("edit_stamps", 32_768),
                 enumeration("status", &["live", "deleted"]).required(),
                 datetime("posted_at").required(),
                 datetime("edited_at"),
@@ -121,6 +126,7 @@ pub fn collections() -> Vec<Collection> {
                     &[("route_key", false), ("posted_at", true)],
                 ),
                 key("by_pair_posted", &[("pair", false), ("posted_at", true)]),
+                key("by_assets_pending", &[("assets_pending", false)]),
             ],
         },
         Collection {

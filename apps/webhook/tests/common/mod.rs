@@ -37,6 +37,7 @@ impl TestApp {
             appwrite: backend.client_config(),
             sellapp_secret: Secret::new(SECRET),
             plans: PlanCatalog::parse(PLANS).unwrap(),
+            roles: Default::default(),
             spool_dir: spool.path().to_path_buf(),
             sellapp_api: None,
             intervals: Intervals::default(),

@@ -73,6 +73,15 @@ fn membership_not_found() -> ApiError {
     )
 }
 
+/// 404 `team_not_found` unless the team exists; cheaper than [`team_json`], which counts members.
+fn require_team(conn: &Connection, team_id: &str) -> ApiResult<()> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM teams WHERE id = ?1")?
+        .query_row(params![team_id], |r| r.get(0))
+        .optional()?;
+    found.map(drop).ok_or_else(team_not_found)
+}
+
 /// Appwrite's `team` model; `total` counts confirmed members.
 fn team_json(conn: &Connection, team_id: &str) -> ApiResult<Value> {
     let row = conn
@@ -104,19 +113,47 @@ fn team_json(conn: &Connection, team_id: &str) -> ApiResult<Value> {
     }))
 }
 
+/// Which memberships to read. Each variant is one indexed lookup.
+enum Which<'a> {
+    Team(&'a str),
+    User(&'a str),
+    TeamUser(&'a str, &'a str),
+    TeamMembership(&'a str, &'a str),
+    All,
+}
+
 /// Memberships as Appwrite's `membership` model, filtered by team and/or user, oldest first.
 pub(super) fn memberships_where(
     conn: &Connection,
     team_id: Option<&str>,
     user_id: Option<&str>,
 ) -> ApiResult<Vec<Value>> {
-    let mut stmt = conn.prepare(
+    let which = match (team_id, user_id) {
+        (Some(t), Some(u)) => Which::TeamUser(t, u),
+        (Some(t), None) => Which::Team(t),
+        (None, Some(u)) => Which::User(u),
+        (None, None) => Which::All,
+    };
+    memberships(conn, which)
+}
+
+fn memberships(conn: &Connection, which: Which<'_>) -> ApiResult<Vec<Value>> {
+    // Only the conditions that apply: `(?1 IS NULL OR col = ?1)` would keep SQLite from using
+    // the indexes, and every lookup would scan all members.
+    let (condition, a, b) = match which {
+        Which::Team(t) => ("m.team_id = ?1 AND ?2 IS NULL", Some(t), None),
+        Which::User(u) => ("m.user_id = ?1 AND ?2 IS NULL", Some(u), None),
+        Which::TeamUser(t, u) => ("m.team_id = ?1 AND m.user_id = ?2", Some(t), Some(u)),
+        Which::TeamMembership(t, id) => ("m.team_id = ?1 AND m.id = ?2", Some(t), Some(id)),
+        Which::All => ("?1 IS NULL AND ?2 IS NULL", None, None),
+    };
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT m.id, m.created_at, m.updated_at, m.user_id, u.name, COALESCE(u.email, ''), \
          m.team_id, t.name, m.invited, m.joined, m.confirm, m.roles \
          FROM memberships m JOIN users u ON u.id = m.user_id JOIN teams t ON t.id = m.team_id \
-         WHERE (?1 IS NULL OR m.team_id = ?1) AND (?2 IS NULL OR m.user_id = ?2) ORDER BY m.seq",
-    )?;
-    let rows = stmt.query_map(params![team_id, user_id], |r| {
+         WHERE {condition} ORDER BY m.seq"
+    ))?;
+    let rows = stmt.query_map(params![a, b], |r| {
         let roles: String = r.get(11)?;
         Ok(json!({
             "$id": r.get::<_, String>(0)?,
@@ -138,9 +175,9 @@ pub(super) fn memberships_where(
 }
 
 fn membership_json(conn: &Connection, team_id: &str, membership_id: &str) -> ApiResult<Value> {
-    memberships_where(conn, Some(team_id), None)?
+    memberships(conn, Which::TeamMembership(team_id, membership_id))?
         .into_iter()
-        .find(|m| m["$id"] == membership_id)
+        .next()
         .ok_or_else(membership_not_found)
 }
 
@@ -416,11 +453,13 @@ async fn list_memberships(
 ) -> ApiResult<Json<Value>> {
     require_member(&caller, &team_id)?;
     let query = ListQuery::parse(raw.as_deref(), MEMBERSHIP_ATTRS)?;
+    // "Is this user a member?" is the hot path: read only their row through the index.
+    let user = query.single_equal("userId");
     let items = state
         .store
         .call(move |conn| {
-            team_json(conn, &team_id)?;
-            memberships_where(conn, Some(&team_id), None)
+            require_team(conn, &team_id)?;
+            memberships_where(conn, Some(&team_id), user.as_deref())
         })
         .await?;
     let (total, page) = query.apply(items, &["$id", "userId", "userName", "userEmail"])?;
@@ -470,7 +509,7 @@ async fn create_membership(
     let membership = state
         .store
         .transaction(move |tx| {
-            team_json(tx, &team_id)?;
+            require_team(tx, &team_id)?;
             let user = match (user_id, email) {
                 (Some(id), _) => identity::get_user(tx, &id)?,
                 // As in Appwrite, inviting an unknown email creates the user.
@@ -505,7 +544,7 @@ async fn get_membership(
     let m = state
         .store
         .call(move |conn| {
-            team_json(conn, &team_id)?;
+            require_team(conn, &team_id)?;
             membership_json(conn, &team_id, &membership_id)
         })
         .await?;
@@ -528,7 +567,7 @@ async fn update_membership(
     let m = state
         .store
         .transaction(move |tx| {
-            team_json(tx, &team_id)?;
+            require_team(tx, &team_id)?;
             let n = tx.execute(
                 "UPDATE memberships SET roles = ?3, updated_at = ?4 WHERE team_id = ?1 AND id = ?2",
                 params![
@@ -568,7 +607,7 @@ async fn delete_membership(
     let m = state
         .store
         .transaction(move |tx| {
-            team_json(tx, &team_id)?;
+            require_team(tx, &team_id)?;
             let m = membership_json(tx, &team_id, &membership_id)?;
             tx.execute(
                 "DELETE FROM memberships WHERE team_id = ?1 AND id = ?2",

@@ -138,7 +138,15 @@ async fn list_users(
 ) -> ApiResult<Json<Value>> {
     caller.require_key("users.read")?;
     let query = ListQuery::parse(raw.as_deref(), USER_ATTRS)?;
-    let users = state.store.call(|conn| identity::all_users(conn)).await?;
+    // Looking a customer up by email is the hot path: read that row alone through the index.
+    let by_email = query.single_equal("email");
+    let users = state
+        .store
+        .call(move |conn| match by_email {
+            Some(email) => identity::users_by_email(conn, &email),
+            None => identity::all_users(conn),
+        })
+        .await?;
     let items = users.iter().map(identity::UserRow::to_json).collect();
     let (total, page) = query.apply(items, &["$id", "email", "name", "phone"])?;
     Ok(Json(list("users", total, page)))

@@ -1,0 +1,118 @@
+//! The account page (plan, status, since, renews or ends; sign-out everywhere) and the
+//! signed-in connectivity check `/api/appwrite/ping`.
+
+use askama::Template;
+use axum::{
+    Extension, Json,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{Html, IntoResponse, Response},
+};
+use g3_core::Email;
+use g3_store::models::{Subscription, SubscriptionStatus};
+use serde_json::json;
+use time::{OffsetDateTime, macros::format_description};
+
+use crate::{
+    AppState,
+    auth::{NoticeQuery, notice_text},
+    error::AppError,
+    security::CsrfToken,
+    session::{MaybeViewer, Viewer, standing},
+    templates::{AccountPage, Layout, PlanRow},
+};
+
+pub fn date(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
+}
+
+fn plan_row(s: &Subscription) -> PlanRow {
+    let on = |t: Option<OffsetDateTime>| t.map(date).unwrap_or_default();
+    let (status, until) = match s.status {
+        SubscriptionStatus::Active => (
+            "active",
+            match (s.period_end, &s.sellapp_subscription_id) {
+                (Some(end), Some(_)) => format!("renews {}", date(end)),
+                (Some(end), None) => format!("ends {}", date(end)),
+                (None, _) => "no end date".into(),
+            },
+        ),
+        SubscriptionStatus::Cancelled => ("cancelled", format!("ends {}", on(s.period_end))),
+        SubscriptionStatus::Revoked => ("revoked", format!("ended {}", on(s.revoked_at))),
+        SubscriptionStatus::Expired => ("expired", format!("ended {}", on(s.period_end))),
+    };
+    PlanRow {
+        plan: s.plan.clone(),
+        status,
+        since: on(s.granted_at),
+        until,
+    }
+}
+
+/// The user's subscriptions by their (verified or not) email, newest first.
+pub async fn plan_rows(state: &AppState, email: &str) -> Result<Vec<PlanRow>, AppError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(Vec::new());
+    };
+    Ok(state
+        .access()
+        .subscriptions_of(&email)
+        .await?
+        .iter()
+        .map(|d| plan_row(&d.data))
+        .collect())
+}
+
+pub async fn account(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<NoticeQuery>,
+    viewer: Viewer,
+) -> Result<Response, AppError> {
+    let (standing, plans) = tokio::join!(
+        standing(&state, &viewer.user),
+        plan_rows(&state, &viewer.user.email)
+    );
+    let page = AccountPage {
+        layout: Layout::new("Account", &csrf.0, true),
+        email: viewer.user.email.clone(),
+        name: viewer.user.name.clone(),
+        verified: viewer.user.email_verification,
+        standing: standing?.label(),
+        plans: plans?,
+        store_url: state.store_url().to_owned(),
+        notice: notice_text(q.notice.as_deref()),
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+/// Appwrite's status and latency, for signed-in users only.
+pub async fn ping(
+    State(state): State<AppState>,
+    viewer: Result<MaybeViewer, AppError>,
+) -> Response {
+    if !matches!(viewer, Ok(MaybeViewer(Some(_)))) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "status": "unauthorized" })),
+        )
+            .into_response();
+    }
+    match state.appwrite().ping().await {
+        Ok(latency) => Json(json!({
+            "status": "ok",
+            "latency_ms": u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "appwrite ping failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,583 @@
+//! Accounts: sign up, sign in with a password or an emailed code, email verification and sign
+//! out. Sessions are created with the server key so Appwrite hands us the secret, which goes
+//! into the HttpOnly `g3_session` cookie; the browser never talks to Appwrite itself.
+
+use askama::Template;
+use axum::{
+    Extension, Form,
+    extract::{Query, State},
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use g3_appwrite::{Id, Session, TokenSecret};
+use g3_core::Email;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::{
+    AppState,
+    cookies::{self, SameSite},
+    error::AppError,
+    security::{ClientIp, CsrfToken},
+    session::{MaybeViewer, Viewer},
+    templates::{
+        CodeEnterPage, CodeRequestPage, Layout, RecoverConfirmPage, RecoverPage, SignInPage,
+        SignUpPage, VerifyPage,
+    },
+};
+
+/// Appwrite's minimum password length.
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 256;
+
+const EXISTING_ACCOUNT: &str = "This email already has an account (for example from a purchase). \
+We emailed you a sign-in code: enter it below to get in.";
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    pub notice: Option<String>,
+}
+
+/// Fixed texts for `?notice=`: nothing from the query string is echoed.
+pub(crate) fn notice_text(key: Option<&str>) -> Option<&'static str> {
+    match key? {
+        "session-ended" => Some("Your session has ended. Please sign in again."),
+        "signed-out" => Some("You are signed out."),
+        "signed-out-all" => Some("You are signed out on all devices."),
+        "verification-sent" => Some("We sent you a new verification link."),
+        "password-changed" => Some("Your password is changed. Sign in with it."),
+        _ => None,
+    }
+}
+
+fn page(status: StatusCode, template: &impl Template) -> Result<Response, AppError> {
+    Ok((status, Html(template.render()?)).into_response())
+}
+
+/// Signed in: the session cookie, a fresh CSRF token (nothing planted before sign-in survives),
+/// and on to `to`.
+fn signed_in(state: &AppState, session: &Session, to: &str) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    let max_age = session
+        .expire
+        .map(|e| (e - OffsetDateTime::now_utc()).whole_seconds().max(0));
+    let secure = state.secure_cookies();
+    let headers = resp.headers_mut();
+    if let Some(v) = cookies::set(
+        cookies::SESSION,
+        session.secret.expose(),
+        SameSite::Lax,
+        secure,
+        max_age,
+    ) {
+        headers.append(header::SET_COOKIE, v);
+    }
+    let csrf = hex::encode(rand::random::<[u8; 32]>());
+    if let Some(v) = cookies::set(cookies::CSRF, &csrf, SameSite::Strict, secure, None) {
+        headers.append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn signed_out(state: &AppState, to: &str) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    if let Some(v) = cookies::set(
+        cookies::SESSION,
+        "",
+        SameSite::Lax,
+        state.secure_cookies(),
+        Some(0),
+    ) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+pub async fn signup_page(
+    Extension(csrf): Extension<CsrfToken>,
+    MaybeViewer(viewer): MaybeViewer,
+) -> Result<Response, AppError> {
+    if viewer.is_some() {
+        return Ok(Redirect::to("/feed").into_response());
+    }
+    page(
+        StatusCode::OK,
+        &SignUpPage {
+            layout: Layout::new("Sign up", &csrf.0, false),
+            email: String::new(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SignUpForm {
+    email: String,
+    password: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn signup(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Extension(ip): Extension<ClientIp>,
+    Form(form): Form<SignUpForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&form.email))?;
+    let refuse = |error: String| {
+        page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SignUpPage {
+                layout: Layout::new("Sign up", &csrf.0, false),
+                email: form.email.clone(),
+                error: Some(error),
+            },
+        )
+    };
+    let email = match Email::parse(&form.email) {
+        Ok(e) => e,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let len = form.password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&len) {
+        return refuse(format!(
+            "Choose a password of {MIN_PASSWORD} to {MAX_PASSWORD} characters."
+        ));
+    }
+    let account = state.appwrite().account();
+    match account
+        .create(Id::unique(), email.as_str(), &form.password, None)
+        .await
+    {
+        Ok(_) => {}
+        // Bought before signing up (the user exists without a password), or simply signed up
+        // before: an emailed code gets them in either way.
+        Err(e) if e.is_conflict() => {
+            return send_code(&state, &csrf, &email, Some(EXISTING_ACCOUNT)).await;
+        }
+        Err(e) if e.status() == Some(400) => {
+            return refuse(
+                "This password is not accepted. Choose a longer, less common one.".into(),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let session = account
+        .create_email_password_session(email.as_str(), &form.password)
+        .await?;
+    let verification = state
+        .appwrite()
+        .with_session(&session.secret)
+        .account()
+        .create_verification(&state.link("/verify"))
+        .await;
+    if let Err(e) = verification {
+        tracing::warn!(error = %e, "verification mail not sent at sign-up");
+    }
+    Ok(signed_in(&state, &session, "/feed"))
+}
+
+pub async fn signin_page(
+    Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<NoticeQuery>,
+    MaybeViewer(viewer): MaybeViewer,
+) -> Result<Response, AppError> {
+    if viewer.is_some() {
+        return Ok(Redirect::to("/feed").into_response());
+    }
+    page(
+        StatusCode::OK,
+        &SignInPage {
+            layout: Layout::new("Sign in", &csrf.0, false),
+            email: String::new(),
+            notice: notice_text(q.notice.as_deref()),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    email: String,
+    password: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn signin(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Extension(ip): Extension<ClientIp>,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&form.email))?;
+    let refuse = |status: StatusCode, error: &str| {
+        page(
+            status,
+            &SignInPage {
+                layout: Layout::new("Sign in", &csrf.0, false),
+                email: form.email.clone(),
+                notice: None,
+                error: Some(error.to_owned()),
+            },
+        )
+    };
+    let Ok(email) = Email::parse(&form.email) else {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That is not an email address.",
+        );
+    };
+    match state
+        .appwrite()
+        .account()
+        .create_email_password_session(email.as_str(), &form.password)
+        .await
+    {
+        Ok(session) => Ok(signed_in(&state, &session, "/feed")),
+        Err(e) if e.status() == Some(401) => refuse(
+            StatusCode::UNAUTHORIZED,
+            "Wrong email or password. If you bought a plan before creating an account you have \
+             no password yet: sign in with an emailed code.",
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn code_page(
+    Extension(csrf): Extension<CsrfToken>,
+    MaybeViewer(viewer): MaybeViewer,
+) -> Result<Response, AppError> {
+    if viewer.is_some() {
+        return Ok(Redirect::to("/feed").into_response());
+    }
+    page(
+        StatusCode::OK,
+        &CodeRequestPage {
+            layout: Layout::new("Sign in with a code", &csrf.0, false),
+            email: String::new(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CodeRequestForm {
+    email: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn code_send(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Extension(ip): Extension<ClientIp>,
+    Form(form): Form<CodeRequestForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&form.email))?;
+    match Email::parse(&form.email) {
+        Ok(email) => send_code(&state, &csrf, &email, None).await,
+        Err(e) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &CodeRequestPage {
+                layout: Layout::new("Sign in with a code", &csrf.0, false),
+                email: form.email.clone(),
+                error: Some(e.to_string()),
+            },
+        ),
+    }
+}
+
+/// Mails a one-time code (Appwrite creates the user if the address is new) and asks for it.
+async fn send_code(
+    state: &AppState,
+    csrf: &CsrfToken,
+    email: &Email,
+    notice: Option<&'static str>,
+) -> Result<Response, AppError> {
+    let token = state
+        .appwrite()
+        .account()
+        .create_email_token(Id::unique(), email.as_str())
+        .await?;
+    page(
+        StatusCode::OK,
+        &CodeEnterPage {
+            layout: Layout::new("Enter your code", &csrf.0, false),
+            email: email.to_string(),
+            user_id: token.user_id,
+            notice,
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    email: String,
+    user_id: String,
+    code: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn code_verify(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Extension(ip): Extension<ClientIp>,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&form.email))?;
+    let user_id_ok = form.user_id.len() <= 36 && cookies::is_token(&form.user_id);
+    let code = form.code.trim();
+    if user_id_ok && !code.is_empty() && code.len() <= 64 {
+        match state
+            .appwrite()
+            .account()
+            .create_session_from_token(&form.user_id, &TokenSecret::new(code))
+            .await
+        {
+            Ok(session) => return Ok(signed_in(&state, &session, "/feed")),
+            Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    page(
+        StatusCode::UNAUTHORIZED,
+        &CodeEnterPage {
+            layout: Layout::new("Enter your code", &csrf.0, false),
+            email: form.email.clone(),
+            user_id: form.user_id.clone(),
+            notice: None,
+            error: Some("That code is wrong or has expired. Ask for a new one below.".into()),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+    secret: Option<String>,
+}
+
+/// The link from the verification mail. Works in any browser, signed in or not.
+#[tracing::instrument(skip_all)]
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    let signed_in = cookies::get(&headers, cookies::SESSION).is_some();
+    let ok = match (q.user_id.as_deref(), q.secret.as_deref()) {
+        (Some(user_id), Some(secret))
+            if user_id.len() <= 36 && cookies::is_token(user_id) && cookies::is_token(secret) =>
+        {
+            match state
+                .appwrite()
+                .anonymous()
+                .account()
+                .confirm_verification(user_id, &TokenSecret::new(secret))
+                .await
+            {
+                Ok(_) => true,
+                Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => false,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => false,
+    };
+    page(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        },
+        &VerifyPage {
+            layout: Layout::new("Email verification", &csrf.0, signed_in),
+            ok,
+        },
+    )
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    viewer: Viewer,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&viewer.user.email))?;
+    if !viewer.user.email_verification {
+        viewer
+            .client
+            .account()
+            .create_verification(&state.link("/verify"))
+            .await?;
+    }
+    Ok(Redirect::to("/account?notice=verification-sent").into_response())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn signout(
+    State(state): State<AppState>,
+    MaybeViewer(viewer): MaybeViewer,
+) -> Result<Response, AppError> {
+    if let Some(viewer) = viewer {
+        match viewer.client.account().delete_current_session().await {
+            Ok(()) => {}
+            Err(e) if e.status() == Some(401) || e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(signed_out(&state, "/signin?notice=signed-out"))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn signout_all(
+    State(state): State<AppState>,
+    viewer: Viewer,
+) -> Result<Response, AppError> {
+    viewer.client.account().delete_sessions().await?;
+    Ok(signed_out(&state, "/signin?notice=signed-out-all"))
+}
+
+pub async fn recover_page(Extension(csrf): Extension<CsrfToken>) -> Result<Response, AppError> {
+    page(
+        StatusCode::OK,
+        &RecoverPage {
+            layout: Layout::new("Reset password", &csrf.0, false),
+            email: String::new(),
+            sent: false,
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RecoverForm {
+    email: String,
+}
+
+/// Mails a reset link. The answer is the same whether or not the account exists.
+#[tracing::instrument(skip_all)]
+pub async fn recover(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Extension(ip): Extension<ClientIp>,
+    Form(form): Form<RecoverForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&form.email))?;
+    let layout = Layout::new("Reset password", &csrf.0, false);
+    let email = match Email::parse(&form.email) {
+        Ok(e) => e,
+        Err(e) => {
+            return page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &RecoverPage {
+                    layout,
+                    email: form.email.clone(),
+                    sent: false,
+                    error: Some(e.to_string()),
+                },
+            );
+        }
+    };
+    match state
+        .appwrite()
+        .account()
+        .create_recovery(email.as_str(), &state.link("/recover/confirm"))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    page(
+        StatusCode::OK,
+        &RecoverPage {
+            layout,
+            email: email.to_string(),
+            sent: true,
+            error: None,
+        },
+    )
+}
+
+pub async fn recover_confirm_page(
+    Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, AppError> {
+    page(
+        StatusCode::OK,
+        &RecoverConfirmPage {
+            layout: Layout::new("Choose a new password", &csrf.0, false),
+            user_id: q.user_id.unwrap_or_default(),
+            secret: q.secret.unwrap_or_default(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RecoverConfirmForm {
+    user_id: String,
+    secret: String,
+    password: String,
+}
+
+/// Sets the new password, then ends every session of the account: whoever knew the old
+/// password is out.
+#[tracing::instrument(skip_all)]
+pub async fn recover_confirm(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Extension(ip): Extension<ClientIp>,
+    Form(form): Form<RecoverConfirmForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, None)?;
+    let refuse = |error: &str| {
+        page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &RecoverConfirmPage {
+                layout: Layout::new("Choose a new password", &csrf.0, false),
+                user_id: form.user_id.clone(),
+                secret: form.secret.clone(),
+                error: Some(error.to_owned()),
+            },
+        )
+    };
+    let len = form.password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&len) {
+        return refuse("Choose a password of 8 to 256 characters.");
+    }
+    let valid_link = form.user_id.len() <= 36
+        && cookies::is_token(&form.user_id)
+        && cookies::is_token(&form.secret);
+    if !valid_link {
+        return refuse("This reset link is invalid or has expired. Ask for a new one.");
+    }
+    match state
+        .appwrite()
+        .anonymous()
+        .account()
+        .confirm_recovery(
+            &form.user_id,
+            &TokenSecret::new(&form.secret),
+            &form.password,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => {
+            return refuse(
+                "This reset link is invalid or has expired, or the password is not accepted. \
+                 Ask for a new link.",
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state
+        .appwrite()
+        .users()
+        .delete_sessions(&form.user_id)
+        .await?;
+    Ok(signed_out(&state, "/signin?notice=password-changed"))
+}

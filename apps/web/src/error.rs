@@ -1,0 +1,121 @@
+//! The one error type of the web service. Sign-in problems become redirects, refusals become
+//! clear pages (403, 429), and everything unexpected is logged and shown as an opaque 500.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+
+use crate::{
+    cookies,
+    templates::{ErrorPage, Layout},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No session: go and sign in.
+    #[error("sign-in required")]
+    SignInRequired,
+    /// The cookie's session is no longer accepted by Appwrite (signed out elsewhere, expired).
+    #[error("session ended")]
+    SessionEnded { secure: bool },
+    /// A state-changing request without a matching CSRF token (or from another origin).
+    #[error("CSRF check failed")]
+    Csrf,
+    /// Too many sign-in attempts; try again after the given time.
+    #[error("rate limited")]
+    RateLimited(Duration),
+    #[error("page not found")]
+    NotFound,
+    #[error("appwrite: {0}")]
+    Backend(#[from] g3_appwrite::Error),
+    #[error("access: {0}")]
+    Access(#[from] g3_access::AccessError),
+    #[error("template: {0}")]
+    Render(#[from] askama::Error),
+}
+
+impl AppError {
+    fn page(status: StatusCode, heading: &str, message: String) -> Response {
+        let page = ErrorPage {
+            layout: Layout::bare(heading),
+            status: status.as_u16(),
+            heading: heading.to_owned(),
+            message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "error page failed to render");
+                (status, heading.to_owned()).into_response()
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::SignInRequired => Redirect::to("/signin").into_response(),
+            AppError::SessionEnded { secure } => {
+                let mut resp = Redirect::to("/signin?notice=session-ended").into_response();
+                if let Some(v) = cookies::set(
+                    cookies::SESSION,
+                    "",
+                    cookies::SameSite::Lax,
+                    secure,
+                    Some(0),
+                ) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                resp
+            }
+            AppError::Csrf => Self::page(
+                StatusCode::FORBIDDEN,
+                "Request refused",
+                "This form was not sent from this site or has expired. Go back, reload the page \
+                 and try again."
+                    .into(),
+            ),
+            AppError::RateLimited(wait) => {
+                let minutes = wait.as_secs().div_ceil(60).max(1);
+                let mut resp = Self::page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    format!(
+                        "Too many sign-in attempts from here or for this email. Try again in \
+                         {minutes} minute{}.",
+                        if minutes == 1 { "" } else { "s" }
+                    ),
+                );
+                if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                resp
+            }
+            AppError::NotFound => Self::page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no page at this address.".into(),
+            ),
+            other => {
+                let mut chain = other.to_string();
+                let mut source = std::error::Error::source(&other);
+                while let Some(s) = source {
+                    chain.push_str(": ");
+                    chain.push_str(&s.to_string());
+                    source = s.source();
+                }
+                tracing::error!(error = %chain, "request failed");
+                Self::page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "We could not complete this request. Please try again in a moment.".into(),
+                )
+            }
+        }
+    }
+}

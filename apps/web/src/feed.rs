@@ -1,0 +1,316 @@
+//! `/feed`: signals newest first for paid and staff users, 25 a page with cursor paging, filtered
+//! by route, pair and side; everyone else gets the paywall. Signals are read with the user's own
+//! session, so Appwrite's `team:paid`/`team:staff` read permission guards them a second time.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::{
+    Extension,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{Html, IntoResponse, Response},
+};
+use g3_appwrite::{Document, Query as Q};
+use g3_store::{
+    models::{Route, Side, Signal, SignalStatus},
+    schema::DATABASE_ID,
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::Value;
+use time::{UtcOffset, format_description::well_known::Rfc3339, macros::format_description};
+
+use crate::{
+    AppState,
+    account::plan_rows,
+    cookies,
+    error::AppError,
+    markdown,
+    security::CsrfToken,
+    session::{Standing, Viewer, standing},
+    templates::{Card, EmbedView, FeedPage, Layout, PaywallPage, RouteOption},
+};
+
+pub const PAGE: u32 = 25;
+/// Embed texts are cut here; the full message text is always shown.
+const EMBED_TEXT_MAX: usize = 4_000;
+
+#[derive(Deserialize, Default)]
+pub struct FeedQuery {
+    route: Option<String>,
+    pair: Option<String>,
+    side: Option<String>,
+    after: Option<String>,
+}
+
+/// The filters after parsing: anything malformed is dropped, never passed on.
+#[derive(Default)]
+struct Filters {
+    route: Option<String>,
+    pair: Option<String>,
+    side: Option<&'static str>,
+    after: Option<String>,
+}
+
+impl Filters {
+    fn parse(q: &FeedQuery) -> Self {
+        let token = |v: &Option<String>, max: usize| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| v.len() <= max && cookies::is_token(v))
+                .map(str::to_owned)
+        };
+        let pair = q
+            .pair
+            .as_deref()
+            .map(|p| p.trim().to_uppercase())
+            .filter(|p| {
+                !p.is_empty()
+                    && p.len() <= 32
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '.'))
+            });
+        let side = match q.side.as_deref() {
+            Some("long") => Some("long"),
+            Some("short") => Some("short"),
+            _ => None,
+        };
+        Self {
+            route: token(&q.route, 64),
+            pair,
+            side,
+            after: token(&q.after, 36),
+        }
+    }
+
+    fn queries(&self) -> Vec<Q> {
+        let mut q = vec![Q::order_desc("posted_at"), Q::limit(PAGE)];
+        if let Some(r) = &self.route {
+            q.push(Q::equal("route_key", r.as_str()));
+        }
+        if let Some(p) = &self.pair {
+            q.push(Q::equal("pair", p.as_str()));
+        }
+        if let Some(s) = self.side {
+            q.push(Q::equal("side", s));
+        }
+        if let Some(a) = &self.after {
+            q.push(Q::cursor_after(a));
+        }
+        q
+    }
+
+    fn is_filtered(&self) -> bool {
+        self.route.is_some() || self.pair.is_some() || self.side.is_some()
+    }
+
+    /// The next page's link: these filters, after `last`.
+    fn next_link(&self, last: &str) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(r) = &self.route {
+            s.append_pair("route", r);
+        }
+        if let Some(p) = &self.pair {
+            s.append_pair("pair", p);
+        }
+        if let Some(side) = self.side {
+            s.append_pair("side", side);
+        }
+        s.append_pair("after", last);
+        format!("/feed?{}", s.finish())
+    }
+}
+
+pub async fn feed(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    viewer: Viewer,
+    Query(q): Query<FeedQuery>,
+) -> Result<Response, AppError> {
+    let standing = standing(&state, &viewer.user).await?;
+    if !standing.has_feed() {
+        return paywall(&state, &csrf, &viewer, standing).await;
+    }
+    let filters = Filters::parse(&q);
+    let signals = viewer.client.documents(DATABASE_ID, "signals");
+    let routes = viewer.client.documents(DATABASE_ID, "routes");
+    let (signal_queries, route_queries) = (filters.queries(), [Q::limit(100)]);
+    let (page, routes) = tokio::join!(
+        signals.list::<Value>(&signal_queries),
+        routes.list::<Value>(&route_queries)
+    );
+    let page = page?;
+    let names: HashMap<String, String> = routes?
+        .documents
+        .into_iter()
+        .filter_map(|d| decode::<Route>(d, &["customer_channel_ids"]))
+        .map(|d| (d.id, d.data.name))
+        .collect();
+    let mut route_options: Vec<RouteOption> = names
+        .iter()
+        .map(|(key, name)| RouteOption {
+            key: key.clone(),
+            name: name.clone(),
+            selected: filters.route.as_deref() == Some(key),
+        })
+        .collect();
+    route_options.sort_by(|a, b| a.name.cmp(&b.name));
+    let next = (page.documents.len() == PAGE as usize)
+        .then(|| page.documents.last().map(|d| filters.next_link(&d.id)))
+        .flatten();
+    let cards = page
+        .documents
+        .into_iter()
+        .filter_map(|d| decode::<Signal>(d, &["entries", "targets", "flags"]))
+        .map(|d| card(&d, &names))
+        .collect();
+    let html = FeedPage {
+        layout: Layout::new("Signals", &csrf.0, true),
+        cards,
+        routes: route_options,
+        pair: filters.pair.clone().unwrap_or_default(),
+        side: filters.side.unwrap_or_default().to_owned(),
+        next,
+        filtered: filters.is_filtered(),
+    }
+    .render()?;
+    Ok(Html(html).into_response())
+}
+
+/// Signed in but not allowed: say what is missing, show the subscription, link the store.
+async fn paywall(
+    state: &AppState,
+    csrf: &CsrfToken,
+    viewer: &Viewer,
+    standing: Standing,
+) -> Result<Response, AppError> {
+    let html = PaywallPage {
+        layout: Layout::new("Members only", &csrf.0, true),
+        email: viewer.user.email.clone(),
+        needs_verification: standing == Standing::Unverified,
+        plans: plan_rows(state, &viewer.user.email).await?,
+        store_url: state.store_url().to_owned(),
+    }
+    .render()?;
+    Ok((StatusCode::FORBIDDEN, Html(html)).into_response())
+}
+
+/// Decodes one document, reading a `null` array as empty (Appwrite sends `null` for an array
+/// attribute never written). A document that still does not decode is skipped, not fatal.
+fn decode<T: DeserializeOwned>(doc: Document<Value>, arrays: &[&str]) -> Option<Document<T>> {
+    let Document {
+        id,
+        sequence,
+        collection_id,
+        database_id,
+        created_at,
+        updated_at,
+        permissions,
+        mut data,
+    } = doc;
+    for key in arrays {
+        if data.get(*key).is_some_and(Value::is_null) {
+            data[*key] = Value::Array(Vec::new());
+        }
+    }
+    match serde_json::from_value(data) {
+        Ok(data) => Some(Document {
+            id,
+            sequence,
+            collection_id,
+            database_id,
+            created_at,
+            updated_at,
+            permissions,
+            data,
+        }),
+        Err(e) => {
+            tracing::warn!(id = %id, collection = %collection_id, error = %e, "document skipped: does not decode");
+            None
+        }
+    }
+}
+
+fn num(v: f64) -> String {
+    format!("{v}")
+}
+
+fn when(t: time::OffsetDateTime) -> String {
+    t.to_offset(UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
+}
+
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// The readable parts of Discord embeds; anything that is not text is left out.
+fn embeds(raw: Option<&str>) -> Vec<EmbedView> {
+    let Some(list) = raw
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .and_then(|v| v.as_array().cloned())
+    else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value, key: &str| {
+        cut(
+            v.get(key).and_then(|t| t.as_str()).unwrap_or(""),
+            EMBED_TEXT_MAX,
+        )
+    };
+    list.iter()
+        .take(10)
+        .map(|e| EmbedView {
+            title: text(e, "title"),
+            description_html: markdown::render(&text(e, "description")),
+            fields: e
+                .get("fields")
+                .and_then(|f| f.as_array())
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .take(25)
+                        .map(|f| (text(f, "name"), markdown::render(&text(f, "value"))))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .filter(|e| !e.title.is_empty() || !e.description_html.is_empty() || !e.fields.is_empty())
+        .collect()
+}
+
+/// One signal as a card view; the same function will feed live fragments.
+pub fn card(doc: &Document<Signal>, routes: &HashMap<String, String>) -> Card {
+    let s = &doc.data;
+    let join = |v: &[f64], sep: &str| v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(sep);
+    Card {
+        id: doc.id.clone(),
+        route: routes
+            .get(&s.route_key)
+            .cloned()
+            .unwrap_or_else(|| s.route_key.clone()),
+        author: s.author_name.clone().unwrap_or_else(|| "unknown".into()),
+        posted: when(s.posted_at),
+        posted_iso: s.posted_at.format(&Rfc3339).unwrap_or_default(),
+        pair: s.pair.clone().filter(|p| !p.is_empty()),
+        side: s.side.map(|side| match side {
+            Side::Long => "long",
+            Side::Short => "short",
+        }),
+        entries: join(&s.entries, " – "),
+        targets: join(&s.targets, ", "),
+        stop: s.stop.map(num),
+        leverage: s.leverage.map(num),
+        flags: s.flags.clone(),
+        text_html: markdown::render(s.content.as_deref().unwrap_or_default()),
+        embeds: embeds(s.embeds.as_deref()),
+        edited: s.edited_at.map(when),
+        deleted: s.status == SignalStatus::Deleted,
+    }
+}

@@ -1,0 +1,299 @@
+//! The web dashboard: accounts through Appwrite (server-side sessions in an HttpOnly cookie),
+//! paid gating and the signal feed, rendered with askama. Every route is listed in [`router`];
+//! `main`, devstack and the tests all start it through [`run`].
+
+mod account;
+mod auth;
+pub mod cookies;
+mod error;
+mod feed;
+mod markdown;
+pub mod ratelimit;
+pub mod security;
+mod session;
+mod templates;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::header,
+    middleware,
+    response::{IntoResponse, Redirect},
+    routing::{get, post},
+};
+use g3_access::Access;
+use g3_appwrite::Client;
+use g3_core::plans::PlanCatalog;
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+use url::Url;
+
+pub use error::AppError;
+pub use ratelimit::Limits;
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The `staff` service user web signs in as for Realtime (Realtime takes no API keys).
+#[derive(Clone, Debug)]
+pub struct ServiceUser {
+    pub email: String,
+    pub password: Secret,
+}
+
+/// Everything the service needs, loaded once in `main`; tests build it as a literal.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Appwrite with the server key.
+    pub appwrite: g3_appwrite::Config,
+    /// Where browsers reach this service, e.g. `https://app.example.com`. Decides the cookies'
+    /// `Secure` flag, the accepted `Origin` and the links mailed to users.
+    pub public_url: Url,
+    /// Where to buy a plan.
+    pub store_url: Url,
+    /// For the live feed's Realtime subscription (not used yet).
+    pub service_user: Option<ServiceUser>,
+    pub limits: Limits,
+    /// Take the client address from the last `X-Forwarded-For` hop (behind a reverse proxy).
+    pub trust_proxy: bool,
+}
+
+impl Settings {
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+struct Inner {
+    appwrite: Client,
+    access: Access,
+    public_url: Url,
+    origin: String,
+    store_url: String,
+    secure: bool,
+    limits: Limits,
+    limiter: ratelimit::SlidingWindow,
+    trust_proxy: bool,
+}
+
+/// Shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let appwrite = Client::new(settings.appwrite.clone()).context("Appwrite client")?;
+        anyhow::ensure!(
+            appwrite.has_key(),
+            "web needs the Appwrite server key (APPWRITE_API_KEY)"
+        );
+        Ok(Self(Arc::new(Inner {
+            access: Access::new(appwrite.clone(), PlanCatalog::default()),
+            appwrite,
+            origin: settings
+                .public_url
+                .origin()
+                .ascii_serialization()
+                .trim_end_matches('/')
+                .to_owned(),
+            public_url: settings.public_url.clone(),
+            store_url: settings.store_url.to_string(),
+            secure: settings.secure_cookies(),
+            limits: settings.limits,
+            limiter: ratelimit::SlidingWindow::default(),
+            trust_proxy: settings.trust_proxy,
+        })))
+    }
+
+    /// The server-key client.
+    pub fn appwrite(&self) -> &Client {
+        &self.0.appwrite
+    }
+    pub fn access(&self) -> &Access {
+        &self.0.access
+    }
+    pub fn secure_cookies(&self) -> bool {
+        self.0.secure
+    }
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+    pub fn trust_proxy(&self) -> bool {
+        self.0.trust_proxy
+    }
+    pub fn store_url(&self) -> &str {
+        &self.0.store_url
+    }
+
+    /// An absolute link to `path` on this site (for mailed links), under the public URL's path
+    /// prefix if it has one.
+    pub fn link(&self, path: &str) -> String {
+        let base = self.0.public_url.as_str().trim_end_matches('/');
+        format!("{base}/{}", path.trim_start_matches('/'))
+    }
+
+    /// Counts a sign-in attempt against the client address and, if known, the email.
+    pub fn throttle(&self, ip: &str, email: Option<&str>) -> Result<(), AppError> {
+        let l = self.0.limits;
+        self.0
+            .limiter
+            .check(&format!("ip:{ip}"), l.per_ip, l.window)
+            .map_err(AppError::RateLimited)?;
+        if let Some(email) = email {
+            self.0
+                .limiter
+                .check(
+                    &format!("email:{}", email.trim().to_lowercase()),
+                    l.per_email,
+                    l.window,
+                )
+                .map_err(AppError::RateLimited)?;
+        }
+        Ok(())
+    }
+}
+
+const APP_CSS: &str = include_str!("../static/app.css");
+const APP_JS: &str = include_str!("../static/app.js");
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/", get(|| async { Redirect::to("/feed") }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/signin", get(auth::signin_page).post(auth::signin))
+        .route("/signin/code", get(auth::code_page).post(auth::code_send))
+        .route("/signin/code/verify", post(auth::code_verify))
+        .route("/verify", get(auth::verify))
+        .route("/verify/resend", post(auth::resend_verification))
+        .route("/recover", get(auth::recover_page).post(auth::recover))
+        .route(
+            "/recover/confirm",
+            get(auth::recover_confirm_page).post(auth::recover_confirm),
+        )
+        .route("/signout", post(auth::signout))
+        .route("/signout/all", post(auth::signout_all))
+        .route("/feed", get(feed::feed))
+        .route("/account", get(account::account))
+        .route("/api/appwrite/ping", get(account::ping))
+        .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::csrf,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::client_ip,
+        ))
+        .layer(DefaultBodyLimit::max(security::FORM_LIMIT));
+    for (name, value) in security::headers() {
+        router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+    }
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        ))
+        .layer(
+            // The path only: query strings carry verification and reset secrets.
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
+        .with_state(state)
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        APP_CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        APP_JS,
+    )
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&settings)?;
+    tracing::info!(addr = %listener.local_addr()?, public_url = %settings.public_url, "web listening");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving web")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(public: &str) -> Settings {
+        Settings {
+            appwrite: g3_appwrite::Config::new("http://127.0.0.1:1/v1", "p").with_api_key("k"),
+            public_url: Url::parse(public).unwrap(),
+            store_url: Url::parse("https://store.example").unwrap(),
+            service_user: None,
+            limits: Limits::default(),
+            trust_proxy: false,
+        }
+    }
+
+    #[test]
+    fn links_keep_the_public_prefix_and_scheme_decides_secure() {
+        let state = AppState::new(&settings("https://example.com/app/")).unwrap();
+        assert_eq!(state.link("/verify"), "https://example.com/app/verify");
+        assert_eq!(state.origin(), "https://example.com");
+        assert!(state.secure_cookies());
+        let state = AppState::new(&settings("http://127.0.0.1:8090")).unwrap();
+        assert_eq!(state.link("/verify"), "http://127.0.0.1:8090/verify");
+        assert!(!state.secure_cookies());
+    }
+
+    #[test]
+    fn refuses_to_start_without_the_server_key() {
+        let mut s = settings("http://localhost");
+        s.appwrite.api_key = None;
+        assert!(AppState::new(&s).is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Who is asking: the Appwrite session behind the `g3_session` cookie, checked with Appwrite on
+//! every request (so sign-out elsewhere takes effect at once), and what that user may see.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use g3_appwrite::{Client, SessionSecret, User};
+use g3_store::schema::{TEAM_PAID, TEAM_STAFF};
+
+use crate::{AppState, cookies, error::AppError};
+
+/// A signed-in user and a client acting as them.
+pub struct Viewer {
+    pub user: User,
+    /// Calls as the user (`X-Appwrite-Session`): Appwrite's own permissions apply.
+    pub client: Client,
+}
+
+/// `Some` when a session cookie is present and Appwrite accepts it.
+pub struct MaybeViewer(pub Option<Viewer>);
+
+impl FromRequestParts<AppState> for MaybeViewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(secret) = cookies::get(&parts.headers, cookies::SESSION) else {
+            return Ok(MaybeViewer(None));
+        };
+        let ended = AppError::SessionEnded {
+            secure: state.secure_cookies(),
+        };
+        if !cookies::is_token(secret) {
+            return Err(ended);
+        }
+        let client = state.appwrite().with_session(&SessionSecret::new(secret));
+        match client.account().get().await {
+            Ok(user) => Ok(MaybeViewer(Some(Viewer { user, client }))),
+            Err(e) if e.status() == Some(401) => Err(ended),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        MaybeViewer::from_request_parts(parts, state)
+            .await?
+            .0
+            .ok_or(AppError::SignInRequired)
+    }
+}
+
+/// What a signed-in user may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Email not verified: no paid access whatever they bought.
+    Unverified,
+    /// Verified, but in neither `paid` nor `staff`.
+    Unpaid,
+    Paid,
+    Staff,
+}
+
+impl Standing {
+    pub fn has_feed(self) -> bool {
+        matches!(self, Standing::Paid | Standing::Staff)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Standing::Unverified => "email not verified",
+            Standing::Unpaid => "no active plan",
+            Standing::Paid => "member",
+            Standing::Staff => "staff",
+        }
+    }
+}
+
+/// Membership is read with the server key: a user cannot vouch for themself.
+pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppError> {
+    if !user.email_verification {
+        return Ok(Standing::Unverified);
+    }
+    let teams = state.appwrite().teams();
+    let (staff, paid) = tokio::join!(
+        teams.find_membership(TEAM_STAFF, &user.id),
+        teams.find_membership(TEAM_PAID, &user.id)
+    );
+    if staff?.is_some_and(|m| m.confirm) {
+        Ok(Standing::Staff)
+    } else if paid?.is_some_and(|m| m.confirm) {
+        Ok(Standing::Paid)
+    } else {
+        Ok(Standing::Unpaid)
+    }
+}

@@ -1,0 +1,189 @@
+//! Every page as an askama template struct. Templates live in `templates/`; signal cards come
+//! from one partial (`partials/signal.html`) so pages and, later, live fragments share it.
+//! Escaping is on everywhere; the only `|safe` output is `*_html` fields made by `markdown`.
+
+use askama::Template;
+
+/// What the base layout needs: the title, the CSRF token for the sign-out form, who is in.
+pub struct Layout {
+    pub title: String,
+    pub csrf: String,
+    pub signed_in: bool,
+}
+
+impl Layout {
+    pub fn new(title: &str, csrf: &str, signed_in: bool) -> Self {
+        Self {
+            title: title.to_owned(),
+            csrf: csrf.to_owned(),
+            signed_in,
+        }
+    }
+
+    /// For error pages, which know nothing of the visitor.
+    pub fn bare(title: &str) -> Self {
+        Self::new(title, "", false)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub status: u16,
+    pub heading: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+pub struct SignUpPage {
+    pub layout: Layout,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub struct SignInPage {
+    pub layout: Layout,
+    pub email: String,
+    pub notice: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "code_request.html")]
+pub struct CodeRequestPage {
+    pub layout: Layout,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "code_enter.html")]
+pub struct CodeEnterPage {
+    pub layout: Layout,
+    pub email: String,
+    pub user_id: String,
+    pub notice: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+pub struct VerifyPage {
+    pub layout: Layout,
+    pub ok: bool,
+}
+
+/// One subscription as shown on the paywall and account pages.
+pub struct PlanRow {
+    pub plan: String,
+    pub status: &'static str,
+    pub since: String,
+    /// "renews 2026-…", "ends 2026-…", "ended 2026-…" or empty.
+    pub until: String,
+}
+
+#[derive(Template)]
+#[template(path = "paywall.html")]
+pub struct PaywallPage {
+    pub layout: Layout,
+    pub email: String,
+    pub needs_verification: bool,
+    pub plans: Vec<PlanRow>,
+    pub store_url: String,
+}
+
+/// A parsed-trade number list, already formatted.
+pub struct Card {
+    pub id: String,
+    pub route: String,
+    pub author: String,
+    pub posted: String,
+    pub posted_iso: String,
+    pub pair: Option<String>,
+    pub side: Option<&'static str>,
+    pub entries: String,
+    pub targets: String,
+    pub stop: Option<String>,
+    pub leverage: Option<String>,
+    pub flags: Vec<String>,
+    /// The message rendered by [`crate::markdown::render`]: escaped first, our tags only.
+    pub text_html: String,
+    pub embeds: Vec<EmbedView>,
+    pub edited: Option<String>,
+    pub deleted: bool,
+}
+
+impl Card {
+    pub fn has_trade(&self) -> bool {
+        self.pair.is_some()
+            || self.side.is_some()
+            || !self.entries.is_empty()
+            || !self.targets.is_empty()
+            || self.stop.is_some()
+            || self.leverage.is_some()
+    }
+}
+
+/// The text parts of a Discord embed; links are shown as text, never followed.
+pub struct EmbedView {
+    pub title: String,
+    /// Rendered by [`crate::markdown::render`].
+    pub description_html: String,
+    /// Name as text, value rendered by [`crate::markdown::render`].
+    pub fields: Vec<(String, String)>,
+}
+
+pub struct RouteOption {
+    pub key: String,
+    pub name: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "feed.html")]
+pub struct FeedPage {
+    pub layout: Layout,
+    pub cards: Vec<Card>,
+    pub routes: Vec<RouteOption>,
+    pub pair: String,
+    pub side: String,
+    /// Link to the next (older) page, with the filters kept.
+    pub next: Option<String>,
+    pub filtered: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub layout: Layout,
+    pub email: String,
+    pub name: String,
+    pub verified: bool,
+    pub standing: &'static str,
+    pub plans: Vec<PlanRow>,
+    pub store_url: String,
+    pub notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "recover.html")]
+pub struct RecoverPage {
+    pub layout: Layout,
+    pub email: String,
+    /// The link was requested: say so without telling whether the account exists.
+    pub sent: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recover_confirm.html")]
+pub struct RecoverConfirmPage {
+    pub layout: Layout,
+    pub user_id: String,
+    pub secret: String,
+    pub error: Option<String>,
+}

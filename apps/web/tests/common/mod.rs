@@ -1,0 +1,348 @@
+//! `TestApp`: the web service on 127.0.0.1:0 against a bootstrapped emulator, and `Browser`s
+//! that keep their own cookies (reqwest here has no cookie store) and never follow redirects.
+
+#![allow(dead_code)]
+
+use std::{collections::HashMap, time::Duration};
+
+use g3_access::{Access, Cause};
+use g3_appwrite::Query;
+use g3_core::{Email, plans::Plan, plans::PlanCatalog};
+use g3_store::{
+    models::Route,
+    schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF},
+};
+use reqwest::{StatusCode, header::HeaderMap, redirect::Policy};
+use testkit::backend::Backend;
+use time::OffsetDateTime;
+use url::Url;
+use web::{Limits, Settings};
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const STORE_URL: &str = "https://store.example/buy";
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub url: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Limits::default()).await
+    }
+
+    pub async fn spawn_with(limits: Limits) -> Self {
+        Self::spawn_custom(limits, None).await
+    }
+
+    /// `public_url` as a proxy in front would present it (e.g. `https://…`); default: our own.
+    pub async fn spawn_custom(limits: Limits, public_url: Option<&str>) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let backend = testkit::backend::backend().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let settings = Settings {
+            appwrite: backend.client_config(),
+            public_url: Url::parse(public_url.unwrap_or(&url)).unwrap(),
+            store_url: Url::parse(STORE_URL).unwrap(),
+            service_user: None,
+            limits,
+            trust_proxy: false,
+        };
+        let server = tokio::spawn(async move {
+            web::run(settings, listener, std::future::pending())
+                .await
+                .unwrap();
+        });
+        Self {
+            backend,
+            url,
+            _server: server,
+        }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            base: self.url.clone(),
+            jar: HashMap::new(),
+        }
+    }
+
+    pub fn access(&self) -> Access {
+        Access::new(self.backend.client.clone(), PlanCatalog::default())
+    }
+
+    /// Mail the emulator "sent" to `to`, newest first: `(kind, data)`.
+    pub async fn mail(&self, to: &str) -> Vec<(String, serde_json::Value)> {
+        let url = format!("http://{}/mailbox/api/messages?to={to}", self.backend.addr);
+        let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["kind"].as_str().unwrap().to_owned(), m["data"].clone()))
+            .collect()
+    }
+
+    /// The newest mail of `kind` to `to`: `(userId, secret)`.
+    pub async fn latest(&self, to: &str, kind: &str) -> (String, String) {
+        let mail = self.mail(to).await;
+        let (_, data) = mail
+            .iter()
+            .find(|(k, _)| k == kind)
+            .unwrap_or_else(|| panic!("no {kind} mail to {to}: {mail:?}"));
+        (
+            data["userId"].as_str().unwrap().to_owned(),
+            data["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn grant(&self, email: &str) {
+        self.access()
+            .grant(
+                &Email::parse(email).unwrap(),
+                &Plan::parse("vip").unwrap(),
+                Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
+                &Cause::Admin {
+                    actor: "test".into(),
+                    reason: "test grant".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn user_id(&self, email: &str) -> String {
+        self.backend
+            .client
+            .users()
+            .find_by_email(email)
+            .await
+            .unwrap()
+            .expect("user exists")
+            .id
+    }
+
+    pub async fn add_to_team(&self, team: &str, email: &str) {
+        let id = self.user_id(email).await;
+        self.backend
+            .client
+            .teams()
+            .add_member_if_absent(team, &id, &[] as &[&str])
+            .await
+            .unwrap();
+    }
+
+    pub async fn make_staff(&self, email: &str) {
+        self.add_to_team(TEAM_STAFF, email).await;
+    }
+
+    pub async fn make_paid(&self, email: &str) {
+        self.add_to_team(TEAM_PAID, email).await;
+    }
+
+    pub async fn seed_route(&self, key: &str, name: &str) {
+        let route = Route {
+            source_channel_id: format!("9{}", key.len()),
+            source_guild_id: None,
+            name: name.into(),
+            customer_channel_ids: vec![],
+            enabled: Some(true),
+        };
+        self.backend
+            .client
+            .documents(DATABASE_ID, "routes")
+            .create(key, &route, None)
+            .await
+            .unwrap();
+    }
+
+    /// A signal with id `id`, changed by `edit` before it is written.
+    pub async fn seed_signal(&self, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut s = signal(id);
+        edit(&mut s);
+        self.backend
+            .client
+            .documents(DATABASE_ID, "signals")
+            .create(id, &s, None)
+            .await
+            .unwrap();
+    }
+
+    pub async fn signal_count(&self) -> u64 {
+        self.backend
+            .client
+            .documents(DATABASE_ID, "signals")
+            .list::<serde_json::Value>(&[Query::limit(1)])
+            .await
+            .unwrap()
+            .total
+    }
+
+    /// A signed-up, signed-in browser whose email is verified.
+    pub async fn verified(&self, email: &str) -> Browser {
+        let mut b = self.browser();
+        b.sign_up(email, PASSWORD).await;
+        let (user_id, secret) = self.latest(email, "verification").await;
+        let r = b
+            .get(&format!("/verify?userId={user_id}&secret={secret}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        b
+    }
+}
+
+/// A signal document as JSON (built as JSON so the test does not break while `Signal` grows).
+pub fn signal(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "source_guild_id": "1",
+        "source_channel_id": "2",
+        "source_message_id": id,
+        "route_key": "vip-calls",
+        "author_name": "Trader Joe",
+        "author_id": "3",
+        "content": format!("signal {id}"),
+        "pair": "BTCUSDT",
+        "side": "long",
+        "entries": [62000.0, 61500.5],
+        "targets": [63000.0, 64000.0],
+        "stop": 60000.0,
+        "leverage": 10.0,
+        "revision": 1,
+        "status": "live",
+        "posted_at": g3_appwrite::format_datetime(OffsetDateTime::now_utc()),
+    })
+}
+
+pub fn minutes_ago(m: i64) -> String {
+    g3_appwrite::format_datetime(OffsetDateTime::now_utc() - time::Duration::minutes(m))
+}
+
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    pub jar: HashMap<String, String>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, resp: reqwest::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        for v in headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") || value.is_empty() {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Resp {
+            status,
+            headers,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Resp {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(resp).await
+    }
+
+    /// Posts a form as is: no CSRF token added.
+    pub async fn post_raw(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(resp).await
+    }
+
+    /// The CSRF token a page would have put in its forms.
+    pub async fn csrf(&mut self) -> String {
+        if !self.jar.contains_key("g3_csrf") {
+            self.get("/healthz").await;
+        }
+        self.jar["g3_csrf"].clone()
+    }
+
+    /// Posts a form with the right CSRF token, as a page's form would.
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
+        let token = self.csrf().await;
+        let mut all = form.to_vec();
+        all.push(("csrf", &token));
+        self.post_raw(path, &all).await
+    }
+
+    pub async fn sign_up(&mut self, email: &str, password: &str) -> Resp {
+        let r = self
+            .post("/signup", &[("email", email), ("password", password)])
+            .await;
+        assert_eq!(r.status, 303, "sign-up: {}", r.body);
+        assert!(self.jar.contains_key("g3_session"));
+        r
+    }
+
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Resp {
+        self.post("/signin", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub fn signed_in(&self) -> bool {
+        self.jar.contains_key("g3_session")
+    }
+}

@@ -1,0 +1,192 @@
+//! Trading signals: the model stored for every captured message and the parser that reads a
+//! Discord message's content and embeds into pair, side, entries, targets, stop and leverage.
+//! Parsing never fails: anything that is not clearly a signal is kept as a plain [`Parsed::Post`].
+
+mod lex;
+mod numbers;
+mod parse;
+mod words;
+
+use serde::{Deserialize, Serialize};
+
+/// The text of one Discord embed, as far as signals care. Built from the raw embed JSON by
+/// [`Embed::from_discord_json`]; images, colours and URLs are irrelevant to parsing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Embed {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// `(name, value)` of each field, in order.
+    pub fields: Vec<(String, String)>,
+    pub footer: Option<String>,
+}
+
+impl Embed {
+    /// Reads an array of raw Discord embeds (a single embed object is accepted too). Lenient:
+    /// missing or mistyped parts are skipped, never an error, because embeds come from bots we
+    /// do not control.
+    pub fn from_discord_json(value: &serde_json::Value) -> Vec<Embed> {
+        match value {
+            serde_json::Value::Array(items) => items.iter().filter_map(Self::from_one).collect(),
+            serde_json::Value::Object(_) => Self::from_one(value).into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn from_one(value: &serde_json::Value) -> Option<Embed> {
+        let obj = value.as_object()?;
+        let text = |v: Option<&serde_json::Value>| {
+            v.and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let fields = obj
+            .get("fields")
+            .and_then(serde_json::Value::as_array)
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| {
+                        let name = text(f.get("name")).unwrap_or_default();
+                        let value = text(f.get("value")).unwrap_or_default();
+                        (!name.is_empty() || !value.is_empty()).then_some((name, value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Embed {
+            title: text(obj.get("title")),
+            description: text(obj.get("description")),
+            fields,
+            footer: text(obj.get("footer").and_then(|f| f.get("text"))),
+        })
+    }
+}
+
+/// Direction of a trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Long,
+    Short,
+}
+
+impl Side {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Side::Long => "long",
+            Side::Short => "short",
+        }
+    }
+}
+
+/// Something odd about a signal. Odd signals are kept (the author meant something) and shown
+/// with their flags, so a customer can judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// The stop is not beyond the entries (below them for a long, above for a short).
+    StopWrongSide,
+    /// Targets do not move steadily away from the entry (ascending for a long).
+    TargetsOutOfOrder,
+    /// A target is on the losing side of the entries.
+    TargetsWrongSide,
+    /// A target more than 10x (or under 1/10 of) the entry, a stop 50% or more away, or
+    /// entries more than 2x apart: usually a typo such as a missing decimal point.
+    AbsurdRatio,
+    /// Leverage below 1x or above 125x (no venue offers more).
+    AbsurdLeverage,
+    /// The text says both long and short; the first one written was used.
+    ConflictingSides,
+    /// No side was written and the prices do not tell; long was assumed.
+    SideUnclear,
+}
+
+impl Flag {
+    /// The stored form: snake_case, stable, at most 64 chars.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Flag::StopWrongSide => "stop_wrong_side",
+            Flag::TargetsOutOfOrder => "targets_out_of_order",
+            Flag::TargetsWrongSide => "targets_wrong_side",
+            Flag::AbsurdRatio => "absurd_ratio",
+            Flag::AbsurdLeverage => "absurd_leverage",
+            Flag::ConflictingSides => "conflicting_sides",
+            Flag::SideUnclear => "side_unclear",
+        }
+    }
+
+    /// Every flag, for stores that validate stored strings.
+    pub const ALL: [Flag; 7] = [
+        Flag::StopWrongSide,
+        Flag::TargetsOutOfOrder,
+        Flag::TargetsWrongSide,
+        Flag::AbsurdRatio,
+        Flag::AbsurdLeverage,
+        Flag::ConflictingSides,
+        Flag::SideUnclear,
+    ];
+
+    /// The inverse of [`Flag::as_str`].
+    pub fn parse(s: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// A message recognised as a trade signal. Prices are finite and positive; entries, targets
+/// and flags keep the order in which they were written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParsedSignal {
+    /// Normalised `BASE/QUOTE`, upper-case, e.g. `BTC/USDT`; USDT when only the base was given.
+    pub pair: String,
+    pub side: Side,
+    pub entries: Vec<f64>,
+    pub targets: Vec<f64>,
+    pub stop: Option<f64>,
+    pub leverage: Option<f64>,
+    /// True when no side was written and it was read from the prices.
+    pub side_inferred: bool,
+    pub flags: Vec<Flag>,
+}
+
+/// What a message is: a signal, or a plain post (chat, news, follow-ups such as "TP1 hit").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Signal(ParsedSignal),
+    Post,
+}
+
+/// Reads a message's content and embeds. Pure, total and linear in the input: any text at all
+/// gives a result, and a signal needs a pair, an entry, and a target or a stop.
+pub fn parse(content: &str, embeds: &[Embed]) -> Parsed {
+    parse::parse(content, embeds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip_and_fit_storage() {
+        for f in Flag::ALL {
+            assert_eq!(Flag::parse(f.as_str()), Some(f));
+            assert!(f.as_str().len() <= 64);
+        }
+    }
+
+    #[test]
+    fn embeds_are_read_leniently() {
+        let v = serde_json::json!([
+            {"title": "BTC", "fields": [{"name": "Entry", "value": "1"}, {"name": 3}, "x"],
+             "footer": {"text": "f"}},
+            "not an embed",
+            {"description": 5}
+        ]);
+        let e = Embed::from_discord_json(&v);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].title.as_deref(), Some("BTC"));
+        assert_eq!(e[0].fields, vec![("Entry".to_owned(), "1".to_owned())]);
+        assert_eq!(e[0].footer.as_deref(), Some("f"));
+        assert_eq!(e[1], Embed::default());
+        assert!(Embed::from_discord_json(&serde_json::json!(null)).is_empty());
+    }
+}
