@@ -223,6 +223,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         roles: Default::default(),
         spool_dir: settings.data_dir.join("webhook-spool"),
         sellapp_api: None,
+        ingest_secret: None,
         intervals: webhook::Intervals::default(),
         background_jobs: true,
     };

@@ -299,3 +299,87 @@ pub async fn failures_retry(
     }
     Ok(format!("{resolved} resolved, {failed} still failing"))
 }
+
+/// Adds or replaces a route: which source channel feeds it, its display name and the customer
+/// channels the bot mirrors it to.
+pub async fn routes_add(
+    client: &g3_appwrite::Client,
+    key: &str,
+    route: &g3_store::models::Route,
+) -> anyhow::Result<String> {
+    g3_appwrite::Id::from(key)
+        .validate()
+        .with_context(|| format!("route key {key:?}"))?;
+    for id in std::iter::once(&route.source_channel_id).chain(&route.customer_channel_ids) {
+        anyhow::ensure!(
+            !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()),
+            "`{id}` is not a Discord channel id (a snowflake: digits only)"
+        );
+    }
+    let docs = client.documents(DATABASE_ID, "routes");
+    docs.upsert(key, route, None).await.map_err(|e| {
+        if e.is_conflict() {
+            anyhow::anyhow!(
+                "channel {} already feeds another route",
+                route.source_channel_id
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(format!(
+        "route {key} ({}): source channel {} -> customer channels [{}]",
+        route.name,
+        route.source_channel_id,
+        route.customer_channel_ids.join(", ")
+    ))
+}
+
+pub async fn routes_list(client: &g3_appwrite::Client) -> anyhow::Result<String> {
+    let routes = client
+        .documents(DATABASE_ID, "routes")
+        .list_all::<g3_store::models::Route>(&[], 100)
+        .await?;
+    if routes.is_empty() {
+        return Ok(
+            "no routes: messages from every channel are dropped (add one with `ops routes add`)"
+                .into(),
+        );
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<24} {:<21} {:<8} customer channels",
+        "key", "name", "source channel", "enabled"
+    );
+    for r in routes {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<24} {:<21} {:<8} {}",
+            r.id,
+            r.data.name,
+            r.data.source_channel_id,
+            if r.data.enabled == Some(false) {
+                "no"
+            } else {
+                "yes"
+            },
+            r.data.customer_channel_ids.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+pub async fn routes_remove(client: &g3_appwrite::Client, key: &str) -> anyhow::Result<String> {
+    let removed = client
+        .documents(DATABASE_ID, "routes")
+        .delete_if_exists(key)
+        .await?;
+    Ok(if removed {
+        format!(
+            "route {key} removed; its channel's messages are dropped from now on (stored signals stay)"
+        )
+    } else {
+        format!("no route {key}")
+    })
+}

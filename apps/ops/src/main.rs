@@ -81,6 +81,41 @@ enum Command {
     /// Failed webhook deliveries.
     #[command(subcommand)]
     Failures(FailuresCommand),
+    /// Which source channels are ingested, and where the bot mirrors them.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RoutesCommand {
+    /// Add (or replace) a route.
+    Add {
+        /// Route key, e.g. `vip` (letters, digits, . - _).
+        #[arg(long)]
+        key: String,
+        /// Source channel id (in the source guild).
+        #[arg(long)]
+        channel: String,
+        /// Source guild id.
+        #[arg(long)]
+        guild: Option<String>,
+        /// Display name shown on the feed.
+        #[arg(long)]
+        name: String,
+        /// Customer channel ids the bot mirrors to (repeat or comma-separate).
+        #[arg(long = "customer-channel", value_delimiter = ',')]
+        customer_channels: Vec<String>,
+        /// Add it disabled (its messages are dropped until enabled).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List routes.
+    List,
+    /// Remove a route.
+    Remove {
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +236,27 @@ async fn main() -> anyhow::Result<()> {
         Command::Expire => {
             let n = access.expire_due(time::OffsetDateTime::now_utc()).await?;
             format!("{n} subscription(s) expired")
+        }
+        Command::Routes(RoutesCommand::Add {
+            key,
+            channel,
+            guild,
+            name,
+            customer_channels,
+            disabled,
+        }) => {
+            let route = g3_store::models::Route {
+                source_channel_id: channel,
+                source_guild_id: guild,
+                name,
+                customer_channel_ids: customer_channels,
+                enabled: Some(!disabled),
+            };
+            commands::routes_add(&client, &key, &route).await?
+        }
+        Command::Routes(RoutesCommand::List) => commands::routes_list(&client).await?,
+        Command::Routes(RoutesCommand::Remove { key }) => {
+            commands::routes_remove(&client, &key).await?
         }
         Command::Failures(FailuresCommand::List { all }) => {
             commands::failures_list(&access, all).await?

@@ -145,3 +145,58 @@ fn until_accepts_dates_and_times_and_explains_the_rest() {
         .to_string();
     assert!(err.contains("neither a date"), "{err}");
 }
+
+#[tokio::test]
+async fn routes_add_list_remove() {
+    use g3_store::models::Route;
+    let backend = testkit::backend::backend().await;
+    let c = &backend.client;
+    assert!(
+        commands::routes_list(c)
+            .await
+            .unwrap()
+            .starts_with("no routes")
+    );
+    let route = Route {
+        source_channel_id: "1100000000000000001".into(),
+        source_guild_id: None,
+        name: "VIP calls".into(),
+        customer_channel_ids: vec!["1300000000000000001".into()],
+        enabled: Some(true),
+    };
+    let out = commands::routes_add(c, "vip", &route).await.unwrap();
+    assert!(out.contains("route vip (VIP calls)"), "{out}");
+    let list = commands::routes_list(c).await.unwrap();
+    assert!(
+        list.contains("vip")
+            && list.contains("1100000000000000001")
+            && list.contains("1300000000000000001"),
+        "{list}"
+    );
+
+    let bad = Route {
+        source_channel_id: "general".into(),
+        ..route.clone()
+    };
+    let err = commands::routes_add(c, "x", &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a Discord channel id"), "{err}");
+    let taken = commands::routes_add(c, "other", &route)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(taken.contains("already feeds another route"), "{taken}");
+
+    assert!(
+        commands::routes_remove(c, "vip")
+            .await
+            .unwrap()
+            .contains("removed")
+    );
+    assert_eq!(
+        commands::routes_remove(c, "vip").await.unwrap(),
+        "no route vip"
+    );
+}

@@ -4,6 +4,7 @@
 //! the failure record) is durable. Background workers retry failures, expire ended periods and
 //! reconcile refunds. Routes are listed in [`router`].
 
+pub mod ingest;
 pub mod metrics;
 pub mod reconcile;
 mod sellapp;
@@ -78,6 +79,8 @@ pub struct Settings {
     /// Discord roles per plan, recorded as desired role state for the bot.
     pub roles: PlanRoles,
     pub spool_dir: PathBuf,
+    /// Secret of the collector's signed ingest requests; `None` turns ingest off (404).
+    pub ingest_secret: Option<Secret>,
     /// Sell.app's API for refund reconciliation; `None` disables it.
     pub sellapp_api: Option<SellappApi>,
     pub intervals: Intervals,
@@ -91,6 +94,7 @@ pub struct AppState {
     pub secret: Secret,
     pub spool: Spool,
     pub metrics: Arc<Metrics>,
+    pub ingest: Option<ingest::SharedIngest>,
 }
 
 impl AppState {
@@ -99,11 +103,16 @@ impl AppState {
             g3_appwrite::Client::new(settings.appwrite.clone()).context("Appwrite client")?;
         Ok(Self {
             access: Arc::new(
-                Access::new(client, settings.plans.clone()).with_roles(settings.roles.clone()),
+                Access::new(client.clone(), settings.plans.clone())
+                    .with_roles(settings.roles.clone()),
             ),
             secret: settings.sellapp_secret.clone(),
             spool: Spool::open(&settings.spool_dir)?,
             metrics: Arc::new(Metrics::default()),
+            ingest: settings
+                .ingest_secret
+                .clone()
+                .map(|secret| Arc::new(ingest::Ingest::new(client.clone(), secret))),
         })
     }
 
@@ -121,6 +130,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/sellapp",
             post(sellapp::receive).layer(DefaultBodyLimit::max(MAX_BODY)),
+        )
+        .route(
+            "/ingest/v1/events",
+            post(ingest::receive).layer(DefaultBodyLimit::max(MAX_BODY)),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -32,6 +32,10 @@ struct Args {
     /// Where failures are kept while Appwrite is unreachable.
     #[arg(long, env = "WEBHOOK_SPOOL_DIR", default_value = "./spool")]
     spool_dir: PathBuf,
+    /// Secret of the collector's signed ingest requests (`whsec_...` or any string); ingest is
+    /// off without it.
+    #[arg(long, env = "INGEST_SECRET", hide_env_values = true)]
+    ingest_secret: Option<String>,
     /// Sell.app API base URL for refund reconciliation.
     #[arg(long, env = "SELLAPP_API_URL", default_value = "https://sell.app/api")]
     sellapp_api_url: String,
@@ -76,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
         roles: PlanRoles::parse(&args.plan_roles).context("PLAN_ROLES")?,
         spool_dir: args.spool_dir,
         sellapp_api,
+        ingest_secret: args
+            .ingest_secret
+            .filter(|s| !s.trim().is_empty())
+            .map(Secret::new),
         intervals: Intervals {
             reconcile: Duration::from_secs(args.reconcile_interval_secs.max(60)),
             ..Intervals::default()

@@ -9,6 +9,8 @@
 
 mod locks;
 
+pub use locks::{KeyGuard, KeyedLocks};
+
 use std::fmt;
 
 use g3_appwrite::{Client, Document, Query, Upserted};
@@ -26,8 +28,6 @@ use g3_store::{
 };
 use time::{Duration, OffsetDateTime};
 use tracing::{info, instrument, warn};
-
-use crate::locks::KeyedLocks;
 
 pub const SUBSCRIPTIONS: &str = "subscriptions";
 pub const WEBHOOK_EVENTS: &str = "webhook_events";

@@ -3,6 +3,7 @@
 //! Appwrite rows: an in-process emulator on a SQLite file (as devstack runs it), driven through
 //! the `g3-appwrite` client over loopback HTTP, exactly as the services use it.
 
+mod pipeline;
 mod stats;
 mod table;
 mod webhook;
@@ -40,7 +41,13 @@ struct Args {
     /// Badly signed deliveries for the rejection row.
     #[arg(long, default_value_t = 100_000)]
     rejected: usize,
-    /// Run only these groups (appwrite, webhook); all when omitted.
+    /// Rounds over the parser corpus.
+    #[arg(long, default_value_t = 2_000)]
+    parser_rounds: usize,
+    /// Signed collector events for the ingest row.
+    #[arg(long, default_value_t = 3_000)]
+    ingest_events: usize,
+    /// Run only these groups (appwrite, parser, ingest, webhook); all when omitted.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -64,6 +71,13 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if wanted("appwrite") {
         rows.extend(appwrite_rows(&args).await?);
+    }
+    if wanted("parser") {
+        eprintln!("parser: {} rounds over the corpus ...", args.parser_rounds);
+        rows.push(pipeline::parser_row(args.parser_rounds)?);
+    }
+    if wanted("ingest") {
+        rows.push(pipeline::ingest_row(args.ingest_events, args.concurrency).await?);
     }
     if wanted("webhook") {
         rows.extend(webhook::rows(args.deliveries, args.rejected, args.concurrency).await?);

@@ -46,6 +46,7 @@ pub async fn rows(
         roles: Default::default(),
         spool_dir: dir.path().join("spool"),
         sellapp_api: None,
+        ingest_secret: None,
         intervals: webhook::Intervals::default(),
         background_jobs: false,
     };

@@ -31,7 +31,19 @@ impl TestApp {
         Self::spawn_on(testkit::backend::backend().await).await
     }
 
+    pub async fn spawn_with_ingest(secret: &str) -> Self {
+        Self::spawn_on_with_ingest(testkit::backend::backend().await, secret).await
+    }
+
     pub async fn spawn_on(backend: Backend) -> Self {
+        Self::start(backend, None).await
+    }
+
+    pub async fn spawn_on_with_ingest(backend: Backend, secret: &str) -> Self {
+        Self::start(backend, Some(Secret::new(secret))).await
+    }
+
+    async fn start(backend: Backend, ingest_secret: Option<Secret>) -> Self {
         let spool = tempfile::tempdir().unwrap();
         let settings = Settings {
             appwrite: backend.client_config(),
@@ -40,6 +52,7 @@ impl TestApp {
             roles: Default::default(),
             spool_dir: spool.path().to_path_buf(),
             sellapp_api: None,
+            ingest_secret,
             intervals: Intervals::default(),
             background_jobs: false,
         };

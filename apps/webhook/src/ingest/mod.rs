@@ -1,0 +1,290 @@
+//! `POST /ingest/v1/events`: Discord message events from the collector (the Vencord plugin, or
+//! the bot in the source guild), signed Standard-Webhooks style with the ingest secret.
+//!
+//! The body is one event or `{"events": [...]}` (at most [`MAX_BATCH`]). Events are applied in
+//! order: messages from channels without a route are dropped and counted; the others are merged
+//! into their signal document (`merge`), which makes every arrival order converge, and written
+//! only when something changed. A replayed `webhook-id` is answered without a second pass. On a
+//! backend error the whole request gets 503 and the collector retries it; applying the same
+//! events again changes nothing.
+
+pub mod merge;
+pub mod message;
+pub mod parsing;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use g3_access::KeyedLocks;
+use g3_appwrite::Client;
+use g3_core::signing::{self, StandardHeaders};
+use g3_store::{
+    models::{Route, Signal},
+    schema::DATABASE_ID,
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::{AppState, Secret};
+use message::Incoming;
+
+/// Most events one request may carry.
+pub const MAX_BATCH: usize = 100;
+/// How long a seen `webhook-id` is remembered: the signature window plus a margin.
+const REPLAY_WINDOW: Duration = Duration::from_secs(11 * 60);
+/// How long the channel → route map is trusted before it is read again.
+const ROUTES_TTL: Duration = Duration::from_secs(30);
+
+/// Counters shown in `/metrics`.
+#[derive(Default)]
+pub struct IngestCounters {
+    pub stored: AtomicU64,
+    pub unchanged: AtomicU64,
+    pub dropped_unrouted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub replays: AtomicU64,
+}
+
+pub struct Ingest {
+    client: Client,
+    secret: Secret,
+    locks: KeyedLocks,
+    routes: Mutex<Option<(Instant, HashMap<String, String>)>>,
+    seen: Mutex<HashMap<String, Instant>>,
+    pub counters: IngestCounters,
+}
+
+/// What one request did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub accepted: usize,
+    pub stored: usize,
+    pub unchanged: usize,
+    pub dropped_unrouted: usize,
+}
+
+impl Ingest {
+    pub fn new(client: Client, secret: Secret) -> Self {
+        Self {
+            client,
+            secret,
+            locks: KeyedLocks::default(),
+            routes: Mutex::new(None),
+            seen: Mutex::new(HashMap::new()),
+            counters: IngestCounters::default(),
+        }
+    }
+
+    /// The route key of a source channel, reading the `routes` collection again when the
+    /// cached map is old or does not know the channel (a route added a moment ago).
+    async fn route_of(&self, channel_id: &str) -> Result<Option<String>, g3_appwrite::Error> {
+        let cached = {
+            let guard = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            guard
+                .as_ref()
+                .map(|(at, map)| (at.elapsed() < ROUTES_TTL, map.get(channel_id).cloned()))
+        };
+        match cached {
+            Some((true, Some(key))) => return Ok(Some(key)),
+            Some((true, None)) if self.recently_refreshed() => return Ok(None),
+            _ => {}
+        }
+        let routes = self
+            .client
+            .documents(DATABASE_ID, "routes")
+            .list_all::<Route>(&[], 100)
+            .await?;
+        let map: HashMap<String, String> = routes
+            .into_iter()
+            .filter(|d| d.data.enabled != Some(false))
+            .map(|d| (d.data.source_channel_id, d.id))
+            .collect();
+        let found = map.get(channel_id).cloned();
+        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), map));
+        Ok(found)
+    }
+
+    /// Unknown channels re-read the routes at most every few seconds, not on every message.
+    fn recently_refreshed(&self) -> bool {
+        let guard = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(5))
+    }
+
+    /// Records a `webhook-id`; false when it was already seen inside the window.
+    fn first_sighting(&self, id: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, at| at.elapsed() < REPLAY_WINDOW);
+        !seen.contains_key(id)
+    }
+
+    fn remember(&self, id: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), Instant::now());
+    }
+
+    /// Applies events in order. Stops at the first backend error (the caller answers 503).
+    pub async fn apply(&self, events: &[Incoming]) -> Result<Summary, g3_appwrite::Error> {
+        let mut summary = Summary {
+            accepted: events.len(),
+            ..Summary::default()
+        };
+        let docs = self.client.documents(DATABASE_ID, "signals");
+        for event in events {
+            let Some(route_key) = self.route_of(&event.channel_id).await? else {
+                summary.dropped_unrouted += 1;
+                continue;
+            };
+            let _message = self.locks.lock(&event.id).await;
+            let existing = docs
+                .get_optional::<Signal>(&event.id)
+                .await?
+                .map(|d| d.data);
+            let merged = merge::merge(
+                existing.as_ref(),
+                event,
+                &route_key,
+                time::OffsetDateTime::now_utc(),
+            );
+            if existing.as_ref() == Some(&merged) {
+                summary.unchanged += 1;
+                continue;
+            }
+            match existing {
+                None => {
+                    docs.create_if_absent(&event.id, &merged, None).await?;
+                }
+                Some(_) => {
+                    docs.upsert(&event.id, &merged, None).await?;
+                }
+            }
+            summary.stored += 1;
+        }
+        self.counters
+            .stored
+            .fetch_add(summary.stored as u64, Ordering::Relaxed);
+        self.counters
+            .unchanged
+            .fetch_add(summary.unchanged as u64, Ordering::Relaxed);
+        self.counters
+            .dropped_unrouted
+            .fetch_add(summary.dropped_unrouted as u64, Ordering::Relaxed);
+        Ok(summary)
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub(crate) async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(ingest) = state.ingest.as_deref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ingest is not configured on this server (set INGEST_SECRET)",
+        );
+    };
+    let (Some(id), Some(timestamp), Some(signature)) = (
+        header(&headers, "webhook-id"),
+        header(&headers, "webhook-timestamp"),
+        header(&headers, "webhook-signature"),
+    ) else {
+        ingest.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the request is not signed (webhook-id, webhook-timestamp, webhook-signature)",
+        );
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Err(e) = signing::verify_standard(
+        ingest.secret.expose(),
+        StandardHeaders {
+            id,
+            timestamp,
+            signature,
+        },
+        &body,
+        now,
+    ) {
+        ingest.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        warn!(error = %e, "rejected ingest request");
+        return error(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    if !ingest.first_sighting(id) {
+        ingest.counters.replays.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::OK, Json(json!({ "duplicate": true }))).into_response();
+    }
+
+    let root: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    let raw_events: Vec<&Value> = match root.get("events") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(_) => return error(StatusCode::BAD_REQUEST, "`events` must be an array"),
+        None if root.is_object() => vec![&root],
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected an event object or {\"events\": [...]}",
+            );
+        }
+    };
+    if raw_events.len() > MAX_BATCH {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a batch holds at most {MAX_BATCH} events; this one has {}",
+                raw_events.len()
+            ),
+        );
+    }
+    let mut events = Vec::with_capacity(raw_events.len());
+    for (i, raw) in raw_events.into_iter().enumerate() {
+        match Incoming::parse(raw) {
+            Ok(e) => events.push(e),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("event {i}: {e}")),
+        }
+    }
+    match ingest.apply(&events).await {
+        Ok(summary) => {
+            ingest.remember(id);
+            info!(?summary, "ingested");
+            (StatusCode::OK, Json(summary)).into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "ingest could not write; the collector will retry");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("backend unavailable, retry later: {e}"),
+            )
+        }
+    }
+}
+
+/// Shared by the webhook state.
+pub type SharedIngest = Arc<Ingest>;

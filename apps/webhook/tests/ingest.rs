@@ -1,0 +1,335 @@
+//! Collector ingest end to end: signed batches of Discord message events against the real
+//! router and the emulator.
+
+mod common;
+
+use common::TestApp;
+use g3_core::signing;
+use g3_store::models::{Route, Signal, SignalStatus};
+use serde_json::{Value, json};
+
+const INGEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const ROUTED: &str = "1100000000000000001";
+const UNROUTED: &str = "1100000000000000002";
+
+async fn app() -> TestApp {
+    let app = TestApp::spawn_with_ingest(INGEST_SECRET).await;
+    let route = Route {
+        source_channel_id: ROUTED.into(),
+        source_guild_id: Some("7".into()),
+        name: "VIP calls".into(),
+        customer_channel_ids: vec![],
+        enabled: Some(true),
+    };
+    app.backend
+        .client
+        .documents("g3", "routes")
+        .create("vip", &route, None)
+        .await
+        .unwrap();
+    app
+}
+
+struct Sent {
+    status: u16,
+    body: Value,
+}
+
+async fn send_raw(app: &TestApp, id: &str, ts_skew: i64, secret: &str, body: &[u8]) -> Sent {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp() + ts_skew;
+    let reply = reqwest::Client::new()
+        .post(format!("{}/ingest/v1/events", app.url))
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header(
+            "webhook-signature",
+            signing::standard_signature(secret, id, ts, body),
+        )
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    Sent {
+        status,
+        body: reply.json().await.unwrap_or(Value::Null),
+    }
+}
+
+async fn send(app: &TestApp, events: Vec<Value>) -> Sent {
+    let id = format!("col_{}", rand_id());
+    send_raw(
+        app,
+        &id,
+        0,
+        INGEST_SECRET,
+        json!({ "events": events }).to_string().as_bytes(),
+    )
+    .await
+}
+
+fn rand_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn message(
+    kind: &str,
+    id: &str,
+    channel: &str,
+    content: Option<&str>,
+    edited: Option<&str>,
+) -> Value {
+    let mut m = json!({ "id": id, "channel_id": channel, "guild_id": "7",
+        "author": { "id": "9", "username": "caller" }, "edited_timestamp": edited,
+        "timestamp": "2026-01-01T00:00:00+00:00" });
+    if let Some(c) = content {
+        m["content"] = json!(c);
+        m["embeds"] = json!([]);
+        m["attachments"] = json!([]);
+    }
+    json!({ "type": kind, "message": m })
+}
+
+async fn signal(app: &TestApp, id: &str) -> Option<Signal> {
+    app.backend
+        .client
+        .documents("g3", "signals")
+        .get_optional::<Signal>(id)
+        .await
+        .unwrap()
+        .map(|d| d.data)
+}
+
+const CALL: &str =
+    "#ETH/USDT LONG\nEntry: 3000 - 3050\nTargets: 3100, 3200, 3300\nStop: 2900\nLeverage: 10x";
+
+#[tokio::test]
+async fn a_signed_batch_is_stored_parsed_and_unrouted_channels_dropped() {
+    let app = app().await;
+    let reply = send(
+        &app,
+        vec![
+            message(
+                "message.create",
+                "1200000000000000001",
+                ROUTED,
+                Some(CALL),
+                None,
+            ),
+            message(
+                "message.create",
+                "1200000000000000002",
+                UNROUTED,
+                Some(CALL),
+                None,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["stored"], 1);
+    assert_eq!(reply.body["dropped_unrouted"], 1);
+    let s = signal(&app, "1200000000000000001").await.unwrap();
+    assert_eq!(
+        (s.route_key.as_str(), s.revision, s.status),
+        ("vip", 1, SignalStatus::Live)
+    );
+    assert_eq!(s.pair.as_deref(), Some("ETH/USDT"));
+    assert_eq!(s.targets, vec![3100.0, 3200.0, 3300.0]);
+    assert_eq!(s.stop, Some(2900.0));
+    assert!(signal(&app, "1200000000000000002").await.is_none());
+}
+
+#[tokio::test]
+async fn signature_failures_write_nothing_and_replays_have_no_second_effect() {
+    let app = app().await;
+    let body = json!({ "events": [message("message.create", "1200000000000000003", ROUTED, Some("hi"), None)] }).to_string();
+    for (what, reply) in [
+        (
+            "wrong secret",
+            send_raw(&app, "a", 0, "not-it", body.as_bytes()).await,
+        ),
+        (
+            "stale",
+            send_raw(&app, "b", -301, INGEST_SECRET, body.as_bytes()).await,
+        ),
+        (
+            "future",
+            send_raw(&app, "c", 301, INGEST_SECRET, body.as_bytes()).await,
+        ),
+    ] {
+        assert_eq!(reply.status, 401, "{what}");
+    }
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/ingest/v1/events", app.url))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(app.count("signals").await, 0);
+
+    let first = send_raw(&app, "same-id", 0, INGEST_SECRET, body.as_bytes()).await;
+    assert_eq!(first.body["stored"], 1);
+    // The same request replayed (even re-signed with a new timestamp): no second pass.
+    let again = send_raw(&app, "same-id", 3, INGEST_SECRET, body.as_bytes()).await;
+    assert_eq!(
+        (again.status, again.body["duplicate"].as_bool()),
+        (200, Some(true))
+    );
+    assert_eq!(
+        signal(&app, "1200000000000000003").await.unwrap().revision,
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_batches_get_clear_errors() {
+    let app = app().await;
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| {
+            message(
+                "message.create",
+                &format!("13{i:017}"),
+                ROUTED,
+                Some("x"),
+                None,
+            )
+        })
+        .collect();
+    let reply = send(&app, too_many).await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100")
+    );
+
+    let reply = send(
+        &app,
+        vec![
+            message("message.create", "1", ROUTED, Some("x"), None),
+            json!({"type": "reaction.add", "message": {}}),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("event 1: unknown event type"),
+        "{:?}",
+        reply.body
+    );
+
+    let reply = send_raw(&app, "bad-json", 0, INGEST_SECRET, b"{\"events\": [").await;
+    assert_eq!(reply.status, 400);
+    let mut big = json!({ "events": [message("message.create", "1", ROUTED, Some("x"), None)] })
+        .to_string()
+        .into_bytes();
+    big.resize(webhook::MAX_BODY + 10, b' ');
+    let reply = send_raw(&app, "big", 0, INGEST_SECRET, &big).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(
+        app.count("signals").await,
+        0,
+        "nothing from a rejected batch is stored"
+    );
+}
+
+#[tokio::test]
+async fn delete_before_create_and_two_hundred_edits_converge() {
+    let app = app().await;
+    let id = "1200000000000000010";
+    send(
+        &app,
+        vec![json!({"type": "message.delete", "message": {"id": id, "channelId": ROUTED}})],
+    )
+    .await;
+    send(
+        &app,
+        vec![message(
+            "message.create",
+            id,
+            ROUTED,
+            Some("original"),
+            None,
+        )],
+    )
+    .await;
+    let s = signal(&app, id).await.unwrap();
+    assert_eq!(
+        (s.status, s.content.as_deref()),
+        (SignalStatus::Deleted, Some("original"))
+    );
+
+    let edited = "1200000000000000011";
+    send(
+        &app,
+        vec![message("message.create", edited, ROUTED, Some("v0"), None)],
+    )
+    .await;
+    for chunk in (1..=200).collect::<Vec<i64>>().chunks(50) {
+        let events = chunk
+            .iter()
+            .map(|i| {
+                let t = time::macros::datetime!(2026-01-01 00:00 UTC) + time::Duration::seconds(*i);
+                message(
+                    "message.update",
+                    edited,
+                    ROUTED,
+                    Some(&format!("v{i}")),
+                    Some(&g3_appwrite::format_datetime(t)),
+                )
+            })
+            .collect();
+        assert_eq!(send(&app, events).await.status, 200);
+    }
+    let s = signal(&app, edited).await.unwrap();
+    assert_eq!((s.revision, s.content.as_deref()), (201, Some("v200")));
+}
+
+#[tokio::test]
+async fn appwrite_down_is_503_and_the_retry_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = TestApp::spawn_on_with_ingest(
+        testkit::backend::backend_on_disk(dir.path()).await,
+        INGEST_SECRET,
+    )
+    .await;
+    let route = Route {
+        source_channel_id: ROUTED.into(),
+        source_guild_id: None,
+        name: "VIP".into(),
+        customer_channel_ids: vec![],
+        enabled: None,
+    };
+    app.backend
+        .client
+        .documents("g3", "routes")
+        .create("vip", &route, None)
+        .await
+        .unwrap();
+    let body = json!({ "events": [message("message.create", "1200000000000000020", ROUTED, Some(CALL), None)] }).to_string();
+    app.backend.stop().await;
+    let reply = send_raw(&app, "during-outage", 0, INGEST_SECRET, body.as_bytes()).await;
+    assert_eq!(reply.status, 503);
+    app.backend.start().await;
+    // The collector retries the same request (same webhook-id): it was not marked seen.
+    let reply = send_raw(&app, "during-outage", 1, INGEST_SECRET, body.as_bytes()).await;
+    assert_eq!(
+        (reply.status, reply.body["stored"].as_u64()),
+        (200, Some(1)),
+        "{:?}",
+        reply.body
+    );
+}
