@@ -30,13 +30,13 @@ export G3_SHARED_DIR="${G3_SHARED_DIR:-$root/../shared}"
 [ -f "$G3_SHARED_DIR/reference/appwrite/open-api3-1.8.1-server.json" ] \
   || die "shared reference not found at $G3_SHARED_DIR (set G3_SHARED_DIR)"
 
-if [ -f tests/conformance/package.json ]; then
-  if [ ! -d tests/conformance/node_modules ] \
-     || [ tests/conformance/package-lock.json -nt tests/conformance/node_modules/.package-lock.json ]; then
-    step "installing conformance test packages (npm ci)"
-    (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+# npm packages of the TypeScript parts, installed when missing or when the lock file changed.
+for dir in tests/conformance apps/collector; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    step "installing npm packages in $dir (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
-fi
+done
 
 # --- static checks --------------------------------------------------------------------------------
 step "cargo fmt --check"
@@ -55,5 +55,11 @@ if [ -f tests/conformance/package.json ]; then
   EMULATOR_BIN="$root/target/debug/appwrite-emulator" node --test --test-reporter=spec \
     tests/conformance/
 fi
+
+step "collector (Vencord plugin): TypeScript build and node tests"
+(cd apps/collector && npm test)
+
+step "collector against the real ingest service (devstack on free ports)"
+./scripts/collector-e2e.sh
 
 step "all tests passed in $((SECONDS - started))s"

@@ -1,7 +1,9 @@
 //! devstack: the whole stack in one process on this machine. Starts the Appwrite emulator on a
-//! file under the data directory, bootstraps the schema, seeds demo accounts, starts the
-//! services (so far: the Sell.app webhook receiver) and tells the user where everything is.
-//! Later services (web, bot) join here as they land.
+//! file under the data directory, bootstraps the schema, seeds demo accounts and signals, starts
+//! the services (so far: the Sell.app webhook receiver and the web dashboard) and tells the user
+//! where everything is. Later services (bot) join here as they land.
+
+pub mod demo_collector;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -13,13 +15,15 @@ use g3_core::{
     plans::{Plan, PlanCatalog},
     signing,
 };
-use g3_store::schema::TEAM_STAFF;
-use serde_json::json;
+use g3_store::schema::{DATABASE_ID, TEAM_STAFF};
+use serde_json::{Value, json};
 
 /// The Sell.app products devstack pretends to sell.
 pub const DEMO_PLANS: &str = "3301:9001=vip,3301=basic";
 /// The webhook secret devstack's demo purchase is signed with.
 pub const DEMO_SELLAPP_SECRET: &str = "devstack-sellapp-secret";
+/// The ingest secret the demo collector (and a real collector pointed at devstack) signs with.
+pub const DEMO_INGEST_SECRET: &str = "whsec_ZGV2c3RhY2staW5nZXN0LXNlY3JldA==";
 
 /// Everything devstack needs; `main` fills it from flags and the environment.
 #[derive(Clone, Debug)]
@@ -30,8 +34,12 @@ pub struct Settings {
     pub emulator_addr: SocketAddr,
     /// Address of the Sell.app webhook receiver.
     pub webhook_addr: SocketAddr,
+    /// Address of the web dashboard.
+    pub web_addr: SocketAddr,
     pub project_id: String,
     pub api_key: String,
+    /// How often the demo collector posts a signal through ingest; `None` turns it off.
+    pub demo_interval: Option<Duration>,
 }
 
 /// A demo account devstack creates and prints.
@@ -68,6 +76,21 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
         plan: Some("vip"),
     },
 ];
+
+/// The `staff` service user web signs in as for its Realtime subscription (Realtime takes no
+/// API keys). Not a person: printed apart from the demo accounts.
+pub const WEB_SERVICE: DemoAccount = DemoAccount {
+    id: "web-service",
+    email: "web-service@g3.local",
+    password: "devstack-web-service-password",
+    name: "Web live feed",
+    labels: &["service"],
+    staff: true,
+    plan: None,
+};
+
+/// Where the paywall's "Buy a plan" points in devstack (purchases are the printed `curl`).
+pub const DEMO_STORE_URL: &str = "https://sell.app/";
 
 /// A signed demo purchase: what the printed `curl` line sends.
 pub struct DemoPurchase {
@@ -109,8 +132,12 @@ pub struct Running {
     pub emulator: appwrite_emulator::Handle,
     pub client: Client,
     pub webhook_addr: SocketAddr,
+    pub web_addr: SocketAddr,
     webhook_stop: tokio::sync::oneshot::Sender<()>,
     webhook_task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    web_stop: tokio::sync::oneshot::Sender<()>,
+    web_task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    demo: Option<demo_collector::DemoCollector>,
 }
 
 impl Running {
@@ -118,6 +145,14 @@ impl Running {
         let base = format!("http://{}", self.emulator.addr);
         let mut out = String::new();
         out.push_str("\nG3netic Signals devstack is running\n\n");
+        out.push_str(&format!(
+            "  Web dashboard       {}  (sign in as the demo customer for the feed; a new sign-up sees the paywall)\n",
+            self.web_url()
+        ));
+        out.push_str(&format!(
+            "                      metrics {}/metrics\n",
+            self.web_url()
+        ));
         out.push_str(&format!(
             "  Appwrite emulator   {}  (project {}, API key {})\n",
             self.emulator.endpoint, self.emulator.project_id, self.emulator.api_key
@@ -133,11 +168,21 @@ impl Running {
             "                      metrics http://{}/metrics\n",
             self.webhook_addr
         ));
+        out.push_str(&format!(
+            "  Collector ingest    http://{}/ingest/v1/events  (secret {DEMO_INGEST_SECRET}, guild {}, channels {})\n",
+            self.webhook_addr,
+            demo_collector::DEMO_GUILD,
+            DEMO_ROUTES.iter().map(|(_, _, c)| *c).collect::<Vec<_>>().join(", ")
+        ));
         out.push_str("\n  Demo accounts (email / password):\n");
         for a in DEMO_ACCOUNTS {
             let role = if a.staff { "staff" } else { "customer" };
             out.push_str(&format!("    {role:<9} {} / {}\n", a.email, a.password));
         }
+        out.push_str(&format!(
+            "    service   {} / {}  (web's Realtime subscription)\n",
+            WEB_SERVICE.email, WEB_SERVICE.password
+        ));
         out.push_str("\n  Send a signed demo purchase (buyer@g3.local gets plan vip):\n    ");
         out.push_str(&DemoPurchase::new(self.webhook_addr).curl());
         out.push_str(&format!(
@@ -151,8 +196,17 @@ impl Running {
         out
     }
 
+    pub fn web_url(&self) -> String {
+        format!("http://{}", self.web_addr)
+    }
+
     /// Stops every service, then the emulator.
     pub async fn stop(self) -> anyhow::Result<()> {
+        if let Some(demo) = self.demo {
+            demo.stop().await;
+        }
+        let _ = self.web_stop.send(());
+        self.web_task.await.context("web task panicked")??;
         let _ = self.webhook_stop.send(());
         self.webhook_task.await.context("webhook task panicked")??;
         self.emulator.stop().await
@@ -181,6 +235,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         "DEVSTACK_WEBHOOK_ADDR",
     )
     .await?;
+    let web_listener = bind(settings.web_addr, "the web dashboard", "DEVSTACK_WEB_ADDR").await?;
     let config = appwrite_emulator::Config {
         project_id: settings.project_id.clone(),
         api_key: settings.api_key.clone(),
@@ -215,15 +270,17 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
     )
     .await?;
 
+    seed_signals(&client, progress).await?;
+
     let webhook_addr = webhook_listener.local_addr()?;
     let webhook_settings = webhook::Settings {
-        appwrite: config,
+        appwrite: config.clone(),
         sellapp_secret: webhook::Secret::new(DEMO_SELLAPP_SECRET),
         plans,
         roles: Default::default(),
         spool_dir: settings.data_dir.join("webhook-spool"),
         sellapp_api: None,
-        ingest_secret: None,
+        ingest_secret: Some(webhook::Secret::new(DEMO_INGEST_SECRET)),
         intervals: webhook::Intervals::default(),
         background_jobs: true,
     };
@@ -238,12 +295,53 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
     progress(&format!(
         "webhook service listening on http://{webhook_addr}"
     ));
+
+    let web_addr = web_listener.local_addr()?;
+    let web_settings = web::Settings {
+        appwrite: config,
+        public_url: url::Url::parse(&format!("http://{web_addr}"))?,
+        store_url: url::Url::parse(DEMO_STORE_URL)?,
+        service_user: Some(web::ServiceUser {
+            email: WEB_SERVICE.email.to_owned(),
+            password: web::Secret::new(WEB_SERVICE.password),
+        }),
+        live: web::live::LiveOptions::default(),
+        limits: web::Limits::default(),
+        trust_proxy: false,
+    };
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web_task = tokio::spawn(web::run(web_settings, web_listener, async move {
+        let _ = web_stopped.await;
+    }));
+    progress(&format!("web dashboard listening on http://{web_addr}"));
+    let demo = match settings.demo_interval {
+        Some(interval) => {
+            let channels = DEMO_ROUTES
+                .iter()
+                .map(|(_, _, c)| (*c).to_owned())
+                .collect();
+            let url = format!("http://{webhook_addr}/ingest/v1/events");
+            let demo =
+                demo_collector::start(url, DEMO_INGEST_SECRET.to_owned(), channels, interval)
+                    .await?;
+            progress(&format!(
+                "demo collector posting a signal every {} s",
+                interval.as_secs()
+            ));
+            Some(demo)
+        }
+        None => None,
+    };
     Ok(Running {
         emulator,
         client,
         webhook_addr,
+        web_addr,
         webhook_stop,
         webhook_task,
+        web_stop,
+        web_task,
+        demo,
     })
 }
 
@@ -268,7 +366,7 @@ async fn seed(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     let users = client.users();
-    for account in DEMO_ACCOUNTS {
+    for account in DEMO_ACCOUNTS.iter().chain([&WEB_SERVICE]) {
         let created = match users
             .create(
                 account.id,
@@ -315,6 +413,245 @@ async fn seed(
             progress(&format!("seed: {} has plan {plan}", account.email));
         }
         progress(&format!("seed: created {}", account.email));
+    }
+    Ok(())
+}
+
+/// The demo routes: key, display name, source channel.
+const DEMO_ROUTES: &[(&str, &str, &str)] = &[
+    ("vip-calls", "VIP Calls", "1100000000000000001"),
+    ("scalps", "Scalps", "1100000000000000002"),
+];
+
+/// A parsed trade: pair, side, entries, targets, stop, leverage.
+type Trade = (
+    &'static str,
+    &'static str,
+    &'static [f64],
+    &'static [f64],
+    f64,
+    f64,
+);
+
+/// One demo signal: id (a message snowflake), route, hours ago, author, text, parsed trade.
+struct DemoSignal {
+    id: &'static str,
+    route: &'static str,
+    hours_ago: i64,
+    author: &'static str,
+    content: &'static str,
+    trade: Option<Trade>,
+    edited: bool,
+    deleted: bool,
+}
+
+const DEMO_SIGNALS: &[DemoSignal] = &[
+    DemoSignal {
+        id: "1300000000000000010",
+        route: "vip-calls",
+        hours_ago: 1,
+        author: "Nova",
+        content: "**BTCUSDT LONG**\nEntry 64200 - 63800\nTP 65000 / 66500 / 68000\nSL 62900\nLev 10x",
+        trade: Some((
+            "BTCUSDT",
+            "long",
+            &[64200.0, 63800.0],
+            &[65000.0, 66500.0, 68000.0],
+            62900.0,
+            10.0,
+        )),
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000009",
+        route: "scalps",
+        hours_ago: 3,
+        author: "Kite",
+        content: "ETHUSDT short scalp\nEntry 3180\nTargets 3140, 3110\nStop 3215\n20x",
+        trade: Some((
+            "ETHUSDT",
+            "short",
+            &[3180.0],
+            &[3140.0, 3110.0],
+            3215.0,
+            20.0,
+        )),
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000008",
+        route: "vip-calls",
+        hours_ago: 6,
+        author: "Nova",
+        content: "SOLUSDT LONG\nEntry 142.5 - 139\nTP 148 / 155\nSL 134 (moved to entry after TP1)\nLev 5x",
+        trade: Some((
+            "SOLUSDT",
+            "long",
+            &[142.5, 139.0],
+            &[148.0, 155.0],
+            134.0,
+            5.0,
+        )),
+        edited: true,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000007",
+        route: "vip-calls",
+        hours_ago: 9,
+        author: "Atlas",
+        content: "Market update: funding is flipping negative on majors, expect chop until the US open. No new positions from me today, manage the open ones.",
+        trade: None,
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000006",
+        route: "scalps",
+        hours_ago: 14,
+        author: "Kite",
+        content: "DOGEUSDT long\nEntry 0.1625\nTP 0.168 / 0.172\nSL 0.158\n15x",
+        trade: Some(("DOGEUSDT", "long", &[0.1625], &[0.168, 0.172], 0.158, 15.0)),
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000005",
+        route: "vip-calls",
+        hours_ago: 20,
+        author: "Atlas",
+        content: "LINKUSDT SHORT\nEntry 18.40 - 18.75\nTP 17.60 / 16.90\nSL 19.30\nLev 8x",
+        trade: Some((
+            "LINKUSDT",
+            "short",
+            &[18.4, 18.75],
+            &[17.6, 16.9],
+            19.3,
+            8.0,
+        )),
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000004",
+        route: "scalps",
+        hours_ago: 26,
+        author: "Kite",
+        content: "XRPUSDT long, quick one\nEntry 0.615\nTP 0.628\nSL 0.604\n25x",
+        trade: Some(("XRPUSDT", "long", &[0.615], &[0.628], 0.604, 25.0)),
+        edited: false,
+        deleted: true,
+    },
+    DemoSignal {
+        id: "1300000000000000003",
+        route: "vip-calls",
+        hours_ago: 31,
+        author: "Nova",
+        content: "AVAXUSDT LONG\nEntry 36.2\nTP 38 / 40 / 43\nSL 34.6\nLev 6x",
+        trade: Some(("AVAXUSDT", "long", &[36.2], &[38.0, 40.0, 43.0], 34.6, 6.0)),
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000002",
+        route: "vip-calls",
+        hours_ago: 40,
+        author: "Atlas",
+        content: "BNBUSDT SHORT\nEntry 598 - 604\nTP 585 / 570\nSL 612\nLev 10x",
+        trade: Some((
+            "BNBUSDT",
+            "short",
+            &[598.0, 604.0],
+            &[585.0, 570.0],
+            612.0,
+            10.0,
+        )),
+        edited: false,
+        deleted: false,
+    },
+    DemoSignal {
+        id: "1300000000000000001",
+        route: "scalps",
+        hours_ago: 47,
+        author: "Kite",
+        content: "ARBUSDT long\nEntry 1.08\nTP 1.12 / 1.15\nSL 1.05\n10x\n_Small size, news at 14:00 UTC._",
+        trade: Some(("ARBUSDT", "long", &[1.08], &[1.12, 1.15], 1.05, 10.0)),
+        edited: false,
+        deleted: false,
+    },
+];
+
+/// Seeds the demo routes and signals if absent, so the demo customer sees a working feed.
+/// Times are relative to the first start; later starts change nothing.
+async fn seed_signals(client: &Client, progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    let routes = client.documents(DATABASE_ID, "routes");
+    for (key, name, channel) in DEMO_ROUTES {
+        let route = json!({
+            "source_channel_id": channel,
+            "source_guild_id": "1000000000000000001",
+            "name": name,
+            "customer_channel_ids": [],
+            "enabled": true,
+        });
+        if let Upserted::Created(_) = routes
+            .create_if_absent::<Value>(key, &route, None)
+            .await
+            .with_context(|| format!("seeding route {key}"))?
+        {
+            progress(&format!("seed: route {key}"));
+        }
+    }
+    let signals = client.documents(DATABASE_ID, "signals");
+    let now = time::OffsetDateTime::now_utc();
+    let mut created = 0;
+    for s in DEMO_SIGNALS {
+        let posted = now - time::Duration::hours(s.hours_ago);
+        let channel = DEMO_ROUTES
+            .iter()
+            .find(|(k, _, _)| *k == s.route)
+            .map_or("0", |(_, _, c)| *c);
+        let mut doc = json!({
+            "source_guild_id": "1000000000000000001",
+            "source_channel_id": channel,
+            "source_message_id": s.id,
+            "route_key": s.route,
+            "author_id": "1200000000000000001",
+            "author_name": s.author,
+            "content": s.content,
+            "revision": if s.edited { 2 } else { 1 },
+            "status": if s.deleted { "deleted" } else { "live" },
+            "posted_at": g3_appwrite::format_datetime(posted),
+        });
+        if let Some((pair, side, entries, targets, stop, leverage)) = s.trade {
+            doc["pair"] = json!(pair);
+            doc["side"] = json!(side);
+            doc["entries"] = json!(entries);
+            doc["targets"] = json!(targets);
+            doc["stop"] = json!(stop);
+            doc["leverage"] = json!(leverage);
+        }
+        if s.edited {
+            doc["edited_at"] = json!(g3_appwrite::format_datetime(
+                posted + time::Duration::minutes(25)
+            ));
+        }
+        if s.deleted {
+            doc["deleted_at"] = json!(g3_appwrite::format_datetime(
+                posted + time::Duration::hours(2)
+            ));
+        }
+        if let Upserted::Created(_) = signals
+            .create_if_absent::<Value>(s.id, &doc, None)
+            .await
+            .with_context(|| format!("seeding signal {}", s.id))?
+        {
+            created += 1;
+        }
+    }
+    if created > 0 {
+        progress(&format!("seed: {created} demo signals"));
     }
     Ok(())
 }

@@ -17,6 +17,12 @@ struct Args {
     /// Address of the Sell.app webhook receiver.
     #[arg(long, env = "DEVSTACK_WEBHOOK_ADDR", default_value = "127.0.0.1:8091")]
     webhook_addr: SocketAddr,
+    /// Address of the web dashboard.
+    #[arg(long, env = "DEVSTACK_WEB_ADDR", default_value = "127.0.0.1:8092")]
+    web_addr: SocketAddr,
+    /// Seconds between the demo collector's signals (0 turns it off).
+    #[arg(long, env = "DEVSTACK_DEMO_INTERVAL_SECS", default_value_t = 8)]
+    demo_interval_secs: u64,
 }
 
 #[tokio::main]
@@ -29,18 +35,20 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    if !args.emulator_addr.ip().is_loopback() {
-        anyhow::bail!(
-            "devstack only listens on loopback addresses, not {}",
-            args.emulator_addr
-        );
+    for addr in [args.emulator_addr, args.webhook_addr, args.web_addr] {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!("devstack only listens on loopback addresses, not {addr}");
+        }
     }
     let settings = devstack::Settings {
         data_dir: args.data_dir,
         emulator_addr: args.emulator_addr,
         webhook_addr: args.webhook_addr,
+        web_addr: args.web_addr,
         project_id: "g3".to_owned(),
         api_key: "devstack-server-key".to_owned(),
+        demo_interval: (args.demo_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.demo_interval_secs)),
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -80,6 +80,7 @@ pub async fn account(
         email: viewer.user.email.clone(),
         name: viewer.user.name.clone(),
         verified: viewer.user.email_verification,
+        knows_password: crate::auth::knows_password(&viewer.user),
         standing: standing?.label(),
         plans: plans?,
         store_url: state.store_url().to_owned(),

@@ -26,6 +26,15 @@ use crate::{
     },
 };
 
+/// User pref set when the account's password is one nobody knows (replaced at a claim): the
+/// account page then lets the user choose one without giving the current password.
+pub const PASSWORD_UNKNOWN: &str = "password_unknown";
+
+/// Does this user have a password they know (and must give to change it)?
+pub fn knows_password(user: &g3_appwrite::User) -> bool {
+    user.password_update.is_some() && user.prefs.get(PASSWORD_UNKNOWN) != Some(&true.into())
+}
+
 /// Appwrite's minimum password length.
 const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 256;
@@ -46,6 +55,15 @@ pub(crate) fn notice_text(key: Option<&str>) -> Option<&'static str> {
         "signed-out-all" => Some("You are signed out on all devices."),
         "verification-sent" => Some("We sent you a new verification link."),
         "password-changed" => Some("Your password is changed. Sign in with it."),
+        "address-confirmed" => Some(
+            "Your email address is confirmed. For your safety any password set before is \
+             removed and every other session is ended: choose a password below.",
+        ),
+        "password-set" => Some("Your password is set."),
+        "current-password-wrong" => Some("Your current password was missing or wrong."),
+        "password-refused" => Some(
+            "That password is not accepted: choose one of 8 to 256 characters, not a common one.",
+        ),
         _ => None,
     }
 }
@@ -328,13 +346,29 @@ pub async fn code_verify(
     let user_id_ok = form.user_id.len() <= 36 && cookies::is_token(&form.user_id);
     let code = form.code.trim();
     if user_id_ok && !code.is_empty() && code.len() <= 64 {
+        // Read before the code is spent (spending it verifies the address): was it unproven?
+        let was_verified = match state.appwrite().users().get(&form.user_id).await {
+            Ok(user) => Some(user.email_verification),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
         match state
             .appwrite()
             .account()
             .create_session_from_token(&form.user_id, &TokenSecret::new(code))
             .await
         {
-            Ok(session) => return Ok(signed_in(&state, &session, "/feed")),
+            Ok(session) => {
+                if was_verified == Some(true) {
+                    return Ok(signed_in(&state, &session, "/feed"));
+                }
+                let session = claim(&state, &form.user_id).await?;
+                return Ok(signed_in(
+                    &state,
+                    &session,
+                    "/account?notice=address-confirmed",
+                ));
+            }
             Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -351,6 +385,27 @@ pub async fn code_verify(
     )
 }
 
+/// The inbox of an unverified account has just been proven with an emailed code. Whoever
+/// signed up with this address before may not own it (account pre-hijacking): their password
+/// is replaced by a random one and all sessions end; the owner gets one fresh session and is
+/// asked to choose a password.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+async fn claim(state: &AppState, user_id: &str) -> Result<Session, AppError> {
+    let users = state.appwrite().users();
+    let random = hex::encode(rand::random::<[u8; 32]>());
+    users.update_password(user_id, &random).await?;
+    let mut prefs: serde_json::Value = users.get_prefs(user_id).await?;
+    if !prefs.is_object() {
+        prefs = serde_json::json!({});
+    }
+    prefs[PASSWORD_UNKNOWN] = true.into();
+    users.update_prefs(user_id, &prefs).await?;
+    users.delete_sessions(user_id).await?;
+    let session = users.create_session(user_id).await?;
+    tracing::info!("address proven by code: password reset, other sessions ended");
+    Ok(session)
+}
+
 #[derive(Deserialize)]
 pub struct VerifyQuery {
     #[serde(rename = "userId")]
@@ -358,44 +413,62 @@ pub struct VerifyQuery {
     secret: Option<String>,
 }
 
-/// The link from the verification mail. Works in any browser, signed in or not.
+/// The link from the verification mail. Honoured only in a browser signed in as that same
+/// user: whoever signed up holds that session, while a link opened anywhere else might confirm
+/// an address for an account somebody else created with it. Elsewhere the page asks for a
+/// sign-in with an emailed code instead, which proves the inbox and claims the account.
 #[tracing::instrument(skip_all)]
 pub async fn verify(
-    State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
-    headers: axum::http::HeaderMap,
+    viewer: Result<MaybeViewer, AppError>,
     Query(q): Query<VerifyQuery>,
 ) -> Result<Response, AppError> {
-    let signed_in = cookies::get(&headers, cookies::SESSION).is_some();
-    let ok = match (q.user_id.as_deref(), q.secret.as_deref()) {
+    let viewer = viewer.ok().and_then(|v| v.0);
+    let signed_in = viewer.is_some();
+    let link = match (q.user_id.as_deref(), q.secret.as_deref()) {
         (Some(user_id), Some(secret))
             if user_id.len() <= 36 && cookies::is_token(user_id) && cookies::is_token(secret) =>
         {
-            match state
-                .appwrite()
-                .anonymous()
+            Some((user_id, secret))
+        }
+        _ => None,
+    };
+    let outcome = match (link, &viewer) {
+        (None, _) => VerifyOutcome::Failed,
+        (Some((user_id, secret)), Some(viewer)) if viewer.user.id == user_id => {
+            match viewer
+                .client
                 .account()
                 .confirm_verification(user_id, &TokenSecret::new(secret))
                 .await
             {
-                Ok(_) => true,
-                Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => false,
+                Ok(_) => VerifyOutcome::Verified,
+                Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => VerifyOutcome::Failed,
                 Err(e) => return Err(e.into()),
             }
         }
-        _ => false,
+        (Some(_), _) => VerifyOutcome::NeedsCode,
+    };
+    let status = match outcome {
+        VerifyOutcome::Verified | VerifyOutcome::NeedsCode => StatusCode::OK,
+        VerifyOutcome::Failed => StatusCode::BAD_REQUEST,
     };
     page(
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        },
+        status,
         &VerifyPage {
             layout: Layout::new("Email verification", &csrf.0, signed_in),
-            ok,
+            ok: outcome == VerifyOutcome::Verified,
+            needs_code: outcome == VerifyOutcome::NeedsCode,
         },
     )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VerifyOutcome {
+    Verified,
+    Failed,
+    /// A good-looking link opened without the account's session.
+    NeedsCode,
 }
 
 #[tracing::instrument(skip_all)]
@@ -580,4 +653,60 @@ pub async fn recover_confirm(
         .delete_sessions(&form.user_id)
         .await?;
     Ok(signed_out(&state, "/signin?notice=password-changed"))
+}
+
+#[derive(Deserialize)]
+pub struct SetPasswordForm {
+    password: String,
+    #[serde(default)]
+    current: String,
+}
+
+/// Sets the signed-in user's password. Someone with a password they know gives it (so a stolen
+/// session alone cannot lock the owner out); an account whose password nobody knows (a buyer
+/// without one, or one just claimed with an emailed code) sets it with the server key.
+#[tracing::instrument(skip_all)]
+pub async fn set_password(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    viewer: Viewer,
+    Form(form): Form<SetPasswordForm>,
+) -> Result<Response, AppError> {
+    state.throttle(&ip.0, Some(&viewer.user.email))?;
+    let refused = || Ok(Redirect::to("/account?notice=password-refused").into_response());
+    let len = form.password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&len) {
+        return refused();
+    }
+    if knows_password(&viewer.user) {
+        if form.current.is_empty() || form.current.len() > MAX_PASSWORD {
+            return Ok(Redirect::to("/account?notice=current-password-wrong").into_response());
+        }
+        return match viewer
+            .client
+            .account()
+            .update_password(&form.password, Some(&form.current))
+            .await
+        {
+            Ok(_) => Ok(Redirect::to("/account?notice=password-set").into_response()),
+            Err(e) if e.status() == Some(401) => {
+                Ok(Redirect::to("/account?notice=current-password-wrong").into_response())
+            }
+            Err(e) if e.status() == Some(400) => refused(),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let users = state.appwrite().users();
+    match users.update_password(&viewer.user.id, &form.password).await {
+        Ok(_) => {}
+        Err(e) if e.status() == Some(400) => return refused(),
+        Err(e) => return Err(e.into()),
+    }
+    let mut prefs = viewer.user.prefs.clone();
+    if let Some(map) = prefs.as_object_mut()
+        && map.remove(PASSWORD_UNKNOWN).is_some()
+    {
+        users.update_prefs(&viewer.user.id, &prefs).await?;
+    }
+    Ok(Redirect::to("/account?notice=password-set").into_response())
 }

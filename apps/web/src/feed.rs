@@ -32,6 +32,8 @@ use crate::{
 };
 
 pub const PAGE: u32 = 25;
+/// Array attributes of a signal that Appwrite may send as `null`.
+pub const SIGNAL_ARRAYS: &[&str] = &["entries", "targets", "flags"];
 /// Embed texts are cut here; the full message text is always shown.
 const EMBED_TEXT_MAX: usize = 4_000;
 
@@ -133,19 +135,13 @@ pub async fn feed(
     }
     let filters = Filters::parse(&q);
     let signals = viewer.client.documents(DATABASE_ID, "signals");
-    let routes = viewer.client.documents(DATABASE_ID, "routes");
-    let (signal_queries, route_queries) = (filters.queries(), [Q::limit(100)]);
-    let (page, routes) = tokio::join!(
+    let signal_queries = filters.queries();
+    let (page, names) = tokio::join!(
         signals.list::<Value>(&signal_queries),
-        routes.list::<Value>(&route_queries)
+        route_names(&viewer.client)
     );
     let page = page?;
-    let names: HashMap<String, String> = routes?
-        .documents
-        .into_iter()
-        .filter_map(|d| decode::<Route>(d, &["customer_channel_ids"]))
-        .map(|d| (d.id, d.data.name))
-        .collect();
+    let names = names?;
     let mut route_options: Vec<RouteOption> = names
         .iter()
         .map(|(key, name)| RouteOption {
@@ -161,7 +157,7 @@ pub async fn feed(
     let cards = page
         .documents
         .into_iter()
-        .filter_map(|d| decode::<Signal>(d, &["entries", "targets", "flags"]))
+        .filter_map(|d| decode::<Signal>(d, SIGNAL_ARRAYS))
         .map(|d| card(&d, &names))
         .collect();
     let html = FeedPage {
@@ -170,11 +166,30 @@ pub async fn feed(
         routes: route_options,
         pair: filters.pair.clone().unwrap_or_default(),
         side: filters.side.unwrap_or_default().to_owned(),
+        // Only the unfiltered first page takes new cards; other pages update the ones they show.
+        live_insert: !filters.is_filtered() && filters.after.is_none(),
+        stream: format!("/feed/stream?since={}", state.hub().last_seq()),
         next,
         filtered: filters.is_filtered(),
     }
     .render()?;
     Ok(Html(html).into_response())
+}
+
+/// Route key -> display name, read by `client` (the user's session or the server key).
+pub async fn route_names(
+    client: &g3_appwrite::Client,
+) -> Result<HashMap<String, String>, g3_appwrite::Error> {
+    let routes = client
+        .documents(DATABASE_ID, "routes")
+        .list::<Value>(&[Q::limit(100)])
+        .await?;
+    Ok(routes
+        .documents
+        .into_iter()
+        .filter_map(|d| decode::<Route>(d, &["customer_channel_ids"]))
+        .map(|d| (d.id, d.data.name))
+        .collect())
 }
 
 /// Signed in but not allowed: say what is missing, show the subscription, link the store.
@@ -197,7 +212,7 @@ async fn paywall(
 
 /// Decodes one document, reading a `null` array as empty (Appwrite sends `null` for an array
 /// attribute never written). A document that still does not decode is skipped, not fatal.
-fn decode<T: DeserializeOwned>(doc: Document<Value>, arrays: &[&str]) -> Option<Document<T>> {
+pub fn decode<T: DeserializeOwned>(doc: Document<Value>, arrays: &[&str]) -> Option<Document<T>> {
     let Document {
         id,
         sequence,

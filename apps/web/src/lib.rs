@@ -1,13 +1,15 @@
 //! The web dashboard: accounts through Appwrite (server-side sessions in an HttpOnly cookie),
-//! paid gating and the signal feed, rendered with askama. Every route is listed in [`router`];
-//! `main`, devstack and the tests all start it through [`run`].
+//! paid gating and the signal feed (live over SSE, see [`live`]), rendered with askama. Every
+//! route is listed in [`router`]; `main`, devstack and the tests all start it through [`run`].
 
 mod account;
 mod auth;
 pub mod cookies;
 mod error;
 mod feed;
+pub mod live;
 mod markdown;
+pub mod metrics;
 pub mod ratelimit;
 pub mod security;
 mod session;
@@ -70,8 +72,9 @@ pub struct Settings {
     pub public_url: Url,
     /// Where to buy a plan.
     pub store_url: Url,
-    /// For the live feed's Realtime subscription (not used yet).
+    /// For the live feed's Realtime subscription; without it the stream only keeps alive.
     pub service_user: Option<ServiceUser>,
+    pub live: live::LiveOptions,
     pub limits: Limits,
     /// Take the client address from the last `X-Forwarded-For` hop (behind a reverse proxy).
     pub trust_proxy: bool,
@@ -93,6 +96,11 @@ struct Inner {
     limits: Limits,
     limiter: ratelimit::SlidingWindow,
     trust_proxy: bool,
+    live: live::LiveOptions,
+    hub: live::Hub,
+    metrics: metrics::Metrics,
+    /// Turns true when the server shuts down: live streams end so the graceful stop can finish.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Shared by every request. Cheap to clone.
@@ -121,6 +129,10 @@ impl AppState {
             limits: settings.limits,
             limiter: ratelimit::SlidingWindow::default(),
             trust_proxy: settings.trust_proxy,
+            hub: live::Hub::new(&settings.live),
+            live: settings.live.clone(),
+            metrics: metrics::Metrics::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })))
     }
 
@@ -142,6 +154,19 @@ impl AppState {
     }
     pub fn store_url(&self) -> &str {
         &self.0.store_url
+    }
+    pub fn hub(&self) -> &live::Hub {
+        &self.0.hub
+    }
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+    pub fn live(&self) -> &live::LiveOptions {
+        &self.0.live
+    }
+    /// Changes to true when the server is stopping.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.closing.subscribe()
     }
 
     /// An absolute link to `path` on this site (for mailed links), under the public URL's path
@@ -195,8 +220,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/signout", post(auth::signout))
         .route("/signout/all", post(auth::signout_all))
+        .route("/metrics", get(metrics_text))
         .route("/feed", get(feed::feed))
+        .route("/feed/stream", get(live::stream))
         .route("/account", get(account::account))
+        .route("/account/password", post(auth::set_password))
         .route("/api/appwrite/ping", get(account::ping))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(
@@ -207,7 +235,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::client_ip,
         ))
-        .layer(DefaultBodyLimit::max(security::FORM_LIMIT));
+        .layer(DefaultBodyLimit::max(security::FORM_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ));
     for (name, value) in security::headers() {
         router = router.layer(SetResponseHeaderLayer::overriding(name, value));
     }
@@ -225,6 +257,18 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
+}
+
+async fn metrics_text(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
 }
 
 async fn css() -> impl IntoResponse {
@@ -255,13 +299,29 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let state = AppState::new(&settings)?;
     tracing::info!(addr = %listener.local_addr()?, public_url = %settings.public_url, "web listening");
-    axum::serve(
+    let upstream = match settings.service_user.clone() {
+        Some(user) => Some(tokio::spawn(live::upstream(state.clone(), user))),
+        None => {
+            tracing::warn!("no service user (WEB_SERVICE_EMAIL): the live feed gets no events");
+            None
+        }
+    };
+    let closing = state.0.closing.clone();
+    let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Open event streams would hold the graceful stop forever.
+        closing.send_replace(true);
+    })
     .await
-    .context("serving web")
+    .context("serving web");
+    if let Some(task) = upstream {
+        task.abort();
+    }
+    served
 }
 
 #[cfg(test)]
@@ -274,6 +334,7 @@ mod tests {
             public_url: Url::parse(public).unwrap(),
             store_url: Url::parse("https://store.example").unwrap(),
             service_user: None,
+            live: live::LiveOptions::default(),
             limits: Limits::default(),
             trust_proxy: false,
         }

@@ -12,7 +12,7 @@ use web::{Limits, Secret, ServiceUser, Settings};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    #[arg(long, env = "WEB_BIND", default_value = "127.0.0.1:8090")]
+    #[arg(long, env = "WEB_BIND", default_value = "127.0.0.1:8092")]
     bind: SocketAddr,
     /// Where browsers reach this service; `https://` turns on Secure cookies.
     #[arg(long, env = "WEB_PUBLIC_URL")]
@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         public_url: args.public_url,
         store_url: args.store_url,
         service_user,
+        live: web::live::LiveOptions::default(),
         limits: Limits {
             per_ip: args.signin_per_ip.max(1),
             per_email: args.signin_per_email.max(1),

@@ -75,6 +75,8 @@ pub struct CodeEnterPage {
 pub struct VerifyPage {
     pub layout: Layout,
     pub ok: bool,
+    /// The link was opened without the account's session: offer the emailed-code sign-in.
+    pub needs_code: bool,
 }
 
 /// One subscription as shown on the paywall and account pages.
@@ -151,9 +153,20 @@ pub struct FeedPage {
     pub routes: Vec<RouteOption>,
     pub pair: String,
     pub side: String,
+    /// New live cards go on top only on the unfiltered first page.
+    pub live_insert: bool,
+    /// The live stream's URL, resuming after the newest event this page has seen.
+    pub stream: String,
     /// Link to the next (older) page, with the filters kept.
     pub next: Option<String>,
     pub filtered: bool,
+}
+
+/// One card alone: the live feed's fragment, from the same partial as the page.
+#[derive(Template)]
+#[template(path = "card.html")]
+pub struct CardFragment {
+    pub card: Card,
 }
 
 #[derive(Template)]
@@ -163,6 +176,8 @@ pub struct AccountPage {
     pub email: String,
     pub name: String,
     pub verified: bool,
+    /// Changing the password asks for the current one.
+    pub knows_password: bool,
     pub standing: &'static str,
     pub plans: Vec<PlanRow>,
     pub store_url: String,

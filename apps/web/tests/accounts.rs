@@ -34,12 +34,22 @@ async fn bad_verification_links_fail_and_a_new_link_can_be_sent() {
     );
     assert_eq!(app.mail("late@example.com").await.len(), before + 1);
     let (user_id, secret) = app.latest("late@example.com", "verification").await;
-    // The link works in another browser, signed out.
+    // Another browser, signed out, is asked for an emailed code instead.
     let mut other = app.browser();
     let r = other
         .get(&format!("/verify?userId={user_id}&secret={secret}"))
         .await;
     assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("sign in with an emailed code to confirm this address")
+    );
+    // The signed-up browser itself confirms it.
+    let r = b
+        .get(&format!("/verify?userId={user_id}&secret={secret}"))
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("Email verified"));
     assert!(
         b.get("/account")
             .await

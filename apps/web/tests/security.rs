@@ -384,3 +384,40 @@ async fn cookies_are_secure_behind_https() {
         "{url}"
     );
 }
+
+/// No debug or introspection endpoints exist in any build (the router has none, so release
+/// builds have none either); `/metrics` exposes counters only.
+#[tokio::test]
+async fn no_debug_endpoints_and_metrics_count_routes() {
+    let app = TestApp::spawn().await;
+    let mut b = app.browser();
+    for path in [
+        "/debug",
+        "/_debug",
+        "/api/auth/debug",
+        "/debug/pprof",
+        "/api/debug",
+        "/admin",
+        "/.env",
+        "/feed/debug",
+    ] {
+        let r = b.get(path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    b.get("/healthz").await;
+    let text = app.metrics().await;
+    assert!(text.contains("g3_web_requests_total{route=\"/healthz\",status=\"200\"} 1"));
+    assert!(
+        text.contains("g3_web_requests_total{route=\"unmatched\",status=\"404\"} 8"),
+        "{text}"
+    );
+    for family in [
+        "g3_web_sse_clients ",
+        "g3_web_upstream_connected ",
+        "g3_web_upstream_reconnects_total ",
+        "g3_web_events_fanned_out_total ",
+    ] {
+        assert!(text.contains(family), "{family}");
+    }
+    assert!(!text.contains("secret") && !text.contains("@"), "{text}");
+}

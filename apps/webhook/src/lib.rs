@@ -109,10 +109,10 @@ impl AppState {
             secret: settings.sellapp_secret.clone(),
             spool: Spool::open(&settings.spool_dir)?,
             metrics: Arc::new(Metrics::default()),
-            ingest: settings
-                .ingest_secret
-                .clone()
-                .map(|secret| Arc::new(ingest::Ingest::new(client.clone(), secret))),
+            ingest: match settings.ingest_secret.clone() {
+                Some(secret) => Some(Arc::new(ingest::Ingest::new(client.clone(), secret)?)),
+                None => None,
+            },
         })
     }
 
@@ -131,9 +131,11 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/sellapp",
             post(sellapp::receive).layer(DefaultBodyLimit::max(MAX_BODY)),
         )
-        .route(
-            "/ingest/v1/events",
-            post(ingest::receive).layer(DefaultBodyLimit::max(MAX_BODY)),
+        .merge(
+            Router::new()
+                .route("/ingest/v1/events", post(ingest::receive))
+                .layer(DefaultBodyLimit::max(MAX_BODY))
+                .layer(ingest::cors()),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

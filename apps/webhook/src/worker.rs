@@ -107,7 +107,12 @@ pub fn spawn(
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                _ = retry.tick() => { retry_once(&state).await; }
+                _ = retry.tick() => {
+                    retry_once(&state).await;
+                    if let Some(ingest) = &state.ingest {
+                        ingest.retry_assets().await;
+                    }
+                }
                 _ = expiry.tick() => {
                     match state.access.expire_due(OffsetDateTime::now_utc()).await {
                         Ok(0) => {}

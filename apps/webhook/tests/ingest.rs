@@ -333,3 +333,141 @@ async fn appwrite_down_is_503_and_the_retry_lands() {
         reply.body
     );
 }
+
+#[tokio::test]
+async fn browser_builds_of_discord_pass_the_cors_preflight() {
+    let app = app().await;
+    let preflight = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/ingest/v1/events", app.url),
+        )
+        .header("origin", "https://discord.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,webhook-id,webhook-timestamp,webhook-signature",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://discord.com");
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("webhook-signature")
+    );
+    let other = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/ingest/v1/events", app.url),
+        )
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn attachments_are_copied_by_content_type_and_failures_retried() {
+    use g3_store::models::AttachmentState;
+    let app = app().await;
+    let cdn = testkit::cdn::FakeCdn::default();
+    let base = cdn.spawn().await;
+    let names = [
+        "chart.png",
+        "doc.pdf",
+        "error.png",
+        "gone.png",
+        "huge.png",
+        "tool.exe",
+        "flaky.png",
+    ];
+    let attachments: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({ "id": format!("14{i:017}"), "filename": n, "size": 10, "url": format!("{base}/a/{n}") }))
+        .collect();
+    let mut event = message(
+        "message.create",
+        "1200000000000000030",
+        ROUTED,
+        Some(CALL),
+        None,
+    );
+    event["message"]["attachments"] = json!(attachments);
+    assert_eq!(send(&app, vec![event]).await.status, 200);
+
+    // Downloads run in the background right after ingest: wait until only the flaky one waits.
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let s = signal(&app, "1200000000000000030").await.unwrap();
+            let refs = s.attachment_refs();
+            if refs
+                .iter()
+                .filter(|a| a.state == AttachmentState::Pending)
+                .count()
+                == 1
+                && refs
+                    .iter()
+                    .any(|a| a.note.as_deref().is_some_and(|n| n.starts_with("try 1")))
+            {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("downloads settle");
+    let state_of = |s: &Signal, name: &str| {
+        s.attachment_refs()
+            .into_iter()
+            .find(|a| a.filename == name)
+            .unwrap()
+    };
+    assert_eq!(settled.assets_pending, Some(true));
+    let png = state_of(&settled, "chart.png");
+    assert_eq!(
+        (png.state, png.content_type.as_deref()),
+        (AttachmentState::Stored, Some("image/png"))
+    );
+    assert_eq!(state_of(&settled, "doc.pdf").state, AttachmentState::Stored);
+    for (name, why) in [
+        ("error.png", "not an image"),
+        ("gone.png", "404"),
+        ("huge.png", "larger than"),
+        ("tool.exe", "not an image"),
+    ] {
+        let a = state_of(&settled, name);
+        assert_eq!(a.state, AttachmentState::Skipped, "{name}");
+        assert!(
+            a.note.as_deref().unwrap().contains(why),
+            "{name}: {:?}",
+            a.note
+        );
+    }
+    // The stored copy is the real bytes, readable from Storage.
+    let file_id = png.file_id.unwrap();
+    let content = app
+        .backend
+        .client
+        .storage()
+        .view("signal_assets", &file_id, None)
+        .await
+        .unwrap();
+    assert_eq!(&content.bytes[..], testkit::cdn::PNG);
+
+    // The CDN recovers; the worker's pass stores the last one and clears the flag.
+    cdn.recover();
+    let ingest = app.state.ingest.clone().unwrap();
+    assert_eq!(ingest.retry_assets().await, 1);
+    let done = signal(&app, "1200000000000000030").await.unwrap();
+    assert_eq!(done.assets_pending, Some(false));
+    assert_eq!(state_of(&done, "flaky.png").state, AttachmentState::Stored);
+    assert_eq!(ingest.retry_assets().await, 0, "nothing left to retry");
+}

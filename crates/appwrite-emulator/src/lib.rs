@@ -52,6 +52,7 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
         store,
         events,
         schema: Default::default(),
+        stopping: tokio::sync::watch::Sender::new(false),
     })
 }
 
@@ -71,9 +72,14 @@ pub async fn run(
         config.public_url = format!("http://{addr}");
     }
     let state = build_state(config)?;
+    let stopping = state.stopping.clone();
     tracing::info!(%addr, "appwrite emulator listening");
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Realtime clients see the server go away, as they would with real Appwrite.
+            let _ = stopping.send(true);
+        })
         .await
         .context("serving the appwrite emulator")
 }

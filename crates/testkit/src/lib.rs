@@ -2,6 +2,7 @@
 //! checker for Appwrite's OpenAPI response schemas. Fakes for Discord and Sell.app join later.
 
 pub mod backend;
+pub mod cdn;
 pub mod openapi;
 pub mod sellapp;
 

@@ -16,10 +16,12 @@ use reqwest::{StatusCode, header::HeaderMap, redirect::Policy};
 use testkit::backend::Backend;
 use time::OffsetDateTime;
 use url::Url;
-use web::{Limits, Settings};
+use web::{Limits, Secret, ServiceUser, Settings, live::LiveOptions};
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const STORE_URL: &str = "https://store.example/buy";
+pub const SERVICE_EMAIL: &str = "web-service@test.local";
+pub const SERVICE_PASSWORD: &str = "web service password";
 
 pub struct TestApp {
     pub backend: Backend,
@@ -61,6 +63,21 @@ impl TestApp {
 
     /// `public_url` as a proxy in front would present it (e.g. `https://…`); default: our own.
     pub async fn spawn_custom(limits: Limits, public_url: Option<&str>) -> Self {
+        let backend = testkit::backend::backend().await;
+        Self::spawn_full(backend, limits, public_url, LiveOptions::default()).await
+    }
+
+    /// On a given backend (e.g. on disk, to restart it) with live-feed options.
+    pub async fn spawn_on(backend: Backend, live: LiveOptions) -> Self {
+        Self::spawn_full(backend, Limits::default(), None, live).await
+    }
+
+    async fn spawn_full(
+        backend: Backend,
+        limits: Limits,
+        public_url: Option<&str>,
+        live: LiveOptions,
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -68,14 +85,36 @@ impl TestApp {
             )
             .with_test_writer()
             .try_init();
-        let backend = testkit::backend::backend().await;
+        // The live feed's service user: a member of `staff`.
+        let users = backend.client.users();
+        if users.find_by_email(SERVICE_EMAIL).await.unwrap().is_none() {
+            let user = users
+                .create(
+                    "web-service",
+                    SERVICE_EMAIL,
+                    Some(SERVICE_PASSWORD),
+                    Some("web service"),
+                )
+                .await
+                .unwrap();
+            backend
+                .client
+                .teams()
+                .add_member_if_absent(TEAM_STAFF, &user.id, &[] as &[&str])
+                .await
+                .unwrap();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let settings = Settings {
             appwrite: backend.client_config(),
             public_url: Url::parse(public_url.unwrap_or(&url)).unwrap(),
             store_url: Url::parse(STORE_URL).unwrap(),
-            service_user: None,
+            service_user: Some(ServiceUser {
+                email: SERVICE_EMAIL.into(),
+                password: Secret::new(SERVICE_PASSWORD),
+            }),
+            live,
             limits,
             trust_proxy: false,
         };
@@ -88,6 +127,42 @@ impl TestApp {
             backend,
             url,
             _server: server,
+        }
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of an unlabelled metric.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits (bounded) until `metric` has `value`.
+    pub async fn wait_metric(&self, name: &str, value: f64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.metric(name).await == value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never reached {value}: {}",
+                self.metrics().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -342,7 +417,105 @@ impl Browser {
             .await
     }
 
+    /// Opens `/feed/stream`, optionally resuming after `last_event_id`.
+    pub async fn stream(&mut self, last_event_id: Option<&str>) -> Sse {
+        let mut req = self
+            .http
+            .get(format!("{}/feed/stream", self.base))
+            .header("cookie", self.cookie_header())
+            .timeout(Duration::from_secs(600));
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.unwrap();
+        Sse {
+            status: resp.status(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
     pub fn signed_in(&self) -> bool {
         self.jar.contains_key("g3_session")
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// A browser-like reader of an SSE response.
+pub struct Sse {
+    pub status: StatusCode,
+    pub content_type: String,
+    body: ByteStream,
+    buf: String,
+}
+
+impl Sse {
+    /// The next event (comments skipped), within `wait`; `None` when the stream ends.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<SseEvent> {
+        use futures_util::StreamExt;
+        tokio::time::timeout(wait, async {
+            loop {
+                while let Some(end) = self.buf.find("\n\n") {
+                    let frame: String = self.buf.drain(..end + 2).collect();
+                    let mut e = SseEvent {
+                        id: String::new(),
+                        event: "message".into(),
+                        data: String::new(),
+                    };
+                    let mut any = false;
+                    for line in frame.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            e.id = v.trim_start().to_owned();
+                            any = true;
+                        } else if let Some(v) = line.strip_prefix("event:") {
+                            e.event = v.trim_start().to_owned();
+                            any = true;
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            if !e.data.is_empty() {
+                                e.data.push('\n');
+                            }
+                            e.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                            any = true;
+                        }
+                    }
+                    if any {
+                        return Some(e);
+                    }
+                }
+                match self.body.next().await {
+                    Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .expect("an SSE event within the wait")
+    }
+
+    /// The next event, within 10 s.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        self.next_within(Duration::from_secs(10)).await
     }
 }

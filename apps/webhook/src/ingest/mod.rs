@@ -8,6 +8,7 @@
 //! backend error the whole request gets 503 and the collector retries it; applying the same
 //! events again changes nothing.
 
+pub mod assets;
 pub mod merge;
 pub mod message;
 pub mod parsing;
@@ -60,6 +61,9 @@ pub struct IngestCounters {
 
 pub struct Ingest {
     client: Client,
+    cdn: reqwest::Client,
+    /// At most this many attachment downloads at once.
+    downloads: Arc<tokio::sync::Semaphore>,
     secret: Secret,
     locks: KeyedLocks,
     routes: Mutex<Option<(Instant, HashMap<String, String>)>>,
@@ -74,17 +78,51 @@ pub struct Summary {
     pub stored: usize,
     pub unchanged: usize,
     pub dropped_unrouted: usize,
+    /// Messages whose attachments wait for a download.
+    #[serde(skip)]
+    pub with_pending_assets: Vec<String>,
 }
 
 impl Ingest {
-    pub fn new(client: Client, secret: Secret) -> Self {
-        Self {
+    pub fn new(client: Client, secret: Secret) -> anyhow::Result<Self> {
+        Ok(Self {
             client,
+            cdn: assets::http_client()?,
+            downloads: Arc::new(tokio::sync::Semaphore::new(4)),
             secret,
             locks: KeyedLocks::default(),
             routes: Mutex::new(None),
             seen: Mutex::new(HashMap::new()),
             counters: IngestCounters::default(),
+        })
+    }
+
+    /// Stores one message's pending attachments (in the background after ingest, and from
+    /// the worker's retry pass).
+    pub async fn store_assets(&self, message_id: &str) {
+        let Ok(_permit) = self.downloads.acquire().await else {
+            return;
+        };
+        if let Err(e) =
+            assets::store_pending(&self.client, &self.cdn, &self.locks, message_id).await
+        {
+            warn!(message = message_id, error = %e, "attachments not stored yet; the worker retries");
+        }
+    }
+
+    /// One retry pass over every signal that still waits for an attachment.
+    pub async fn retry_assets(&self) -> usize {
+        match assets::pending_signals(&self.client).await {
+            Ok(ids) => {
+                for id in &ids {
+                    self.store_assets(id).await;
+                }
+                ids.len()
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot list signals with pending attachments");
+                0
+            }
         }
     }
 
@@ -175,6 +213,9 @@ impl Ingest {
                 }
             }
             summary.stored += 1;
+            if merged.assets_pending == Some(true) {
+                summary.with_pending_assets.push(event.id.clone());
+            }
         }
         self.counters
             .stored
@@ -187,6 +228,28 @@ impl Ingest {
             .fetch_add(summary.dropped_unrouted as u64, Ordering::Relaxed);
         Ok(summary)
     }
+}
+
+/// Browser builds of Discord can only `fetch` ingest from Discord's own origins, and the signed
+/// headers need a CORS preflight. The desktop plugin posts from Node and needs none of this.
+pub fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    let origins = [
+        "https://discord.com",
+        "https://canary.discord.com",
+        "https://ptb.discord.com",
+    ]
+    .map(HeaderValue::from_static);
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("webhook-id"),
+            HeaderName::from_static("webhook-timestamp"),
+            HeaderName::from_static("webhook-signature"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -202,7 +265,7 @@ pub(crate) async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(ingest) = state.ingest.as_deref() else {
+    let Some(ingest) = state.ingest.as_ref() else {
         return error(
             StatusCode::NOT_FOUND,
             "ingest is not configured on this server (set INGEST_SECRET)",
@@ -273,6 +336,11 @@ pub(crate) async fn receive(
     match ingest.apply(&events).await {
         Ok(summary) => {
             ingest.remember(id);
+            // CDN links expire: fetch attachments now, without holding up the collector.
+            for message_id in summary.with_pending_assets.clone() {
+                let ingest = Arc::clone(ingest);
+                tokio::spawn(async move { ingest.store_assets(&message_id).await });
+            }
             info!(?summary, "ingested");
             (StatusCode::OK, Json(summary)).into_response()
         }

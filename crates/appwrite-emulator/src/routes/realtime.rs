@@ -103,8 +103,14 @@ async fn serve(state: AppState, params: Vec<(String, String)>, mut socket: WebSo
         user_id: None,
         roles: guest_roles(),
     };
+    let mut stopping = state.stopping.subscribe();
     loop {
         tokio::select! {
+            // The only change ever sent is `true` (the server is stopping).
+            _ = stopping.changed() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
             incoming = socket.recv() => {
                 let Some(Ok(msg)) = incoming else { return };
                 let reply = match msg {

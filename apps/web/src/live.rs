@@ -1,0 +1,557 @@
+//! The live feed. One upstream Realtime subscription per process (signed in as the `staff`
+//! service user) turns signal changes into rendered card events; the [`Hub`] numbers them,
+//! keeps the newest in a ring buffer and broadcasts them to every browser on `/feed/stream`.
+//!
+//! - After every upstream (re)connect the follower lists signals updated since its cursor, so
+//!   nothing written while it was disconnected is missed (hard deletes excepted: tombstones
+//!   are how signals end).
+//! - A browser resuming with `Last-Event-ID` (or `?since=`) gets the missed events from the
+//!   ring, or a `reset` event (reload the page) when they are no longer there.
+//! - The broadcast never waits for a browser: one that falls a full buffer behind is dropped
+//!   and resumes from the ring when it reconnects.
+//! - Access is re-checked every `recheck`, so a revoked customer's stream ends.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use g3_appwrite::{
+    Document, EventAction, Query as Q, RealtimeMessage, RealtimeOptions, RetryPolicy, SessionSecret,
+};
+use g3_store::{models::Signal, schema::DATABASE_ID};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use crate::{
+    AppState, ServiceUser,
+    error::AppError,
+    feed::{self, SIGNAL_ARRAYS},
+    session::{Viewer, standing},
+    templates::CardFragment,
+};
+
+/// The Realtime channel of signal documents.
+pub const CHANNEL: &str = "databases.g3.collections.signals.documents";
+
+/// Tuning of the live feed; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Events kept for browsers that resume with `Last-Event-ID`.
+    pub ring: usize,
+    /// Events a browser may fall behind before it is dropped.
+    pub client_buffer: usize,
+    /// Comment lines that keep idle connections (and proxies) open.
+    pub keep_alive: Duration,
+    /// How often a stream re-checks that its user may still read the feed.
+    pub recheck: Duration,
+    /// Backoff between upstream sign-in/subscribe attempts and Realtime reconnects.
+    pub reconnect: RetryPolicy,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self {
+            ring: 1_024,
+            client_buffer: 256,
+            keep_alive: Duration::from_secs(15),
+            recheck: Duration::from_secs(60),
+            reconnect: RetryPolicy {
+                max_attempts: u32::MAX,
+                base_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+/// One numbered event, shared by every browser that receives it.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub seq: u64,
+    /// JSON: `{"id", "action", "html"}`.
+    pub data: String,
+}
+
+struct Ring {
+    last_seq: u64,
+    events: VecDeque<Arc<LiveEvent>>,
+}
+
+/// Numbering, the ring buffer and the broadcast. Publishing and subscribing take the same lock,
+/// so a resuming browser's backlog and its live events neither overlap nor leave a gap.
+pub struct Hub {
+    ring: Mutex<Ring>,
+    capacity: usize,
+    tx: broadcast::Sender<Arc<LiveEvent>>,
+}
+
+/// What a new stream starts from.
+pub struct Subscription {
+    /// Missed events to send first, or `None` when they are gone (send `reset`).
+    pub backlog: Option<VecDeque<Arc<LiveEvent>>>,
+    pub rx: broadcast::Receiver<Arc<LiveEvent>>,
+    pub last_seq: u64,
+}
+
+impl Hub {
+    pub fn new(options: &LiveOptions) -> Self {
+        // Numbers start at the clock (µs) so ids from an earlier process are older than any
+        // of ours and resume as `reset`, never as somebody else's events.
+        let start = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
+            .unwrap_or_default();
+        let (tx, _) = broadcast::channel(options.client_buffer.max(1));
+        Self {
+            ring: Mutex::new(Ring {
+                last_seq: start,
+                events: VecDeque::new(),
+            }),
+            capacity: options.ring.max(1),
+            tx,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The number of the newest event (what a page rendered now has seen).
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
+    pub fn publish(&self, data: String) -> u64 {
+        let mut ring = self.lock();
+        ring.last_seq += 1;
+        let event = Arc::new(LiveEvent {
+            seq: ring.last_seq,
+            data,
+        });
+        if ring.events.len() == self.capacity {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(event.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(event);
+        ring.last_seq
+    }
+
+    /// Subscribes, with the events after `after` as backlog.
+    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+        let ring = self.lock();
+        let rx = self.tx.subscribe();
+        let backlog = match after {
+            None => Some(VecDeque::new()),
+            Some(n) if n == ring.last_seq => Some(VecDeque::new()),
+            Some(n) if n > ring.last_seq => None,
+            Some(n) => match ring.events.front() {
+                Some(oldest) if oldest.seq <= n + 1 => {
+                    Some(ring.events.iter().filter(|e| e.seq > n).cloned().collect())
+                }
+                _ => None,
+            },
+        };
+        Subscription {
+            backlog,
+            rx,
+            last_seq: ring.last_seq,
+        }
+    }
+}
+
+fn action_name(action: EventAction) -> &'static str {
+    match action {
+        EventAction::Create => "create",
+        EventAction::Update => "update",
+        EventAction::Delete => "delete",
+    }
+}
+
+/// Turns upstream messages into hub events; owns the catch-up cursor.
+pub struct Follower {
+    state: AppState,
+    /// `$updatedAt` of the newest change seen; `None` until the first connect.
+    cursor: Option<OffsetDateTime>,
+    /// The version last published per signal, so catch-up and live events do not repeat.
+    seen: HashMap<String, OffsetDateTime>,
+    routes: HashMap<String, String>,
+}
+
+const SEEN_MAX: usize = 10_000;
+const CATCH_UP_PAGE: u32 = 100;
+
+impl Follower {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            cursor: None,
+            seen: HashMap::new(),
+            routes: HashMap::new(),
+        }
+    }
+
+    /// Handles one upstream message. Returns `false` when the subscription is over
+    /// (authentication refused): sign in again.
+    pub async fn handle(&mut self, msg: RealtimeMessage) -> bool {
+        let state = self.state.clone();
+        let metrics = state.metrics();
+        match msg {
+            RealtimeMessage::Connected { reconnected } => {
+                if reconnected {
+                    metrics.upstream_reconnected();
+                }
+                if let Err(e) = self.on_connect().await {
+                    tracing::warn!(error = %e, "live feed catch-up failed; retried on the next reconnect");
+                }
+                metrics.set_upstream_connected(true);
+                true
+            }
+            RealtimeMessage::Event(event) => {
+                let Some(action) = event.action() else {
+                    return true;
+                };
+                match event.document::<Value>() {
+                    Ok(doc) => {
+                        self.emit(doc, action);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "realtime signal skipped"),
+                }
+                true
+            }
+            RealtimeMessage::Disconnected { reason } => {
+                tracing::info!(%reason, "live feed upstream disconnected");
+                metrics.set_upstream_connected(false);
+                true
+            }
+            RealtimeMessage::AuthFailed { message } => {
+                tracing::warn!(%message, "live feed upstream refused the service session");
+                metrics.set_upstream_connected(false);
+                false
+            }
+        }
+    }
+
+    /// Refreshes route names, then catches up from the cursor (or sets it on the first connect).
+    async fn on_connect(&mut self) -> Result<(), g3_appwrite::Error> {
+        let client = self.state.appwrite();
+        self.routes = feed::route_names(client).await?;
+        let signals = client.documents(DATABASE_ID, "signals");
+        let Some(cursor) = self.cursor else {
+            let newest = signals
+                .list::<Value>(&[Q::order_desc("$updatedAt"), Q::limit(1)])
+                .await?;
+            self.cursor = Some(
+                newest
+                    .documents
+                    .first()
+                    .map_or(OffsetDateTime::UNIX_EPOCH, |d| d.updated_at),
+            );
+            return Ok(());
+        };
+        // `>=`: several changes can share a millisecond; `seen` drops the ones already sent.
+        let since = g3_appwrite::format_datetime(cursor);
+        let mut after: Option<String> = None;
+        let mut caught_up = 0usize;
+        loop {
+            let mut queries = vec![
+                Q::greater_than_equal("$updatedAt", since.as_str()),
+                Q::order_asc("$updatedAt"),
+                Q::limit(CATCH_UP_PAGE),
+            ];
+            if let Some(a) = &after {
+                queries.push(Q::cursor_after(a));
+            }
+            let page = signals.list::<Value>(&queries).await?;
+            let n = page.documents.len();
+            after = page.documents.last().map(|d| d.id.clone());
+            for doc in page.documents {
+                let action = if doc.created_at == doc.updated_at {
+                    EventAction::Create
+                } else {
+                    EventAction::Update
+                };
+                caught_up += usize::from(self.emit(doc, action));
+            }
+            if n < CATCH_UP_PAGE as usize {
+                break;
+            }
+        }
+        tracing::info!(caught_up, "live feed caught up");
+        Ok(())
+    }
+
+    /// Renders and publishes one change unless that version was already published.
+    fn emit(&mut self, doc: Document<Value>, action: EventAction) -> bool {
+        let updated = doc.updated_at;
+        if action != EventAction::Delete && self.seen.get(&doc.id) == Some(&updated) {
+            return false;
+        }
+        if self.seen.len() >= SEEN_MAX {
+            self.seen.clear();
+        }
+        self.seen.insert(doc.id.clone(), updated);
+        self.cursor = Some(self.cursor.map_or(updated, |c| c.max(updated)));
+        let Some(doc) = feed::decode::<Signal>(doc, SIGNAL_ARRAYS) else {
+            return false;
+        };
+        let html = match (CardFragment {
+            card: feed::card(&doc, &self.routes),
+        })
+        .render()
+        {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!(error = %e, "live card failed to render");
+                return false;
+            }
+        };
+        let data = serde_json::json!({
+            "id": doc.id,
+            "action": action_name(action),
+            "html": html,
+        })
+        .to_string();
+        self.state.hub().publish(data);
+        self.state.metrics().published();
+        true
+    }
+}
+
+/// Runs the upstream subscription for the life of the process: sign in as the service user,
+/// subscribe, follow; on a refused session sign in again, with backoff.
+pub async fn upstream(state: AppState, user: ServiceUser) {
+    let options = state.live().clone();
+    let mut follower = Follower::new(state.clone());
+    let mut failures: u32 = 0;
+    loop {
+        match subscribe(&state, &user, &options).await {
+            Ok(mut realtime) => {
+                while let Some(msg) = realtime.recv().await {
+                    if matches!(msg, RealtimeMessage::Connected { .. }) {
+                        failures = 0;
+                    }
+                    if !follower.handle(msg).await {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed: service user could not subscribe");
+            }
+        }
+        state.metrics().set_upstream_connected(false);
+        failures = failures.saturating_add(1);
+        tokio::time::sleep(options.reconnect.backoff(failures)).await;
+    }
+}
+
+async fn subscribe(
+    state: &AppState,
+    user: &ServiceUser,
+    options: &LiveOptions,
+) -> Result<g3_appwrite::Realtime, g3_appwrite::Error> {
+    let session = state
+        .appwrite()
+        .account()
+        .create_email_password_session(&user.email, user.password.expose())
+        .await?;
+    let mut realtime = RealtimeOptions::new([CHANNEL]);
+    realtime.reconnect = options.reconnect;
+    state
+        .appwrite()
+        .realtime(&SessionSecret::new(session.secret.expose()), realtime)
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    /// The last event a freshly rendered page has seen (`Last-Event-ID` wins when present).
+    since: Option<u64>,
+}
+
+/// A browser's stream: its backlog, its broadcast receiver and its periodic access check.
+struct Client {
+    state: AppState,
+    session: g3_appwrite::Client,
+    backlog: VecDeque<Arc<LiveEvent>>,
+    reset: Option<u64>,
+    rx: broadcast::Receiver<Arc<LiveEvent>>,
+    recheck: tokio::time::Interval,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.state.metrics().client_closed();
+    }
+}
+
+fn signal_event(e: &LiveEvent) -> Event {
+    Event::default()
+        .id(e.seq.to_string())
+        .event("signal")
+        .data(&e.data)
+}
+
+impl Client {
+    async fn next(&mut self) -> Option<Event> {
+        if let Some(seq) = self.reset.take() {
+            return Some(
+                Event::default()
+                    .id(seq.to_string())
+                    .event("reset")
+                    .data("{}"),
+            );
+        }
+        if let Some(e) = self.backlog.pop_front() {
+            self.state.metrics().fanned_out();
+            return Some(signal_event(&e));
+        }
+        loop {
+            let recheck = tokio::select! {
+                received = self.rx.recv() => match received {
+                    Ok(e) => {
+                        self.state.metrics().fanned_out();
+                        return Some(signal_event(&e));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        tracing::info!(skipped, "live feed: slow browser dropped");
+                        self.state.metrics().dropped_slow();
+                        return None;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = self.closing.wait_for(|c| *c) => return None,
+                _ = self.recheck.tick() => true,
+            };
+            if recheck && !self.still_allowed().await {
+                tracing::info!("live feed: access ended, stream closed");
+                return None;
+            }
+        }
+    }
+
+    /// A transient Appwrite failure keeps the stream; a refused session or lost plan ends it.
+    async fn still_allowed(&self) -> bool {
+        match self.session.account().get().await {
+            Ok(user) => match standing(&self.state, &user).await {
+                Ok(s) => s.has_feed(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "live feed: access re-check failed");
+                    true
+                }
+            },
+            Err(e) if e.status() == Some(401) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed: access re-check failed");
+                true
+            }
+        }
+    }
+}
+
+/// `GET /feed/stream`: Server-Sent Events for members (same gating as `/feed`).
+pub async fn stream(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, AppError> {
+    if !standing(&state, &viewer.user).await?.has_feed() {
+        return Ok((StatusCode::FORBIDDEN, "The live feed is for members.").into_response());
+    }
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(q.since);
+    let sub = state.hub().subscribe(after);
+    let (backlog, reset) = match sub.backlog {
+        Some(b) => (b, None),
+        None => (VecDeque::new(), Some(sub.last_seq)),
+    };
+    let options = state.live();
+    let start = tokio::time::Instant::now() + options.recheck;
+    let keep_alive = options.keep_alive;
+    state.metrics().client_opened();
+    let client = Client {
+        session: viewer.client,
+        backlog,
+        reset,
+        rx: sub.rx,
+        recheck: tokio::time::interval_at(start, options.recheck.max(Duration::from_millis(10))),
+        closing: state.closing(),
+        state,
+    };
+    let events = futures_util::stream::unfold(client, |mut c| async move {
+        let e = c.next().await?;
+        Some((Ok::<_, Infallible>(e), c))
+    });
+    let mut resp = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(keep_alive))
+        .into_response();
+    // Reverse proxies (nginx) must pass events through as they come.
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(ring: usize) -> Hub {
+        Hub::new(&LiveOptions {
+            ring,
+            ..LiveOptions::default()
+        })
+    }
+
+    #[test]
+    fn resumes_from_the_ring_or_says_reset() {
+        let hub = hub(3);
+        let start = hub.last_seq();
+        let seqs: Vec<u64> = (0..5).map(|i| hub.publish(format!("e{i}"))).collect();
+        assert_eq!(seqs, (start + 1..=start + 5).collect::<Vec<_>>());
+        // The ring holds the last three: start+3..=start+5.
+        let got = |after| {
+            hub.subscribe(Some(after))
+                .backlog
+                .map(|b| b.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            got(start + 2),
+            Some(vec!["e2".into(), "e3".into(), "e4".into()])
+        );
+        assert_eq!(got(start + 4), Some(vec!["e4".into()]));
+        assert_eq!(got(start + 5), Some(vec![]));
+        assert_eq!(got(start + 1), None, "e1 fell out of the ring");
+        assert_eq!(got(start + 99), None, "from the future (another process)");
+        assert_eq!(got(3), None);
+        assert_eq!(hub.subscribe(None).backlog.map(|b| b.len()), Some(0));
+    }
+
+    #[tokio::test]
+    async fn live_events_follow_the_backlog_without_gap() {
+        let hub = hub(10);
+        let a = hub.publish("a".into());
+        let mut sub = hub.subscribe(Some(a - 1));
+        let b = hub.publish("b".into());
+        assert_eq!(sub.backlog.as_ref().map(|b| b.len()), Some(1));
+        assert_eq!(sub.rx.recv().await.unwrap().seq, b);
+    }
+}

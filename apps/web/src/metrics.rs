@@ -1,0 +1,171 @@
+//! Prometheus metrics of the web service in the text exposition format: requests by route and
+//! status, live-feed clients, upstream Realtime health and events fanned out. Hand-rolled like
+//! the webhook's: a handful of families do not justify a metrics framework.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::AppState;
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (route pattern, status) -> count. Patterns come from the router, so the set is bounded.
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    sse_clients: AtomicI64,
+    upstream_connected: AtomicI64,
+    upstream_reconnects: AtomicU64,
+    events_published: AtomicU64,
+    events_fanned_out: AtomicU64,
+    clients_dropped_slow: AtomicU64,
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, status: u16) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((route.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    pub fn client_opened(&self) {
+        self.sse_clients.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn client_closed(&self) {
+        self.sse_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn sse_clients(&self) -> i64 {
+        self.sse_clients.load(Ordering::Relaxed)
+    }
+    pub fn set_upstream_connected(&self, up: bool) {
+        self.upstream_connected
+            .store(i64::from(up), Ordering::Relaxed);
+    }
+    pub fn upstream_connected(&self) -> bool {
+        self.upstream_connected.load(Ordering::Relaxed) == 1
+    }
+    pub fn upstream_reconnected(&self) {
+        self.upstream_reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn upstream_reconnects(&self) -> u64 {
+        self.upstream_reconnects.load(Ordering::Relaxed)
+    }
+    pub fn published(&self) {
+        self.events_published.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn fanned_out(&self) {
+        self.events_fanned_out.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dropped_slow(&self) {
+        self.clients_dropped_slow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP g3_web_requests_total HTTP requests by route pattern and status.\n");
+        out.push_str("# TYPE g3_web_requests_total counter\n");
+        for ((route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let route = route.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "g3_web_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        one(
+            "g3_web_sse_clients",
+            "gauge",
+            "Browsers connected to the live feed.",
+            self.sse_clients.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "g3_web_upstream_connected",
+            "gauge",
+            "1 while the Realtime subscription is connected.",
+            self.upstream_connected.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "g3_web_upstream_reconnects_total",
+            "counter",
+            "Realtime reconnects (each followed by a catch-up listing).",
+            self.upstream_reconnects.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "g3_web_events_published_total",
+            "counter",
+            "Signal events put into the live hub.",
+            self.events_published.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "g3_web_events_fanned_out_total",
+            "counter",
+            "Signal events sent to browsers (one per browser per event).",
+            self.events_fanned_out.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "g3_web_sse_clients_dropped_slow_total",
+            "counter",
+            "Browsers dropped for falling too far behind.",
+            self.clients_dropped_slow
+                .load(Ordering::Relaxed)
+                .to_string(),
+        );
+        out
+    }
+}
+
+/// Counts every response by the route pattern it matched (never the raw path: it would carry
+/// ids and secrets, and an unbounded label set).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state.metrics().request(&route, resp.status().as_u16());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_and_gauges() {
+        let m = Metrics::default();
+        m.request("/feed", 200);
+        m.request("/feed", 200);
+        m.request("a\"b", 404);
+        m.client_opened();
+        m.client_opened();
+        m.client_closed();
+        m.upstream_reconnected();
+        let text = m.render();
+        assert!(text.contains("g3_web_requests_total{route=\"/feed\",status=\"200\"} 2"));
+        assert!(text.contains("route=\"a\\\"b\""));
+        assert!(text.contains("g3_web_sse_clients 1\n"));
+        assert!(text.contains("g3_web_upstream_reconnects_total 1\n"));
+    }
+}

@@ -1,0 +1,282 @@
+//! The live feed over Server-Sent Events: signals written to Appwrite reach browsers as create,
+//! update and delete; `Last-Event-ID` resumes; only members get a stream, and a revoked one
+//! ends; after an upstream reconnect the hub catches up on what it missed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, minutes_ago};
+use g3_appwrite::RealtimeMessage;
+use g3_store::schema::DATABASE_ID;
+use serde_json::{Value, json};
+use web::live::{Follower, LiveOptions};
+
+async fn member(app: &TestApp, email: &str) -> common::Browser {
+    let b = app.verified(email).await;
+    app.grant(email).await;
+    b
+}
+
+#[tokio::test]
+async fn signals_reach_the_stream_as_create_update_delete_and_resume() {
+    let app = TestApp::spawn().await;
+    app.seed_route("vip-calls", "VIP Calls").await;
+    let mut b = member(&app, "live@example.com").await;
+    app.wait_metric("g3_web_upstream_connected", 1.0).await;
+
+    let mut s = b.stream(None).await;
+    assert_eq!(s.status, 200);
+    assert!(
+        s.content_type.starts_with("text/event-stream"),
+        "{}",
+        s.content_type
+    );
+
+    app.seed_signal("5001", |s| s["content"] = "fresh **call**".into())
+        .await;
+    let created = s.next().await.expect("create event");
+    assert_eq!(created.event, "signal");
+    let data = created.json();
+    assert_eq!(data["id"], "5001");
+    assert_eq!(data["action"], "create");
+    let html = data["html"].as_str().unwrap();
+    assert!(html.contains("id=\"signal-5001\""), "{html}");
+    assert!(html.contains("<strong>call</strong>") && html.contains("VIP Calls"));
+    // The very same markup as the page renders.
+    let page = b.get("/feed").await;
+    assert!(
+        page.body.contains(html.trim()),
+        "{}\n---\n{html}",
+        page.body
+    );
+
+    let signals = app.backend.client.documents(DATABASE_ID, "signals");
+    signals
+        .update::<_, Value>(
+            "5001",
+            &json!({"content": "changed target", "edited_at": minutes_ago(0), "revision": 2}),
+            None,
+        )
+        .await
+        .unwrap();
+    let updated = s.next().await.expect("update event");
+    let data = updated.json();
+    assert_eq!(
+        (data["id"].as_str(), data["action"].as_str()),
+        (Some("5001"), Some("update"))
+    );
+    assert!(data["html"].as_str().unwrap().contains("changed target"));
+    assert!(data["html"].as_str().unwrap().contains("marker edited"));
+
+    signals.delete("5001").await.unwrap();
+    let deleted = s.next().await.expect("delete event");
+    let data = deleted.json();
+    assert_eq!(
+        (data["id"].as_str(), data["action"].as_str()),
+        (Some("5001"), Some("delete"))
+    );
+
+    let ids: Vec<u64> = [&created, &updated, &deleted]
+        .iter()
+        .map(|e| e.id.parse().unwrap())
+        .collect();
+    assert!(ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
+
+    // A browser that saw only the create resumes with the other two.
+    let mut again = b.stream(Some(&created.id)).await;
+    let e = again.next().await.unwrap();
+    assert_eq!(
+        (e.id.as_str(), e.json()["action"].as_str()),
+        (updated.id.as_str(), Some("update"))
+    );
+    let e = again.next().await.unwrap();
+    assert_eq!(
+        (e.id.as_str(), e.json()["action"].as_str()),
+        (deleted.id.as_str(), Some("delete"))
+    );
+    // One that is too far behind (or from another process) is told to reload.
+    let mut stale = b.stream(Some("1")).await;
+    assert_eq!(stale.next().await.unwrap().event, "reset");
+    // The page hands its stream the newest number, so nothing between render and connect is lost.
+    let page = b.get("/feed").await;
+    assert!(
+        page.body
+            .contains(&format!("/feed/stream?since={}", deleted.id))
+    );
+
+    assert!(app.metric("g3_web_events_fanned_out_total").await >= 5.0);
+    assert_eq!(app.metric("g3_web_sse_clients").await, 3.0);
+    drop((s, again, stale));
+    app.wait_metric("g3_web_sse_clients", 0.0).await;
+}
+
+#[tokio::test]
+async fn only_members_get_a_stream() {
+    let app = TestApp::spawn().await;
+    let mut anon = app.browser();
+    let r = anon.stream(None).await;
+    assert_eq!(r.status, 303);
+    let mut unverified = app.browser();
+    unverified
+        .sign_up("unverified@example.com", common::PASSWORD)
+        .await;
+    app.grant("unverified@example.com").await;
+    assert_eq!(unverified.stream(None).await.status, 403);
+    let mut unpaid = app.verified("unpaid@example.com").await;
+    assert_eq!(unpaid.stream(None).await.status, 403);
+    let mut staff = app.verified("staff@example.com").await;
+    app.make_staff("staff@example.com").await;
+    assert_eq!(staff.stream(None).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_revoked_customers_stream_ends() {
+    let backend = testkit::backend::backend().await;
+    let app = TestApp::spawn_on(
+        backend,
+        LiveOptions {
+            recheck: Duration::from_millis(50),
+            ..LiveOptions::default()
+        },
+    )
+    .await;
+    let mut b = member(&app, "leaving@example.com").await;
+    let mut s = b.stream(None).await;
+    assert_eq!(s.status, 200);
+    app.access()
+        .revoke(
+            &g3_core::Email::parse("leaving@example.com").unwrap(),
+            None,
+            &g3_access::Cause::Admin {
+                actor: "test".into(),
+                reason: "refund".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(s.next().await.is_none(), "the stream ends");
+}
+
+/// The follower's catch-up, driven message by message: what is written while the upstream is
+/// disconnected is published after `Connected { reconnected: true }`, once.
+#[tokio::test]
+async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
+    let app = TestApp::spawn().await;
+    let settings = web::Settings {
+        appwrite: app.backend.client_config(),
+        public_url: url::Url::parse("http://127.0.0.1:1").unwrap(),
+        store_url: url::Url::parse(common::STORE_URL).unwrap(),
+        service_user: None,
+        live: LiveOptions::default(),
+        limits: web::Limits::default(),
+        trust_proxy: false,
+    };
+    let state = web::AppState::new(&settings).unwrap();
+    app.seed_signal("6000", |s| s["posted_at"] = minutes_ago(30).into())
+        .await;
+    let mut follower = Follower::new(state.clone());
+    assert!(
+        follower
+            .handle(RealtimeMessage::Connected { reconnected: false })
+            .await
+    );
+    let start = state.hub().last_seq();
+    assert!(
+        follower
+            .handle(RealtimeMessage::Disconnected {
+                reason: "test".into()
+            })
+            .await
+    );
+    // Written while nobody listens.
+    app.seed_signal("6001", |s| s["content"] = "missed one".into())
+        .await;
+    app.seed_signal("6002", |s| s["content"] = "missed two".into())
+        .await;
+    app.backend
+        .client
+        .documents(DATABASE_ID, "signals")
+        .update::<_, Value>("6000", &json!({"content": "old one, edited"}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.hub().last_seq(),
+        start,
+        "nothing published while down"
+    );
+    follower
+        .handle(RealtimeMessage::Connected { reconnected: true })
+        .await;
+    let sub = state.hub().subscribe(Some(start));
+    let got: Vec<Value> = sub
+        .backlog
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    let summary: Vec<(String, String)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap().into(),
+                v["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("6001".to_owned(), "create".to_owned()),
+            ("6002".into(), "create".into()),
+            ("6000".into(), "update".into())
+        ]
+    );
+    assert!(got[0]["html"].as_str().unwrap().contains("missed one"));
+    assert_eq!(state.metrics().upstream_reconnects(), 1);
+
+    // A second catch-up from the same cursor repeats nothing.
+    let last = state.hub().last_seq();
+    follower
+        .handle(RealtimeMessage::Connected { reconnected: true })
+        .await;
+    assert_eq!(
+        state.hub().last_seq(),
+        last,
+        "a second catch-up repeats nothing"
+    );
+}
+
+/// The real thing: Appwrite stops and starts again (data on disk), a signal written right after
+/// the restart, before the hub resubscribes, still reaches an open browser stream.
+/// The emulator closes its Realtime sockets when it stops, as Appwrite going away would.
+#[tokio::test]
+async fn appwrite_restart_is_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = testkit::backend::backend_on_disk(dir.path()).await;
+    let app = TestApp::spawn_on(
+        backend,
+        LiveOptions {
+            reconnect: g3_appwrite::RetryPolicy {
+                max_attempts: u32::MAX,
+                base_delay: Duration::from_millis(1500),
+                max_delay: Duration::from_millis(1500),
+            },
+            ..LiveOptions::default()
+        },
+    )
+    .await;
+    let mut app = app;
+    let mut b = member(&app, "restart@example.com").await;
+    app.wait_metric("g3_web_upstream_connected", 1.0).await;
+    let mut s = b.stream(None).await;
+    app.backend.stop().await;
+    app.wait_metric("g3_web_upstream_connected", 0.0).await;
+    app.backend.start().await;
+    app.seed_signal("6101", |s| s["content"] = "written during the gap".into())
+        .await;
+    assert_eq!(app.metric("g3_web_upstream_reconnects_total").await, 0.0);
+    let e = s.next().await.expect("caught-up event");
+    assert_eq!(e.json()["id"], "6101");
+    assert!(app.metric("g3_web_upstream_reconnects_total").await >= 1.0);
+}
