@@ -62,4 +62,14 @@ step "collector (Vencord plugin): TypeScript build and node tests"
 step "collector against the real ingest service (devstack on free ports)"
 ./scripts/collector-e2e.sh
 
+step "web dashboard in headless Chromium (devstack on free ports; screenshots in artifacts/browser)"
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
+fi
+if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+(cd tests/browser && npm test)
+
 step "all tests passed in $((SECONDS - started))s"

@@ -3,6 +3,7 @@
 //! route is listed in [`router`]; `main`, devstack and the tests all start it through [`run`].
 
 mod account;
+mod admin;
 mod auth;
 pub mod cookies;
 mod error;
@@ -226,6 +227,11 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(account::account))
         .route("/account/password", post(auth::set_password))
         .route("/api/appwrite/ping", get(account::ping))
+        .route("/admin", get(admin::home))
+        .route(
+            "/admin/customers/{email}",
+            get(admin::customer).post(admin::change),
+        )
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -307,6 +313,10 @@ pub async fn run(
         }
     };
     let closing = state.0.closing.clone();
+    // Small event-stream writes must not wait for delayed ACKs (Nagle): ~40 ms otherwise.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -397,7 +397,6 @@ async fn no_debug_endpoints_and_metrics_count_routes() {
         "/api/auth/debug",
         "/debug/pprof",
         "/api/debug",
-        "/admin",
         "/.env",
         "/feed/debug",
     ] {
@@ -408,7 +407,7 @@ async fn no_debug_endpoints_and_metrics_count_routes() {
     let text = app.metrics().await;
     assert!(text.contains("g3_web_requests_total{route=\"/healthz\",status=\"200\"} 1"));
     assert!(
-        text.contains("g3_web_requests_total{route=\"unmatched\",status=\"404\"} 8"),
+        text.contains("g3_web_requests_total{route=\"unmatched\",status=\"404\"} 7"),
         "{text}"
     );
     for family in [

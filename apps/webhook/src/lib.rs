@@ -177,6 +177,9 @@ pub async fn run(
         .background_jobs
         .then(|| worker::spawn(state.clone(), settings.clone(), stop_rx));
     tracing::info!(addr = %listener.local_addr()?, "webhook service listening");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;

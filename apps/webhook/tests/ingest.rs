@@ -471,3 +471,44 @@ async fn attachments_are_copied_by_content_type_and_failures_retried() {
     assert_eq!(state_of(&done, "flaky.png").state, AttachmentState::Stored);
     assert_eq!(ingest.retry_assets().await, 0, "nothing left to retry");
 }
+
+#[tokio::test]
+async fn a_document_appwrite_refuses_is_reported_and_does_not_block_the_batch() {
+    let app = app().await;
+    // Someone shrank an attribute by hand: long author names no longer fit.
+    let dbs = app.backend.client.databases();
+    dbs.delete_attribute("g3", "signals", "author_name")
+        .await
+        .unwrap();
+    dbs.create_attribute(
+        "g3",
+        "signals",
+        &g3_appwrite::AttributeSpec::string("author_name", 3),
+    )
+    .await
+    .unwrap();
+    let mut long_author = message(
+        "message.create",
+        "1200000000000000040",
+        ROUTED,
+        Some("a"),
+        None,
+    );
+    long_author["message"]["author"]["username"] = json!("a very long name");
+    let mut short_author = message(
+        "message.create",
+        "1200000000000000041",
+        ROUTED,
+        Some("b"),
+        None,
+    );
+    short_author["message"]["author"]["username"] = json!("ok");
+    let reply = send(&app, vec![long_author, short_author]).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["stored"], 1);
+    assert_eq!(
+        reply.body["refused"][0]["message_id"],
+        "1200000000000000040"
+    );
+    assert!(signal(&app, "1200000000000000041").await.is_some());
+}

@@ -74,6 +74,10 @@ pub async fn run(
     let state = build_state(config)?;
     let stopping = state.stopping.clone();
     tracing::info!(%addr, "appwrite emulator listening");
+    // Realtime frames are small: without TCP_NODELAY they can wait ~40 ms for delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

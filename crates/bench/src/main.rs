@@ -6,6 +6,7 @@
 mod pipeline;
 mod stats;
 mod table;
+mod web;
 mod webhook;
 
 use std::{sync::Arc, time::Duration, time::Instant};
@@ -47,7 +48,19 @@ struct Args {
     /// Signed collector events for the ingest row.
     #[arg(long, default_value_t = 3_000)]
     ingest_events: usize,
-    /// Run only these groups (appwrite, parser, ingest, webhook); all when omitted.
+    /// Feed page requests for the web row.
+    #[arg(long, default_value_t = 20_000)]
+    web_pages: usize,
+    /// Signals written one at a time for the web write-to-event latency row.
+    #[arg(long, default_value_t = 500)]
+    web_writes: usize,
+    /// Concurrent live streams for the web fan-out row.
+    #[arg(long, default_value_t = 5_000)]
+    web_streams: usize,
+    /// Internal: be the stream clients of the web fan-out row (a child of this binary).
+    #[arg(long, hide = true)]
+    stream_clients: bool,
+    /// Run only these groups (appwrite, parser, ingest, webhook, web); all when omitted.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -67,6 +80,9 @@ struct Item {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.stream_clients {
+        return web::stream_clients().await;
+    }
     let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
     let mut rows = Vec::new();
     if wanted("appwrite") {
@@ -81,6 +97,15 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("webhook") {
         rows.extend(webhook::rows(args.deliveries, args.rejected, args.concurrency).await?);
+    }
+    if wanted("web") {
+        let counts = web::Counts {
+            page_requests: args.web_pages,
+            latency_writes: args.web_writes,
+            streams: args.web_streams,
+            concurrency: args.concurrency,
+        };
+        rows.extend(web::rows(&counts).await?);
     }
     println!("{}", table::render(&rows));
     let missed = rows.iter().filter(|r| r.verdict() == "MISSED").count();

@@ -387,3 +387,31 @@ pub struct Route {
     pub customer_channel_ids: Vec<String>,
     pub enabled: Option<bool>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MirrorState {
+    /// Written before sending: the messages of `revision` may or may not exist yet; they are
+    /// found again by `nonce` before anything is sent twice.
+    Pending,
+    Posted,
+    Deleted,
+    /// The target refused (missing channel or permission): retried later, `last_error` says why.
+    Failed,
+}
+
+/// `mirrors`: a signal's mirror in one customer channel (id from `ids::derive("mirror", ..)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mirror {
+    pub signal_id: String,
+    pub target_channel_id: String,
+    /// One per part, in order; an empty string is a part not known to be sent yet.
+    #[serde(default, deserialize_with = "null_vec::deserialize")]
+    pub message_ids: Vec<String>,
+    /// The signal revision the messages show (or, when pending, are being sent for).
+    pub revision: Option<i64>,
+    pub state: MirrorState,
+    /// The nonce stem of the revision being sent; part `i` is sent with `{nonce}-{i}`.
+    pub nonce: Option<String>,
+    pub last_error: Option<String>,
+}

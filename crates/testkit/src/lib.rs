@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod cdn;
+pub mod discord;
 pub mod openapi;
 pub mod sellapp;
 

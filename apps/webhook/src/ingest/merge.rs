@@ -253,12 +253,51 @@ fn apply_version(s: &mut Signal, event: &Incoming, content: &str) {
 }
 
 /// Parsed trade, content hash and pending-assets flag follow from the version shown.
+/// Attribute sizes of `signals` (schema.rs): a message larger than these is stored shortened
+/// and flagged rather than refused, so one odd message cannot block the collector's queue.
+const CONTENT_MAX_CHARS: usize = 8_000;
+const EMBEDS_MAX_CHARS: usize = 65_535;
+
+fn truncate_chars(s: &str, max: usize) -> Option<String> {
+    (s.chars().count() > max).then(|| s.chars().take(max).collect())
+}
+
+/// Keeps the leading embeds that fit in the attribute.
+fn fit_embeds(json: String) -> (String, bool) {
+    if json.chars().count() <= EMBEDS_MAX_CHARS {
+        return (json, false);
+    }
+    let mut list: Vec<Value> = serde_json::from_str(&json).unwrap_or_default();
+    while !list.is_empty() {
+        list.pop();
+        let text = serde_json::to_string(&list).unwrap_or_default();
+        if text.chars().count() <= EMBEDS_MAX_CHARS {
+            return (text, true);
+        }
+    }
+    ("[]".to_owned(), true)
+}
+
 fn refresh_derived(s: &mut Signal) {
+    let mut shortened = false;
+    if let Some(short) = s
+        .content
+        .as_deref()
+        .and_then(|c| truncate_chars(c, CONTENT_MAX_CHARS))
+    {
+        s.content = Some(short);
+        shortened = true;
+    }
     let v = Versions::of(s);
     s.embeds = richer_embeds(
         v.own_embeds.clone(),
         v.unfurls.get(&stamp_key(s.edited_at)).cloned(),
     );
+    if let Some(e) = s.embeds.take() {
+        let (fitted, cut) = fit_embeds(e);
+        shortened |= cut;
+        s.embeds = Some(fitted);
+    }
     let parsed = parsing::extract(s.content.as_deref().unwrap_or(""), s.embeds.as_deref());
     s.pair = parsed.pair;
     s.side = parsed.side;
@@ -267,6 +306,9 @@ fn refresh_derived(s: &mut Signal) {
     s.stop = parsed.stop;
     s.leverage = parsed.leverage;
     s.flags = parsed.flags;
+    if shortened {
+        s.flags.push("stored_shortened".to_owned());
+    }
     s.content_hash = (s.revision > 0).then(|| {
         content_hash(
             s.content.as_deref(),
@@ -464,6 +506,24 @@ mod tests {
         assert_eq!(doc.revision, 2_001);
         assert!(doc.edit_stamps.as_deref().unwrap().len() <= VERSIONS_MAX_CHARS);
         assert_eq!(doc.content.as_deref(), Some("v2000"));
+    }
+
+    #[test]
+    fn oversized_messages_are_shortened_and_flagged_not_refused() {
+        let long = "x".repeat(CONTENT_MAX_CHARS + 500);
+        let big_embed = json!({ "description": "y".repeat(40_000) });
+        let doc = run(&[&ev(
+            "message.create",
+            Some(&long),
+            None,
+            Some(json!([big_embed.clone(), big_embed])),
+        )]);
+        assert_eq!(
+            doc.content.as_deref().map(|c| c.chars().count()),
+            Some(CONTENT_MAX_CHARS)
+        );
+        assert!(doc.embeds.as_deref().unwrap().chars().count() <= EMBEDS_MAX_CHARS);
+        assert!(doc.flags.contains(&"stored_shortened".to_owned()));
     }
 
     #[test]

@@ -71,6 +71,13 @@ pub struct Ingest {
     pub counters: IngestCounters,
 }
 
+/// An event Appwrite would not store, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    pub message_id: String,
+    pub error: String,
+}
+
 /// What one request did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
@@ -78,6 +85,9 @@ pub struct Summary {
     pub stored: usize,
     pub unchanged: usize,
     pub dropped_unrouted: usize,
+    /// Events Appwrite refused as invalid (reported, not retried).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refused>,
     /// Messages whose attachments wait for a download.
     #[serde(skip)]
     pub with_pending_assets: Vec<String>,
@@ -204,13 +214,29 @@ impl Ingest {
                 summary.unchanged += 1;
                 continue;
             }
-            match existing {
-                None => {
-                    docs.create_if_absent(&event.id, &merged, None).await?;
+            let written = match existing {
+                None => docs
+                    .create_if_absent(&event.id, &merged, None)
+                    .await
+                    .map(drop),
+                Some(_) => docs.upsert(&event.id, &merged, None).await.map(drop),
+            };
+            match written {
+                Ok(()) => {}
+                // Appwrite refusing this one document (not an outage): retrying the batch would
+                // block the collector's queue forever, so report it and go on.
+                Err(e)
+                    if !e.is_retryable() && e.status().is_some_and(|s| (400..500).contains(&s)) =>
+                {
+                    warn!(message = %event.id, error = %e, "Appwrite refused a signal; skipped");
+                    self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    summary.refused.push(Refused {
+                        message_id: event.id.clone(),
+                        error: e.to_string(),
+                    });
+                    continue;
                 }
-                Some(_) => {
-                    docs.upsert(&event.id, &merged, None).await?;
-                }
+                Err(e) => return Err(e),
             }
             summary.stored += 1;
             if merged.assets_pending == Some(true) {

@@ -1,0 +1,207 @@
+//! The Discord bot: mirrors signals into the customer guild's channels, exactly once, through
+//! crashes, rate limits and faults ([`mirror`]), rendered by [`render`]. Settings are loaded
+//! once in `main`; tests build them as a literal and inject the fake Discord's HTTP client.
+
+pub mod follow;
+pub mod mirror;
+pub mod render;
+
+use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+
+use g3_appwrite::Document;
+use g3_store::{
+    models::{Route, Signal},
+    schema::DATABASE_ID,
+};
+use serenity::{
+    all::ChannelId,
+    http::{Http, HttpBuilder},
+};
+
+pub use mirror::{MirrorError, Mirrorer, Outcome, RetryPolicy};
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Which end of a backlog (e.g. after downtime) is mirrored first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+impl FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "oldest-first" | "oldest" => Ok(Order::OldestFirst),
+            "newest-first" | "newest" => Ok(Order::NewestFirst),
+            other => Err(format!(
+                "unknown order {other:?}: use oldest-first or newest-first"
+            )),
+        }
+    }
+}
+
+/// Everything the bot needs, loaded once in `main`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub discord_token: Secret,
+    /// Appwrite with the server key: signals, routes, mirrors, storage.
+    pub appwrite: g3_appwrite::Config,
+    /// The `staff` service user the Realtime socket signs in as.
+    pub staff_email: String,
+    pub staff_password: Secret,
+    pub order: Order,
+    /// Timeout of one Discord request (a stalled answer becomes a retried timeout).
+    pub discord_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// The HTTP client serenity uses; `None` builds the production one. Tests pass the fake
+    /// Discord's client (`testkit::discord::FakeDiscord::client`).
+    pub discord_client: Option<reqwest::Client>,
+    /// How often every signal is checked against its mirrors.
+    pub reconcile_every: Duration,
+    /// Reconciliation checks that mirrors of signals posted this recently still exist.
+    pub verify_window: Duration,
+    /// Pause before a signal whose mirror failed is tried again.
+    pub retry_failed_after: Duration,
+}
+
+/// Runs the bot until `shutdown` resolves: reconcile at start and periodically, follow signals
+/// through Realtime, mirror them one at a time.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let http = discord_http(&settings)?;
+    let appwrite =
+        g3_appwrite::Client::new(settings.appwrite.clone()).context("appwrite settings")?;
+    let mirrorer = Arc::new(Mirrorer::new(
+        http,
+        appwrite.clone(),
+        settings.retry.clone(),
+    ));
+    let queue = Arc::new(follow::WorkQueue::default());
+    let start = time::OffsetDateTime::now_utc();
+    let tasks = [
+        tokio::spawn(follow::reconcile(
+            appwrite.clone(),
+            queue.clone(),
+            settings.order,
+            settings.reconcile_every,
+            settings.verify_window,
+        )),
+        tokio::spawn(follow::follow(
+            appwrite.clone(),
+            settings.clone(),
+            queue.clone(),
+            start,
+        )),
+        tokio::spawn(follow::work(
+            mirrorer,
+            appwrite,
+            queue,
+            settings.retry_failed_after,
+        )),
+    ];
+    shutdown.await;
+    for t in &tasks {
+        t.abort();
+    }
+    // Stopped means stopped: no mirror call outlives `run`.
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+/// serenity's `Http` with its rate limiter on, over our client.
+pub fn discord_http(settings: &Settings) -> anyhow::Result<Arc<Http>> {
+    let client = match &settings.discord_client {
+        Some(c) => c.clone(),
+        None => reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(settings.discord_timeout)
+            .build()?,
+    };
+    Ok(Arc::new(
+        HttpBuilder::new(settings.discord_token.expose())
+            .client(client)
+            .build(),
+    ))
+}
+
+/// The customer channels a signal's route names (none for an unknown or disabled route).
+pub async fn targets(
+    appwrite: &g3_appwrite::Client,
+    signal: &Signal,
+) -> Result<Vec<ChannelId>, g3_appwrite::Error> {
+    let route = appwrite
+        .documents(DATABASE_ID, "routes")
+        .get_optional::<Route>(&signal.route_key)
+        .await?;
+    let Some(route) = route else {
+        tracing::warn!(route = %signal.route_key, "signal names an unknown route: not mirrored");
+        return Ok(Vec::new());
+    };
+    if route.data.enabled == Some(false) {
+        return Ok(Vec::new());
+    }
+    Ok(route
+        .data
+        .customer_channel_ids
+        .iter()
+        .filter_map(|c| match c.parse::<u64>() {
+            Ok(id) if id != 0 => Some(ChannelId::new(id)),
+            _ => {
+                tracing::warn!(channel = %c, "route names an invalid channel id");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Mirrors one signal into every channel of its route (with `verify`, also checking that
+/// current mirrors still exist). Every channel is tried; the first error is returned after all.
+pub async fn mirror_signal(
+    mirrorer: &Mirrorer,
+    appwrite: &g3_appwrite::Client,
+    signal: &Document<Signal>,
+    verify: bool,
+) -> Result<Vec<Outcome>, MirrorError> {
+    let mut outcomes = Vec::new();
+    let mut first_error = None;
+    for channel in targets(appwrite, &signal.data).await? {
+        let result = if verify {
+            mirrorer.verify(signal, channel).await
+        } else {
+            mirrorer.mirror(signal, channel).await
+        };
+        match result {
+            Ok(o) => outcomes.push(o),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(outcomes),
+    }
+}

@@ -1,0 +1,745 @@
+//! The fake's REST routes (`/api/v10/...`), in Discord's wire format: every route the bot uses.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{FromRequest as _, Multipart, Path, Query, State as AxState},
+    http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::{Value, json};
+
+use super::{
+    BOT_USER_ID, Bucket, Fault, RecordedRequest, State, StoredAttachment, StoredMessage, now_ms,
+};
+
+type Shared = Arc<Mutex<State>>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v10/gateway", get(gateway))
+        .route("/api/v10/users/@me", get(me))
+        .route(
+            "/api/v10/channels/{channel}/messages",
+            get(list).post(create),
+        )
+        .route(
+            "/api/v10/channels/{channel}/messages/{message}",
+            get(get_one).patch(edit).delete(delete),
+        )
+        .route(
+            "/api/v10/guilds/{guild}/members/{user}",
+            get(get_member).put(add_member),
+        )
+        .route(
+            "/api/v10/guilds/{guild}/members/{user}/roles/{role}",
+            axum::routing::put(add_role).delete(remove_role),
+        )
+        .with_state(state)
+}
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn gateway() -> Response {
+    Json(json!({ "url": "ws://127.0.0.1:9" })).into_response()
+}
+
+async fn me() -> Response {
+    Json(user_json()).into_response()
+}
+
+use axum::Json;
+
+fn user_json() -> Value {
+    json!({
+        "id": BOT_USER_ID.to_string(),
+        "username": "g3-bot",
+        "discriminator": "0000",
+        "global_name": null,
+        "avatar": null,
+        "bot": true,
+    })
+}
+
+fn error(status: StatusCode, code: u32, message: &str) -> Response {
+    (status, Json(json!({ "message": message, "code": code }))).into_response()
+}
+
+/// A request's body: JSON, or multipart `payload_json` plus `files[n]`.
+#[derive(Default)]
+struct Parsed {
+    json: Value,
+    files: Vec<(u64, String, Option<String>, Vec<u8>)>,
+}
+
+async fn parse_body(headers: &HeaderMap, body: Bytes) -> Result<Parsed, Response> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("multipart/form-data") {
+        if body.is_empty() {
+            return Ok(Parsed::default());
+        }
+        let json = serde_json::from_slice(&body).map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                50109,
+                "The request body contains invalid JSON.",
+            )
+        })?;
+        return Ok(Parsed {
+            json,
+            files: Vec::new(),
+        });
+    }
+    let req = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .map_err(|_| error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"))?;
+    let mut multipart = Multipart::from_request(req, &())
+        .await
+        .map_err(|_| error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"))?;
+    let mut parsed = Parsed::default();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or("").to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let ctype = field.content_type().map(str::to_owned);
+        let Ok(data) = field.bytes().await else {
+            return Err(error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"));
+        };
+        if name == "payload_json" {
+            parsed.json = serde_json::from_slice(&data).map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    50109,
+                    "The request body contains invalid JSON.",
+                )
+            })?;
+        } else if let Some(index) = name
+            .strip_prefix("files[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            parsed.files.push((
+                index,
+                filename.unwrap_or_else(|| format!("file{index}")),
+                ctype,
+                data.to_vec(),
+            ));
+        }
+    }
+    Ok(parsed)
+}
+
+/// What a request may do once past the gate.
+struct Pass {
+    headers: HeaderMap,
+    stall: Option<Duration>,
+}
+
+/// Access, rate limit and faults, in Discord's order. `Err` is the answer to send instead.
+#[allow(clippy::result_large_err)] // a test fake: the error is the response, built once
+fn gate(
+    s: &mut State,
+    kind: &'static str,
+    channel: u64,
+    rec: &mut RecordedRequest,
+) -> Result<Pass, Response> {
+    if s.missing_channels.contains(&channel) {
+        return Err(error(StatusCode::NOT_FOUND, 10003, "Unknown Channel"));
+    }
+    if s.forbidden_channels.contains(&channel) {
+        return Err(error(StatusCode::FORBIDDEN, 50001, "Missing Access"));
+    }
+    let (limit, window) = match s.limit {
+        Some(l) => (l.limit, l.window),
+        None => (10_000, Duration::from_secs(1)),
+    };
+    let now = Instant::now();
+    let bucket = s.buckets.entry((kind, channel)).or_insert(Bucket {
+        started: now,
+        used: 0,
+    });
+    if now.duration_since(bucket.started) >= window {
+        bucket.started = now;
+        bucket.used = 0;
+    }
+    let reset_after = window.saturating_sub(now.duration_since(bucket.started));
+    let mut headers = HeaderMap::new();
+    let bucket_name = format!("{kind}-{channel}");
+    let set = |h: &mut HeaderMap, k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    let reset_at = now_ms() as f64 / 1000.0 + reset_after.as_secs_f64();
+    set(&mut headers, "x-ratelimit-limit", limit.to_string());
+    set(&mut headers, "x-ratelimit-reset", format!("{reset_at:.3}"));
+    set(
+        &mut headers,
+        "x-ratelimit-reset-after",
+        format!("{:.3}", reset_after.as_secs_f64()),
+    );
+    set(&mut headers, "x-ratelimit-bucket", bucket_name);
+    let used = bucket.used;
+    if used >= limit {
+        rec.over_limit = true;
+        set(&mut headers, "x-ratelimit-remaining", "0".into());
+        set(&mut headers, "x-ratelimit-scope", "user".into());
+        let retry = reset_after.as_secs_f64().max(0.001);
+        set(&mut headers, "retry-after", format!("{retry:.3}"));
+        let body = json!({ "message": "You are being rate limited.", "retry_after": retry, "global": false });
+        return Err((StatusCode::TOO_MANY_REQUESTS, headers, Json(body)).into_response());
+    }
+    let fault = s.draw_fault();
+    rec.fault = fault;
+    match fault {
+        Some(Fault::RateLimited { retry_after }) => {
+            set(&mut headers, "x-ratelimit-remaining", "0".into());
+            set(&mut headers, "x-ratelimit-scope", "shared".into());
+            set(&mut headers, "retry-after", format!("{retry_after:.3}"));
+            let body = json!({ "message": "You are being rate limited.", "retry_after": retry_after, "global": false });
+            Err((StatusCode::TOO_MANY_REQUESTS, headers, Json(body)).into_response())
+        }
+        Some(Fault::GlobalRateLimited { retry_after }) => {
+            let mut headers = HeaderMap::new();
+            set(&mut headers, "x-ratelimit-global", "true".into());
+            set(&mut headers, "x-ratelimit-scope", "global".into());
+            set(&mut headers, "retry-after", format!("{retry_after:.3}"));
+            let body = json!({ "message": "You are being rate limited.", "retry_after": retry_after, "global": true });
+            Err((StatusCode::TOO_MANY_REQUESTS, headers, Json(body)).into_response())
+        }
+        Some(Fault::ServerError(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(error(status, 0, "500: Internal Server Error"))
+        }
+        stall => {
+            if let Some(bucket) = s.buckets.get_mut(&(kind, channel)) {
+                bucket.used += 1;
+            }
+            set(
+                &mut headers,
+                "x-ratelimit-remaining",
+                (limit - used - 1).to_string(),
+            );
+            let stall = match stall {
+                Some(Fault::Stall(d)) => Some(d),
+                _ => None,
+            };
+            Ok(Pass { headers, stall })
+        }
+    }
+}
+
+fn record(method: &Method, path: &str, query: Option<String>, channel: u64) -> RecordedRequest {
+    RecordedRequest {
+        method: method.to_string(),
+        path: path.to_owned(),
+        query,
+        channel_id: Some(channel),
+        body: None,
+        nonce: None,
+        enforce_nonce: false,
+        files: Vec::new(),
+        status: 0,
+        fault: None,
+        over_limit: false,
+        at: Instant::now(),
+    }
+}
+
+/// Finishes a request: records it with its status, holds a stalled answer, then answers.
+async fn finish(
+    state: &Shared,
+    mut rec: RecordedRequest,
+    outcome: Result<(Pass, Response), Response>,
+) -> Response {
+    let (stall, response) = match outcome {
+        Ok((pass, mut response)) => {
+            response.headers_mut().extend(pass.headers);
+            (pass.stall, response)
+        }
+        Err(response) => (None, response),
+    };
+    rec.status = response.status().as_u16();
+    lock(state).requests.push(rec);
+    if let Some(d) = stall {
+        tokio::time::sleep(d).await;
+    }
+    response
+}
+
+/// A message as the create answer shows it (with its nonce).
+pub(crate) fn message_json(m: &StoredMessage) -> Value {
+    let mut v = fetched_json(m);
+    v["nonce"] = json!(m.nonce);
+    v
+}
+
+/// A message as fetching shows it: Discord does not keep nonces, so none here either.
+pub(crate) fn fetched_json(m: &StoredMessage) -> Value {
+    let stamp = |ms: u64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    json!({
+        "id": m.id.to_string(),
+        "channel_id": m.channel_id.to_string(),
+        "author": user_json(),
+        "content": m.content,
+        "timestamp": stamp(m.created_ms),
+        "edited_timestamp": m.edited_ms.and_then(stamp),
+        "tts": false,
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": m.attachments.iter().map(|a| json!({
+            "id": a.id.to_string(),
+            "filename": a.filename,
+            "size": a.bytes.len(),
+            "url": format!("https://cdn.discordapp.com/attachments/{}/{}/{}", m.channel_id, a.id, a.filename),
+            "proxy_url": format!("https://media.discordapp.net/attachments/{}/{}/{}", m.channel_id, a.id, a.filename),
+            "content_type": a.content_type,
+        })).collect::<Vec<_>>(),
+        "embeds": m.embeds,
+        "pinned": false,
+        "type": 0,
+        "flags": 0,
+    })
+}
+
+fn embeds_of(json: &Value) -> Option<Vec<Value>> {
+    json.get("embeds")
+        .map(|e| e.as_array().cloned().unwrap_or_default())
+}
+
+fn nonce_of(json: &Value) -> Option<String> {
+    match json.get("nonce") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+async fn create(
+    AxState(state): AxState<Shared>,
+    Path(channel): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/api/v10/channels/{channel}/messages");
+    let mut rec = record(&Method::POST, &path, None, channel);
+    let parsed = match parse_body(&headers, body).await {
+        Ok(p) => p,
+        Err(r) => return finish(&state, rec, Err(r)).await,
+    };
+    rec.body = Some(parsed.json.clone());
+    rec.nonce = nonce_of(&parsed.json);
+    rec.enforce_nonce = parsed.json.get("enforce_nonce") == Some(&Value::Bool(true));
+    rec.files = parsed.files.iter().map(|f| f.1.clone()).collect();
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "messages", channel, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => Ok((pass, create_message(&mut s, channel, &rec, parsed))),
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+fn create_message(s: &mut State, channel: u64, rec: &RecordedRequest, parsed: Parsed) -> Response {
+    let content = parsed
+        .json
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let embeds = embeds_of(&parsed.json).unwrap_or_default();
+    if content.is_empty() && embeds.is_empty() && parsed.files.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            50006,
+            "Cannot send an empty message",
+        );
+    }
+    if content.chars().count() > 2000 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            50035,
+            "Invalid Form Body (content: Must be 2000 or fewer in length.)",
+        );
+    }
+    if let (Some(nonce), true) = (&rec.nonce, rec.enforce_nonce) {
+        let key = (BOT_USER_ID, channel, nonce.clone());
+        let window = s.nonce_window;
+        if let Some((id, at)) = s.nonces.get(&key)
+            && at.elapsed() < window
+        {
+            let id = *id;
+            if let Some(m) = s
+                .channels
+                .get(&channel)
+                .and_then(|list| list.iter().find(|m| m.id == id))
+            {
+                return Json(message_json(m)).into_response();
+            }
+        }
+    }
+    let (id, ms) = s.snowflake();
+    let mut attachments = Vec::new();
+    for (_, filename, ctype, bytes) in parsed.files {
+        let (aid, _) = s.snowflake();
+        attachments.push(StoredAttachment {
+            id: aid,
+            filename,
+            content_type: ctype,
+            bytes,
+        });
+    }
+    let message = StoredMessage {
+        id,
+        channel_id: channel,
+        author_id: BOT_USER_ID,
+        content,
+        embeds,
+        attachments,
+        nonce: rec.nonce.clone(),
+        created_ms: ms,
+        edited_ms: None,
+    };
+    if let (Some(nonce), true) = (&rec.nonce, rec.enforce_nonce) {
+        s.nonces
+            .insert((BOT_USER_ID, channel, nonce.clone()), (id, Instant::now()));
+    }
+    let body = message_json(&message);
+    s.channels.entry(channel).or_default().push(message);
+    Json(body).into_response()
+}
+
+async fn edit(
+    AxState(state): AxState<Shared>,
+    Path((channel, message)): Path<(u64, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/api/v10/channels/{channel}/messages/{message}");
+    let mut rec = record(&Method::PATCH, &path, None, channel);
+    let parsed = match parse_body(&headers, body).await {
+        Ok(p) => p,
+        Err(r) => return finish(&state, rec, Err(r)).await,
+    };
+    rec.body = Some(parsed.json.clone());
+    rec.files = parsed.files.iter().map(|f| f.1.clone()).collect();
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "message", channel, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => Ok((pass, edit_message(&mut s, channel, message, parsed))),
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+fn edit_message(s: &mut State, channel: u64, message: u64, parsed: Parsed) -> Response {
+    let mut new_ids = Vec::new();
+    for _ in &parsed.files {
+        new_ids.push(s.snowflake().0);
+    }
+    let Some(m) = s
+        .channels
+        .get_mut(&channel)
+        .and_then(|list| list.iter_mut().find(|m| m.id == message))
+    else {
+        return error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    };
+    if let Some(content) = parsed.json.get("content") {
+        let content = content.as_str().unwrap_or("").to_owned();
+        if content.chars().count() > 2000 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                50035,
+                "Invalid Form Body (content: Must be 2000 or fewer in length.)",
+            );
+        }
+        m.content = content;
+    }
+    if let Some(embeds) = embeds_of(&parsed.json) {
+        m.embeds = embeds;
+    }
+    let mut uploaded: HashMap<u64, StoredAttachment> = parsed
+        .files
+        .into_iter()
+        .zip(new_ids)
+        .map(|((index, filename, content_type, bytes), id)| {
+            (
+                index,
+                StoredAttachment {
+                    id,
+                    filename,
+                    content_type,
+                    bytes,
+                },
+            )
+        })
+        .collect();
+    match parsed.json.get("attachments").and_then(Value::as_array) {
+        Some(listed) => {
+            let mut keep = Vec::new();
+            for entry in listed {
+                let id = match entry.get("id") {
+                    Some(Value::String(s)) => s.parse::<u64>().ok(),
+                    Some(Value::Number(n)) => n.as_u64(),
+                    _ => None,
+                };
+                let Some(id) = id else { continue };
+                if let Some(new) = uploaded.remove(&id) {
+                    keep.push(new);
+                } else if let Some(old) = m.attachments.iter().find(|a| a.id == id) {
+                    keep.push(old.clone());
+                }
+            }
+            m.attachments = keep;
+        }
+        None => {
+            let mut rest: Vec<_> = uploaded.into_iter().collect();
+            rest.sort_by_key(|(index, _)| *index);
+            m.attachments.extend(rest.into_iter().map(|(_, a)| a));
+        }
+    }
+    m.edited_ms = Some(now_ms());
+    Json(message_json(m)).into_response()
+}
+
+async fn delete(
+    AxState(state): AxState<Shared>,
+    Path((channel, message)): Path<(u64, u64)>,
+) -> Response {
+    let path = format!("/api/v10/channels/{channel}/messages/{message}");
+    let mut rec = record(&Method::DELETE, &path, None, channel);
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "message", channel, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => {
+                let list = s.channels.entry(channel).or_default();
+                let before = list.len();
+                list.retain(|m| m.id != message);
+                let response = if list.len() == before {
+                    error(StatusCode::NOT_FOUND, 10008, "Unknown Message")
+                } else {
+                    StatusCode::NO_CONTENT.into_response()
+                };
+                Ok((pass, response))
+            }
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+async fn get_one(
+    AxState(state): AxState<Shared>,
+    Path((channel, message)): Path<(u64, u64)>,
+) -> Response {
+    let path = format!("/api/v10/channels/{channel}/messages/{message}");
+    let mut rec = record(&Method::GET, &path, None, channel);
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "message", channel, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => {
+                let found = s
+                    .channels
+                    .get(&channel)
+                    .and_then(|list| list.iter().find(|m| m.id == message))
+                    .map(fetched_json);
+                let response = match found {
+                    Some(m) => Json(m).into_response(),
+                    None => error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+                };
+                Ok((pass, response))
+            }
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+async fn list(
+    AxState(state): AxState<Shared>,
+    Path(channel): Path<u64>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let path = format!("/api/v10/channels/{channel}/messages");
+    let raw: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut rec = record(&Method::GET, &path, Some(raw.join("&")), channel);
+    let num = |k: &str| query.get(k).and_then(|v| v.parse::<u64>().ok());
+    let limit = num("limit").unwrap_or(50).clamp(1, 100) as usize;
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "messages", channel, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => {
+                let all = s.channels.get(&channel).cloned().unwrap_or_default();
+                // Newest first, as Discord answers.
+                let mut picked: Vec<&StoredMessage> = all
+                    .iter()
+                    .rev()
+                    .filter(|m| num("before").is_none_or(|b| m.id < b))
+                    .filter(|m| num("after").is_none_or(|a| m.id > a))
+                    .collect();
+                if num("after").is_some() && num("before").is_none() {
+                    // `after` pages upward from the oldest match.
+                    picked.reverse();
+                    picked.truncate(limit);
+                    picked.reverse();
+                } else {
+                    picked.truncate(limit);
+                }
+                let body: Vec<Value> = picked.into_iter().map(fetched_json).collect();
+                Ok((pass, Json(body).into_response()))
+            }
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+fn member_json(guild: u64, user: u64, roles: &[u64]) -> Value {
+    json!({
+        "user": {
+            "id": user.to_string(),
+            "username": format!("user{user}"),
+            "discriminator": "0000",
+            "global_name": null,
+            "avatar": null,
+        },
+        "nick": null,
+        "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
+        "joined_at": "2026-01-01T00:00:00.000000+00:00",
+        "deaf": false,
+        "mute": false,
+        "flags": 0,
+        "pending": false,
+        "guild_id": guild.to_string(),
+    })
+}
+
+/// Member routes share one bucket per guild (as serenity keys them by the guild).
+async fn member_route(
+    state: &Shared,
+    method: Method,
+    path: String,
+    guild: u64,
+    body: Option<Value>,
+    effect: impl FnOnce(&mut State) -> Response,
+) -> Response {
+    let mut rec = record(&method, &path, None, guild);
+    rec.channel_id = None;
+    rec.body = body;
+    let outcome = {
+        let mut s = lock(state);
+        match gate(&mut s, "member", guild, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => Ok((pass, effect(&mut s))),
+        }
+    };
+    finish(state, rec, outcome).await
+}
+
+async fn get_member(
+    AxState(state): AxState<Shared>,
+    Path((guild, user)): Path<(u64, u64)>,
+) -> Response {
+    let path = format!("/api/v10/guilds/{guild}/members/{user}");
+    member_route(&state, Method::GET, path, guild, None, |s| {
+        match s.members.get(&(guild, user)) {
+            Some(roles) => Json(member_json(guild, user, roles)).into_response(),
+            None => error(StatusCode::NOT_FOUND, 10007, "Unknown Member"),
+        }
+    })
+    .await
+}
+
+/// `PUT .../members/{user}` with an OAuth `access_token`: 201 and the member when added, 204
+/// when already there.
+async fn add_member(
+    AxState(state): AxState<Shared>,
+    Path((guild, user)): Path<(u64, u64)>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/api/v10/guilds/{guild}/members/{user}");
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let roles: Vec<u64> = json
+        .get("roles")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_token = json.get("access_token").and_then(Value::as_str).is_some();
+    member_route(&state, Method::PUT, path, guild, Some(json.clone()), |s| {
+        if !has_token {
+            return error(
+                StatusCode::BAD_REQUEST,
+                50035,
+                "Invalid Form Body (access_token)",
+            );
+        }
+        if s.members.contains_key(&(guild, user)) {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        s.members.insert((guild, user), roles.clone());
+        (StatusCode::CREATED, Json(member_json(guild, user, &roles))).into_response()
+    })
+    .await
+}
+
+async fn add_role(
+    AxState(state): AxState<Shared>,
+    Path((guild, user, role)): Path<(u64, u64, u64)>,
+) -> Response {
+    let path = format!("/api/v10/guilds/{guild}/members/{user}/roles/{role}");
+    member_route(&state, Method::PUT, path, guild, None, |s| {
+        match s.members.get_mut(&(guild, user)) {
+            Some(roles) => {
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => error(StatusCode::NOT_FOUND, 10007, "Unknown Member"),
+        }
+    })
+    .await
+}
+
+async fn remove_role(
+    AxState(state): AxState<Shared>,
+    Path((guild, user, role)): Path<(u64, u64, u64)>,
+) -> Response {
+    let path = format!("/api/v10/guilds/{guild}/members/{user}/roles/{role}");
+    member_route(&state, Method::DELETE, path, guild, None, |s| {
+        match s.members.get_mut(&(guild, user)) {
+            Some(roles) => {
+                roles.retain(|r| *r != role);
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => error(StatusCode::NOT_FOUND, 10007, "Unknown Member"),
+        }
+    })
+    .await
+}
