@@ -35,6 +35,14 @@ pub(crate) fn router(state: Shared) -> Router {
             get(get_one).patch(edit).delete(delete),
         )
         .route(
+            "/api/v10/webhooks/{id}/{token}",
+            axum::routing::post(execute_webhook),
+        )
+        .route(
+            "/api/v10/webhooks/{id}/{token}/messages/{message}",
+            axum::routing::patch(edit_webhook_message).delete(delete_webhook_message),
+        )
+        .route(
             "/api/v10/guilds/{guild}/members/{user}",
             get(get_member).put(add_member),
         )
@@ -299,7 +307,17 @@ pub(crate) fn fetched_json(m: &StoredMessage) -> Value {
     json!({
         "id": m.id.to_string(),
         "channel_id": m.channel_id.to_string(),
-        "author": user_json(),
+        "author": match m.webhook_id {
+            Some(w) => json!({
+                "id": w.to_string(),
+                "username": "webhook",
+                "discriminator": "0000",
+                "avatar": null,
+                "bot": true,
+            }),
+            None => user_json(),
+        },
+        "webhook_id": m.webhook_id.map(|w| w.to_string()),
         "content": m.content,
         "timestamp": stamp(m.created_ms),
         "edited_timestamp": m.edited_ms.and_then(stamp),
@@ -355,13 +373,20 @@ async fn create(
         let mut s = lock(&state);
         match gate(&mut s, "messages", channel, &mut rec) {
             Err(r) => Err(r),
-            Ok(pass) => Ok((pass, create_message(&mut s, channel, &rec, parsed))),
+            Ok(pass) => Ok((pass, create_message(&mut s, channel, None, &rec, parsed))),
         }
     };
     finish(&state, rec, outcome).await
 }
 
-fn create_message(s: &mut State, channel: u64, rec: &RecordedRequest, parsed: Parsed) -> Response {
+fn create_message(
+    s: &mut State,
+    channel: u64,
+    webhook: Option<u64>,
+    rec: &RecordedRequest,
+    parsed: Parsed,
+) -> Response {
+    let author = webhook.unwrap_or(BOT_USER_ID);
     let content = parsed
         .json
         .get("content")
@@ -384,7 +409,7 @@ fn create_message(s: &mut State, channel: u64, rec: &RecordedRequest, parsed: Pa
         );
     }
     if let (Some(nonce), true) = (&rec.nonce, rec.enforce_nonce) {
-        let key = (BOT_USER_ID, channel, nonce.clone());
+        let key = (author, channel, nonce.clone());
         let window = s.nonce_window;
         if let Some((id, at)) = s.nonces.get(&key)
             && at.elapsed() < window
@@ -413,17 +438,18 @@ fn create_message(s: &mut State, channel: u64, rec: &RecordedRequest, parsed: Pa
     let message = StoredMessage {
         id,
         channel_id: channel,
-        author_id: BOT_USER_ID,
+        author_id: author,
         content,
         embeds,
         attachments,
         nonce: rec.nonce.clone(),
         created_ms: ms,
         edited_ms: None,
+        webhook_id: webhook,
     };
     if let (Some(nonce), true) = (&rec.nonce, rec.enforce_nonce) {
         s.nonces
-            .insert((BOT_USER_ID, channel, nonce.clone()), (id, Instant::now()));
+            .insert((author, channel, nonce.clone()), (id, Instant::now()));
     }
     let body = message_json(&message);
     s.channels.entry(channel).or_default().push(message);
@@ -742,4 +768,123 @@ async fn remove_role(
         }
     })
     .await
+}
+
+/// The channel of a webhook, if the id and token match.
+fn webhook_channel(state: &Shared, id: u64, token: &str) -> Option<u64> {
+    lock(state)
+        .webhooks
+        .get(&id)
+        .filter(|(t, _)| t == token)
+        .map(|(_, c)| *c)
+}
+
+async fn execute_webhook(
+    AxState(state): AxState<Shared>,
+    Path((id, token)): Path<(u64, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/api/v10/webhooks/{id}/{token}");
+    let Some(channel) = webhook_channel(&state, id, &token) else {
+        let rec = record(&Method::POST, &path, None, 0);
+        return finish(
+            &state,
+            rec,
+            Err(error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook")),
+        )
+        .await;
+    };
+    let wait = query.get("wait").is_some_and(|w| w == "true");
+    let mut rec = record(&Method::POST, &path, Some(format!("wait={wait}")), channel);
+    let parsed = match parse_body(&headers, body).await {
+        Ok(p) => p,
+        Err(r) => return finish(&state, rec, Err(r)).await,
+    };
+    rec.body = Some(parsed.json.clone());
+    rec.files = parsed.files.iter().map(|f| f.1.clone()).collect();
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "webhook", id, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => {
+                let created = create_message(&mut s, channel, Some(id), &rec, parsed);
+                let response = if wait || !created.status().is_success() {
+                    created
+                } else {
+                    StatusCode::NO_CONTENT.into_response()
+                };
+                Ok((pass, response))
+            }
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+async fn edit_webhook_message(
+    AxState(state): AxState<Shared>,
+    Path((id, token, message)): Path<(u64, String, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/api/v10/webhooks/{id}/{token}/messages/{message}");
+    let Some(channel) = webhook_channel(&state, id, &token) else {
+        let rec = record(&Method::PATCH, &path, None, 0);
+        return finish(
+            &state,
+            rec,
+            Err(error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook")),
+        )
+        .await;
+    };
+    let mut rec = record(&Method::PATCH, &path, None, channel);
+    let parsed = match parse_body(&headers, body).await {
+        Ok(p) => p,
+        Err(r) => return finish(&state, rec, Err(r)).await,
+    };
+    rec.body = Some(parsed.json.clone());
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "webhook", id, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => Ok((pass, edit_message(&mut s, channel, message, parsed))),
+        }
+    };
+    finish(&state, rec, outcome).await
+}
+
+async fn delete_webhook_message(
+    AxState(state): AxState<Shared>,
+    Path((id, token, message)): Path<(u64, String, u64)>,
+) -> Response {
+    let path = format!("/api/v10/webhooks/{id}/{token}/messages/{message}");
+    let Some(channel) = webhook_channel(&state, id, &token) else {
+        let rec = record(&Method::DELETE, &path, None, 0);
+        return finish(
+            &state,
+            rec,
+            Err(error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook")),
+        )
+        .await;
+    };
+    let mut rec = record(&Method::DELETE, &path, None, channel);
+    let outcome = {
+        let mut s = lock(&state);
+        match gate(&mut s, "webhook", id, &mut rec) {
+            Err(r) => Err(r),
+            Ok(pass) => {
+                let list = s.channels.entry(channel).or_default();
+                let before = list.len();
+                list.retain(|m| !(m.id == message && m.webhook_id == Some(id)));
+                let response = if list.len() == before {
+                    error(StatusCode::NOT_FOUND, 10008, "Unknown Message")
+                } else {
+                    StatusCode::NO_CONTENT.into_response()
+                };
+                Ok((pass, response))
+            }
+        }
+    };
+    finish(&state, rec, outcome).await
 }

@@ -1,5 +1,5 @@
 //! A fake Discord for bot tests: the REST API the bot uses (channel messages with JSON or
-//! multipart bodies, nonce de-duplication, guild members and their roles, rate-limit headers,
+//! multipart bodies, nonce de-duplication, webhooks, guild members and their roles, rate-limit headers,
 //! scripted and random faults), a
 //! record of every request, and a TLS-terminating CONNECT proxy so serenity's own `Http`, rate
 //! limiter on, reaches it as `https://discord.com` (see [`tls`]).
@@ -97,6 +97,8 @@ pub struct StoredMessage {
     pub nonce: Option<String>,
     pub created_ms: u64,
     pub edited_ms: Option<u64>,
+    /// Set when a webhook sent it (the author is then the webhook).
+    pub webhook_id: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -120,6 +122,8 @@ struct State {
     buckets: HashMap<(&'static str, u64), Bucket>,
     /// (guild, user) → the member's role ids.
     members: HashMap<(u64, u64), Vec<u64>>,
+    /// webhook id → (token, channel).
+    webhooks: HashMap<u64, (String, u64)>,
 }
 
 /// The fake itself: cheap to clone, every clone sees the same state.
@@ -147,6 +151,7 @@ impl FakeDiscord {
             limit: None,
             buckets: HashMap::new(),
             members: HashMap::new(),
+            webhooks: HashMap::new(),
         }));
         let app = api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -241,6 +246,15 @@ impl FakeDiscord {
         let before = list.len();
         list.retain(|m| m.id != message_id);
         before != list.len()
+    }
+
+    /// Creates a webhook posting into `channel_id`; returns its id and token.
+    pub fn create_webhook(&self, channel_id: u64) -> (u64, String) {
+        let mut s = self.lock();
+        let (id, _) = s.snowflake();
+        let token = format!("whtoken{id}");
+        s.webhooks.insert(id, (token.clone(), channel_id));
+        (id, token)
     }
 
     /// Puts a user in a guild (as joining by invite would).

@@ -258,3 +258,38 @@ async fn a_global_429_is_waited_out_by_serenity() {
     assert!(reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(190));
     assert_eq!(fake.messages(8).len(), 1);
 }
+
+#[tokio::test]
+async fn webhooks_send_edit_and_delete() {
+    use serenity::all::{EditWebhookMessage, ExecuteWebhook, WebhookId};
+    let (fake, http) = setup().await;
+    let (id, token) = fake.create_webhook(77);
+    let sent = http
+        .execute_webhook(
+            WebhookId::new(id),
+            None,
+            &token,
+            true,
+            vec![],
+            &ExecuteWebhook::new().content("via webhook"),
+        )
+        .await
+        .expect("executed")
+        .expect("wait=true returns the message");
+    assert_eq!(sent.webhook_id.map(|w| w.get()), Some(id));
+    http.edit_webhook_message(
+        WebhookId::new(id),
+        None,
+        &token,
+        sent.id,
+        &EditWebhookMessage::new().content("edited via webhook"),
+        vec![],
+    )
+    .await
+    .expect("edited");
+    assert_eq!(fake.messages(77)[0].content, "edited via webhook");
+    http.delete_webhook_message(WebhookId::new(id), None, &token, sent.id)
+        .await
+        .expect("deleted");
+    assert!(fake.messages(77).is_empty());
+}
