@@ -138,7 +138,7 @@ pub async fn feed(
     let signal_queries = filters.queries();
     let (page, names) = tokio::join!(
         signals.list::<Value>(&signal_queries),
-        route_names(&viewer.client)
+        state.route_names_cached(&viewer.client)
     );
     let page = page?;
     let names = names?;

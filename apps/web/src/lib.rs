@@ -102,7 +102,16 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Turns true when the server shuts down: live streams end so the graceful stop can finish.
     closing: tokio::sync::watch::Sender<bool>,
+    route_names: std::sync::Mutex<
+        Option<(
+            std::time::Instant,
+            std::collections::HashMap<String, String>,
+        )>,
+    >,
 }
+
+/// How long route display names are reused before they are read again.
+const ROUTE_NAMES_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Shared by every request. Cheap to clone.
 #[derive(Clone)]
@@ -134,6 +143,7 @@ impl AppState {
             live: settings.live.clone(),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            route_names: std::sync::Mutex::new(None),
         })))
     }
 
@@ -165,6 +175,28 @@ impl AppState {
     pub fn live(&self) -> &live::LiveOptions {
         &self.0.live
     }
+    /// Route key -> display name, read at most every [`ROUTE_NAMES_TTL`]: routes change rarely
+    /// and every feed page needs them.
+    pub async fn route_names_cached(
+        &self,
+        client: &Client,
+    ) -> Result<std::collections::HashMap<String, String>, g3_appwrite::Error> {
+        if let Some((at, names)) = self
+            .0
+            .route_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && at.elapsed() < ROUTE_NAMES_TTL
+        {
+            return Ok(names.clone());
+        }
+        let names = feed::route_names(client).await?;
+        *self.0.route_names.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), names.clone()));
+        Ok(names)
+    }
+
     /// Changes to true when the server is stopping.
     pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
         self.0.closing.subscribe()

@@ -81,14 +81,17 @@ pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppErro
     if !user.email_verification {
         return Ok(Standing::Unverified);
     }
-    let teams = state.appwrite().teams();
-    let (staff, paid) = tokio::join!(
-        teams.find_membership(TEAM_STAFF, &user.id),
-        teams.find_membership(TEAM_PAID, &user.id)
-    );
-    if staff?.is_some_and(|m| m.confirm) {
+    // One call for every team of the user (this runs on every feed request).
+    let memberships = state.appwrite().users().list_memberships(&user.id).await?;
+    let member_of = |team: &str| {
+        memberships
+            .memberships
+            .iter()
+            .any(|m| m.team_id == team && m.confirm)
+    };
+    if member_of(TEAM_STAFF) {
         Ok(Standing::Staff)
-    } else if paid?.is_some_and(|m| m.confirm) {
+    } else if member_of(TEAM_PAID) {
         Ok(Standing::Paid)
     } else {
         Ok(Standing::Unpaid)
