@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 started=$SECONDS
 
+# Installs below run unattended (CI has no standard input).
+export DEBIAN_FRONTEND=noninteractive
+
 step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - started))" "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
