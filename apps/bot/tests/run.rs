@@ -6,10 +6,10 @@ use std::{
 };
 
 use bot::{Order, RetryPolicy, Secret, Settings};
-use g3_appwrite::Document;
+use g3_appwrite::{Document, UploadFile};
 use g3_store::{
-    models::{Route, Signal, SignalStatus},
-    schema::{DATABASE_ID, TEAM_STAFF},
+    models::{AttachmentRef, AttachmentState, Route, Signal, SignalStatus},
+    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID, TEAM_STAFF},
 };
 use testkit::{
     backend::{Backend, backend},
@@ -245,14 +245,32 @@ async fn a_backlog_is_mirrored_newest_first_within_the_channel_limit() {
 }
 
 /// Creates, edits and deletes while the fake injects 429s, 5xx and stalls and the bot is
-/// killed and restarted at arbitrary points: in the end every live signal has exactly one
+/// killed and restarted three times at arbitrary points (300 events in all): in the end every live signal has exactly one
 /// mirror with its latest text, deleted ones none, and Discord never got a duplicate.
 #[tokio::test]
 async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
     use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
     use testkit::discord::FaultRates;
 
+    const EVENTS: usize = 300;
     let (backend, fake) = setup().await;
+    for file in ["a", "b"] {
+        backend
+            .client
+            .storage()
+            .create_file(
+                BUCKET_SIGNAL_ASSETS,
+                file,
+                UploadFile {
+                    name: format!("{file}.png"),
+                    content_type: "image/png".into(),
+                    data: bytes::Bytes::from_static(testkit::cdn::PNG),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
     fake.set_fault_rates(Some(FaultRates {
         rate_limited: 0.10,
         server_error: 0.05,
@@ -268,8 +286,9 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
     let mut events = 0;
     for round in 0..4 {
         let stop = start(&backend, &fake, Order::OldestFirst);
-        for _ in 0..30 {
-            let n = rng.random_range(0..40u32);
+        let mut written = 0;
+        while written < EVENTS / 4 {
+            let n = rng.random_range(0..100u32);
             let id = format!("4{n:03}");
             let entry = truth.get(&id).cloned();
             let (content, revision, live) = match entry {
@@ -289,9 +308,27 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
             if !live {
                 s.status = SignalStatus::Deleted;
             }
+            let files = chaos_files(revision);
+            if !files.is_empty() {
+                let refs: Vec<AttachmentRef> = files
+                    .iter()
+                    .map(|f| AttachmentRef {
+                        id: format!("{n}{f}"),
+                        filename: f.clone(),
+                        content_type: Some("image/png".into()),
+                        size: Some(testkit::cdn::PNG.len() as u64),
+                        file_id: Some(f.trim_end_matches(".png").into()),
+                        state: AttachmentState::Stored,
+                        note: None,
+                        source_url: None,
+                    })
+                    .collect();
+                s.attachments = Some(serde_json::to_string(&refs).unwrap());
+            }
             put(&backend, &id, &s).await;
             truth.insert(id, (content, revision, live));
             events += 1;
+            written += 1;
         }
         // Kill the bot after an arbitrary amount of progress (the last round runs to the end).
         if round < 3 {
@@ -311,13 +348,19 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
                 let f = f.clone();
                 let expected = expected.clone();
                 async move {
-                    let mut contents: Vec<String> =
-                        f.messages(CHANNEL).into_iter().map(|m| m.content).collect();
+                    let mut contents: Vec<(String, Vec<String>)> = f
+                        .messages(CHANNEL)
+                        .into_iter()
+                        .map(|m| {
+                            let files = m.attachments.into_iter().map(|a| a.filename).collect();
+                            (m.content, files)
+                        })
+                        .collect();
                     contents.sort();
-                    let mut want: Vec<String> = expected
+                    let mut want: Vec<(String, Vec<String>)> = expected
                         .values()
                         .filter(|(_, _, live)| *live)
-                        .map(|(c, _, _)| c.clone())
+                        .map(|(c, rev, _)| (c.clone(), chaos_files(*rev)))
                         .collect();
                     want.sort();
                     contents == want
@@ -327,8 +370,50 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
             stop.kill().await;
         }
     }
-    assert!(events >= 100, "only {events} events");
+    assert_eq!(events, EVENTS);
     let faults = fake.requests().iter().filter(|r| r.fault.is_some()).count();
     assert!(faults > 5, "the fake injected only {faults} faults");
     assert!(fake.requests().iter().all(|r| !r.over_limit));
+    // Nothing Discord would count as a duplicate: every create carries a nonce it enforces
+    // (the run is far shorter than the fake's 5-minute window), and the final channel holds
+    // exactly one message per live signal (checked above by content, one per signal).
+    let creates: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
+        .collect();
+    assert!(
+        creates.iter().all(|r| r.nonce.is_some() && r.enforce_nonce),
+        "a create without an enforced nonce"
+    );
+    // …and no signal was ever created twice: its successful creates all share one nonce
+    // (a retry of a lost answer), never two (a second message for the same signal).
+    let mut nonces: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for r in creates.iter().filter(|r| r.status < 300) {
+        let content = r
+            .body
+            .as_ref()
+            .and_then(|b| b.get("content"))
+            .and_then(|c| c.as_str())
+            .unwrap_or_default();
+        let signal = content.rsplit_once(' ').map_or(content, |(s, _)| s);
+        nonces
+            .entry(signal.to_owned())
+            .or_default()
+            .insert(r.nonce.clone().unwrap_or_default());
+    }
+    assert!(!nonces.is_empty());
+    for (signal, set) in &nonces {
+        assert_eq!(set.len(), 1, "{signal} was created under nonces {set:?}");
+    }
+}
+
+/// The stored attachments of a chaos signal at `revision`: none, one, or two files.
+fn chaos_files(revision: i64) -> Vec<String> {
+    match revision % 3 {
+        0 => Vec::new(),
+        1 => vec!["a.png".into()],
+        _ => vec!["a.png".into(), "b.png".into()],
+    }
 }

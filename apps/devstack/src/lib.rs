@@ -1,9 +1,10 @@
 //! devstack: the whole stack in one process on this machine. Starts the Appwrite emulator on a
 //! file under the data directory, bootstraps the schema, seeds demo accounts and signals, starts
-//! the services (so far: the Sell.app webhook receiver and the web dashboard) and tells the user
-//! where everything is. Later services (bot) join here as they land.
+//! the services (the Sell.app webhook receiver, the web dashboard, and the bot mirroring into the
+//! Discord sandbox, [`sandbox`]) and tells the user where everything is.
 
 pub mod demo_collector;
+pub mod sandbox;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -40,6 +41,8 @@ pub struct Settings {
     pub api_key: String,
     /// How often the demo collector posts a signal through ingest; `None` turns it off.
     pub demo_interval: Option<Duration>,
+    /// `DISCORD_TOKEN` from the environment: real Discord mode, not wired yet (the sandbox runs).
+    pub discord_token: Option<String>,
 }
 
 /// A demo account devstack creates and prints.
@@ -84,6 +87,17 @@ pub const WEB_SERVICE: DemoAccount = DemoAccount {
     email: "web-service@g3.local",
     password: "devstack-web-service-password",
     name: "Web live feed",
+    labels: &["service"],
+    staff: true,
+    plan: None,
+};
+
+/// The `staff` service user the bot signs in as for its Realtime subscription.
+pub const BOT_SERVICE: DemoAccount = DemoAccount {
+    id: "bot-service",
+    email: "bot-service@g3.local",
+    password: "devstack-bot-service-password",
+    name: "Mirroring bot",
     labels: &["service"],
     staff: true,
     plan: None,
@@ -138,6 +152,9 @@ pub struct Running {
     web_stop: tokio::sync::oneshot::Sender<()>,
     web_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     demo: Option<demo_collector::DemoCollector>,
+    pub sandbox: sandbox::Sandbox,
+    bot_stop: tokio::sync::oneshot::Sender<()>,
+    bot_task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
@@ -172,7 +189,11 @@ impl Running {
             "  Collector ingest    http://{}/ingest/v1/events  (secret {DEMO_INGEST_SECRET}, guild {}, channels {})\n",
             self.webhook_addr,
             demo_collector::DEMO_GUILD,
-            DEMO_ROUTES.iter().map(|(_, _, c)| *c).collect::<Vec<_>>().join(", ")
+            DEMO_ROUTES.iter().map(|(_, _, c, _)| *c).collect::<Vec<_>>().join(", ")
+        ));
+        out.push_str(&format!(
+            "  Discord sandbox     {}  (the bot's mirrors in a fake Discord, per customer channel)\n",
+            self.sandbox.url()
         ));
         out.push_str("\n  Demo accounts (email / password):\n");
         for a in DEMO_ACCOUNTS {
@@ -182,6 +203,10 @@ impl Running {
         out.push_str(&format!(
             "    service   {} / {}  (web's Realtime subscription)\n",
             WEB_SERVICE.email, WEB_SERVICE.password
+        ));
+        out.push_str(&format!(
+            "    service   {} / {}  (the bot's Realtime subscription)\n",
+            BOT_SERVICE.email, BOT_SERVICE.password
         ));
         out.push_str("\n  Send a signed demo purchase (buyer@g3.local gets plan vip):\n    ");
         out.push_str(&DemoPurchase::new(self.webhook_addr).curl());
@@ -205,6 +230,9 @@ impl Running {
         if let Some(demo) = self.demo {
             demo.stop().await;
         }
+        let _ = self.bot_stop.send(());
+        self.bot_task.await.context("bot task panicked")??;
+        self.sandbox.stop().await;
         let _ = self.web_stop.send(());
         self.web_task.await.context("web task panicked")??;
         let _ = self.webhook_stop.send(());
@@ -298,7 +326,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
 
     let web_addr = web_listener.local_addr()?;
     let web_settings = web::Settings {
-        appwrite: config,
+        appwrite: config.clone(),
         public_url: url::Url::parse(&format!("http://{web_addr}"))?,
         store_url: url::Url::parse(DEMO_STORE_URL)?,
         service_user: Some(web::ServiceUser {
@@ -318,7 +346,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         Some(interval) => {
             let channels = DEMO_ROUTES
                 .iter()
-                .map(|(_, _, c)| (*c).to_owned())
+                .map(|(_, _, c, _)| (*c).to_owned())
                 .collect();
             let url = format!("http://{webhook_addr}/ingest/v1/events");
             let demo =
@@ -332,6 +360,40 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         }
         None => None,
     };
+    if settings.discord_token.is_some() {
+        progress(
+            "DISCORD_TOKEN is set, but real Discord mode is not wired into devstack yet: \
+             the bot mirrors into the sandbox (a fake Discord) instead",
+        );
+    }
+    let sandbox = sandbox::Sandbox::start(
+        DEMO_ROUTES
+            .iter()
+            .filter_map(|(_, name, _, customer)| Some(((*name).to_owned(), customer.parse().ok()?)))
+            .collect(),
+    )
+    .await?;
+    let bot_settings = bot::Settings {
+        discord_token: bot::Secret::new("devstack-sandbox-token"),
+        appwrite: config,
+        staff_email: BOT_SERVICE.email.to_owned(),
+        staff_password: bot::Secret::new(BOT_SERVICE.password),
+        order: bot::Order::OldestFirst,
+        discord_timeout: Duration::from_secs(10),
+        retry: bot::RetryPolicy::default(),
+        discord_client: Some(sandbox.discord_client(Duration::from_secs(10))),
+        reconcile_every: Duration::from_secs(300),
+        verify_window: Duration::from_secs(24 * 3600),
+        retry_failed_after: Duration::from_secs(30),
+    };
+    let (bot_stop, bot_stopped) = tokio::sync::oneshot::channel::<()>();
+    let bot_task = tokio::spawn(bot::run(bot_settings, async move {
+        let _ = bot_stopped.await;
+    }));
+    progress(&format!(
+        "bot mirroring into the Discord sandbox at {}",
+        sandbox.url()
+    ));
     Ok(Running {
         emulator,
         client,
@@ -342,6 +404,9 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         web_stop,
         web_task,
         demo,
+        sandbox,
+        bot_stop,
+        bot_task,
     })
 }
 
@@ -366,7 +431,7 @@ async fn seed(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     let users = client.users();
-    for account in DEMO_ACCOUNTS.iter().chain([&WEB_SERVICE]) {
+    for account in DEMO_ACCOUNTS.iter().chain([&WEB_SERVICE, &BOT_SERVICE]) {
         let created = match users
             .create(
                 account.id,
@@ -417,10 +482,20 @@ async fn seed(
     Ok(())
 }
 
-/// The demo routes: key, display name, source channel.
-const DEMO_ROUTES: &[(&str, &str, &str)] = &[
-    ("vip-calls", "VIP Calls", "1100000000000000001"),
-    ("scalps", "Scalps", "1100000000000000002"),
+/// The demo routes: key, display name, source channel, customer channel (in the sandbox).
+const DEMO_ROUTES: &[(&str, &str, &str, &str)] = &[
+    (
+        "vip-calls",
+        "VIP Calls",
+        "1100000000000000001",
+        "1300000000000000001",
+    ),
+    (
+        "scalps",
+        "Scalps",
+        "1100000000000000002",
+        "1300000000000000002",
+    ),
 ];
 
 /// A parsed trade: pair, side, entries, targets, stop, leverage.
@@ -587,12 +662,12 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
 /// Times are relative to the first start; later starts change nothing.
 async fn seed_signals(client: &Client, progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
     let routes = client.documents(DATABASE_ID, "routes");
-    for (key, name, channel) in DEMO_ROUTES {
+    for (key, name, channel, customer) in DEMO_ROUTES {
         let route = json!({
             "source_channel_id": channel,
             "source_guild_id": "1000000000000000001",
             "name": name,
-            "customer_channel_ids": [],
+            "customer_channel_ids": [customer],
             "enabled": true,
         });
         if let Upserted::Created(_) = routes
@@ -601,6 +676,18 @@ async fn seed_signals(client: &Client, progress: &mut dyn FnMut(&str)) -> anyhow
             .with_context(|| format!("seeding route {key}"))?
         {
             progress(&format!("seed: route {key}"));
+        } else {
+            // Routes seeded before the sandbox existed name no customer channel: give them one.
+            let existing = routes.get::<Value>(key).await?;
+            let empty = existing.data["customer_channel_ids"]
+                .as_array()
+                .is_none_or(|a| a.is_empty());
+            if empty {
+                routes.upsert::<Value>(key, &route, None).await?;
+                progress(&format!(
+                    "seed: route {key} mirrors into channel {customer}"
+                ));
+            }
         }
     }
     let signals = client.documents(DATABASE_ID, "signals");
@@ -610,8 +697,8 @@ async fn seed_signals(client: &Client, progress: &mut dyn FnMut(&str)) -> anyhow
         let posted = now - time::Duration::hours(s.hours_ago);
         let channel = DEMO_ROUTES
             .iter()
-            .find(|(k, _, _)| *k == s.route)
-            .map_or("0", |(_, _, c)| *c);
+            .find(|(k, _, _, _)| *k == s.route)
+            .map_or("0", |(_, _, c, _)| *c);
         let mut doc = json!({
             "source_guild_id": "1000000000000000001",
             "source_channel_id": channel,

@@ -49,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
         api_key: "devstack-server-key".to_owned(),
         demo_interval: (args.demo_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.demo_interval_secs)),
+        discord_token: std::env::var("DISCORD_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty()),
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -19,6 +19,7 @@ fn settings(dir: &std::path::Path) -> Settings {
         demo_interval: None,
         project_id: "g3".into(),
         api_key: "test-key".into(),
+        discord_token: None,
     }
 }
 
@@ -351,6 +352,48 @@ async fn the_demo_collector_feeds_signals_through_ingest() {
             .take(3)
             .any(|d| d.data.pair.is_some()),
         "demo signals are parsed trades"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn demo_signals_are_mirrored_into_the_sandbox_and_shown_on_its_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = devstack::start(&settings(dir.path()), &mut |_| {})
+        .await
+        .unwrap();
+    assert!(running.banner(dir.path()).contains(&running.sandbox.url()));
+    // The seeded VIP Calls route mirrors into this customer channel.
+    const VIP_CUSTOMER: u64 = 1_300_000_000_000_000_001;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let messages = loop {
+        let m = running.sandbox.fake.messages(VIP_CUSTOMER);
+        if !m.is_empty() {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no demo signal mirrored into the sandbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let page = reqwest::get(running.sandbox.url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("VIP Calls"), "{page}");
+    let first_line = messages[0].content.lines().next().unwrap_or_default();
+    let escaped = first_line
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    assert!(
+        page.contains(&escaped),
+        "{escaped:?} not on the page:\n{page}"
     );
     running.stop().await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! Appwrite rows: an in-process emulator on a SQLite file (as devstack runs it), driven through
 //! the `g3-appwrite` client over loopback HTTP, exactly as the services use it.
 
+mod bot;
 mod pipeline;
 mod stats;
 mod table;
@@ -57,10 +58,16 @@ struct Args {
     /// Concurrent live streams for the web fan-out row.
     #[arg(long, default_value_t = 5_000)]
     web_streams: usize,
+    /// Signals written one at a time for the bot write-to-mirror latency row.
+    #[arg(long, default_value_t = 300)]
+    bot_writes: usize,
+    /// Signals in the bot's one-channel burst row (5 messages / 5 s: ~1 s per signal).
+    #[arg(long, default_value_t = 100)]
+    bot_burst: usize,
     /// Internal: be the stream clients of the web fan-out row (a child of this binary).
     #[arg(long, hide = true)]
     stream_clients: bool,
-    /// Run only these groups (appwrite, parser, ingest, webhook, web); all when omitted.
+    /// Run only these groups (appwrite, parser, ingest, webhook, web, bot); all when omitted.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -106,6 +113,10 @@ async fn main() -> anyhow::Result<()> {
             concurrency: args.concurrency,
         };
         rows.extend(web::rows(&counts).await?);
+    }
+    if wanted("bot") {
+        rows.push(bot::latency_row(args.bot_writes).await?);
+        rows.push(bot::burst_row(args.bot_burst).await?);
     }
     println!("{}", table::render(&rows));
     let missed = rows.iter().filter(|r| r.verdict() == "MISSED").count();
