@@ -2,6 +2,11 @@
 //! cursor on every (re)connect, and a periodic full reconciliation, all feeding one queue of
 //! signal ids that a single worker mirrors in order. Mirroring reads the signal afresh, so a
 //! queued id always gets the latest state; a failed one is queued again after a pause.
+//!
+//! The cursor is durable (`bot_state`, see [`Progress`]): a restart catches up on the changes
+//! made since the last run instead of reconciling the whole history at once (the full pass then
+//! waits for its period; mirrors the last run left pending or failed are queued at start).
+//! Reconciliation also removes mirrors from channels their route no longer names.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -9,12 +14,19 @@ use std::{
     time::Duration,
 };
 
-use g3_appwrite::{Client, Query, RealtimeMessage, RealtimeOptions, SessionSecret};
-use g3_store::{models::Signal, schema::DATABASE_ID};
+use g3_appwrite::{Client, Document, Query, RealtimeMessage, RealtimeOptions, SessionSecret};
+use g3_store::{
+    models::{Mirror, Route, Signal},
+    schema::DATABASE_ID,
+};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::{Order, Settings, mirror::Mirrorer, mirror_signal};
+use crate::{
+    Order, Settings,
+    mirror::{MirrorError, Mirrorer},
+    mirror_signal,
+};
 
 /// The Realtime channel of signal documents.
 pub const CHANNEL: &str = "databases.g3.collections.signals.documents";
@@ -86,6 +98,108 @@ impl WorkQueue {
     }
 }
 
+/// Signal changes (from Realtime, catch-up or a first reconciliation) not yet mirrored, so that
+/// the cursor kept in `bot_state` only ever passes changes that were handled: everything
+/// updated before [`Progress::cursor`] is mirrored (or recorded as failed on its mapping).
+#[derive(Default)]
+pub struct Progress {
+    inner: Mutex<ProgressState>,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    /// id → (oldest unhandled `$updatedAt`, generation of the latest change).
+    pending: HashMap<String, (OffsetDateTime, u64)>,
+    /// The newest `$updatedAt` seen (or the cursor a run started from).
+    high: Option<OffsetDateTime>,
+    generation: u64,
+}
+
+impl Progress {
+    /// Starts from a stored cursor (`None`: nothing known yet).
+    pub fn starting_at(cursor: Option<OffsetDateTime>) -> Self {
+        Self {
+            inner: Mutex::new(ProgressState {
+                high: cursor,
+                ..ProgressState::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProgressState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A change of signal `id` made at `at` waits to be mirrored.
+    pub fn seen(&self, id: &str, at: OffsetDateTime) {
+        let mut p = self.lock();
+        p.generation += 1;
+        let generation = p.generation;
+        let entry = p.pending.entry(id.to_owned()).or_insert((at, generation));
+        entry.0 = entry.0.min(at);
+        entry.1 = generation;
+        p.high = Some(p.high.map_or(at, |h| h.max(at)));
+    }
+
+    /// The worker takes `id`: the generation it will have handled.
+    pub fn begin(&self, id: &str) -> Option<u64> {
+        self.lock().pending.get(id).map(|(_, g)| *g)
+    }
+
+    /// The worker mirrored `id` as of `generation`; a change seen since keeps it pending.
+    pub fn done(&self, id: &str, generation: Option<u64>) {
+        let mut p = self.lock();
+        if generation.is_some() && p.pending.get(id).map(|(_, g)| *g) == generation {
+            p.pending.remove(id);
+        }
+    }
+
+    /// Everything updated before this was mirrored.
+    pub fn cursor(&self) -> Option<OffsetDateTime> {
+        let p = self.lock();
+        p.pending.values().map(|(at, _)| *at).min().or(p.high)
+    }
+}
+
+/// The `bot_state` key of the Realtime catch-up cursor.
+pub const CURSOR_KEY: &str = "follow-cursor";
+
+/// The cursor the last run stored, if any.
+pub async fn load_cursor(appwrite: &Client) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
+    Ok(crate::state::load(appwrite, CURSOR_KEY)
+        .await?
+        .and_then(|v| {
+            OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).ok()
+        }))
+}
+
+/// Stores the cursor now (if there is one); returns what was stored.
+pub async fn store_cursor(
+    appwrite: &Client,
+    progress: &Progress,
+) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
+    let Some(cursor) = progress.cursor() else {
+        return Ok(None);
+    };
+    crate::state::save(appwrite, CURSOR_KEY, &g3_appwrite::format_datetime(cursor)).await?;
+    Ok(Some(cursor))
+}
+
+/// Stores the cursor whenever it moved, checking every `every`.
+pub async fn keep_cursor(appwrite: Client, progress: Arc<Progress>, every: Duration) {
+    let mut saved: Option<OffsetDateTime> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        if progress.cursor() == saved {
+            continue;
+        }
+        match store_cursor(&appwrite, &progress).await {
+            Ok(c) => saved = c,
+            Err(e) => tracing::warn!(error = %e, "catch-up cursor not stored; tried again"),
+        }
+    }
+}
+
 /// Why signals are queued.
 #[derive(Debug, Clone, Copy)]
 pub enum Pass {
@@ -96,15 +210,11 @@ pub enum Pass {
     Reconcile { verify_window: Duration },
 }
 
-/// Queues every signal updated at or after `since` (all of them with `None`), in `order` of
-/// posting. Returns the newest `$updatedAt` seen.
-pub async fn enqueue_since(
+/// Every signal updated at or after `since` (all of them with `None`), oldest change first.
+pub async fn list_since(
     appwrite: &Client,
-    queue: &WorkQueue,
     since: Option<OffsetDateTime>,
-    order: Order,
-    pass: Pass,
-) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
+) -> Result<Vec<Document<Signal>>, g3_appwrite::Error> {
     let mut queries = vec![Query::order_asc("$updatedAt")];
     if let Some(since) = since {
         queries.push(Query::greater_than_equal(
@@ -112,53 +222,97 @@ pub async fn enqueue_since(
             g3_appwrite::format_datetime(since).as_str(),
         ));
     }
-    let mut signals = appwrite
+    appwrite
         .documents(DATABASE_ID, "signals")
         .list_all::<Signal>(&queries, 100)
-        .await?;
+        .await
+}
+
+/// Queues `signals` in `order` of posting; changes at or after the progress cursor are tracked
+/// as waiting. Returns the newest `$updatedAt` among them.
+pub fn enqueue(
+    queue: &WorkQueue,
+    progress: &Progress,
+    signals: &[Document<Signal>],
+    order: Order,
+    pass: Pass,
+) -> Option<OffsetDateTime> {
     let newest = signals.iter().map(|d| d.updated_at).max();
+    let floor = progress.cursor();
+    let mut sorted: Vec<&Document<Signal>> = signals.iter().collect();
     match order {
-        Order::OldestFirst => signals.sort_by_key(|s| s.data.posted_at),
-        Order::NewestFirst => signals.sort_by_key(|s| std::cmp::Reverse(s.data.posted_at)),
+        Order::OldestFirst => sorted.sort_by_key(|s| s.data.posted_at),
+        Order::NewestFirst => sorted.sort_by_key(|s| std::cmp::Reverse(s.data.posted_at)),
     }
     let now = OffsetDateTime::now_utc();
-    for s in signals {
+    for s in sorted {
+        if floor.is_none_or(|f| s.updated_at >= f) {
+            progress.seen(&s.id, s.updated_at);
+        }
         match pass {
-            Pass::CatchUp => queue.push(s.id, false, true),
+            Pass::CatchUp => queue.push(s.id.clone(), false, true),
             Pass::Reconcile { verify_window } => {
                 let recent = s.data.posted_at >= now - verify_window;
-                queue.push(s.id, recent, false);
+                queue.push(s.id.clone(), recent, false);
             }
         }
     }
-    Ok(newest)
+    newest
 }
 
-/// Mirrors queued signals one at a time, for ever.
+/// Queues every signal updated at or after `since` (see [`list_since`] and [`enqueue`]).
+pub async fn enqueue_since(
+    appwrite: &Client,
+    queue: &WorkQueue,
+    progress: &Progress,
+    since: Option<OffsetDateTime>,
+    order: Order,
+    pass: Pass,
+) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
+    let signals = list_since(appwrite, since).await?;
+    Ok(enqueue(queue, progress, &signals, order, pass))
+}
+
+/// Mirrors queued signals one at a time, for ever. `turn` is held while one signal is worked
+/// on, so reconciliation's clean-up never runs in the middle of it.
 pub async fn work(
     mirrorer: Arc<Mirrorer>,
     appwrite: Client,
     queue: Arc<WorkQueue>,
+    progress: Arc<Progress>,
     retry_after: Duration,
+    turn: Arc<tokio::sync::Mutex<()>>,
 ) {
     loop {
         let (id, verify) = queue.pop().await;
+        let _turn = turn.lock().await;
+        let generation = progress.begin(&id);
         let signal = match appwrite
             .documents(DATABASE_ID, "signals")
             .get_optional::<Signal>(&id)
             .await
         {
             Ok(Some(s)) => s,
-            Ok(None) => continue,
+            Ok(None) => {
+                progress.done(&id, generation);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(signal = %id, error = %e, "signal unreadable; retried later");
                 requeue(&queue, id, verify, retry_after);
                 continue;
             }
         };
-        if let Err(e) = mirror_signal(&mirrorer, &appwrite, &signal, verify).await {
-            tracing::warn!(signal = %id, error = %e, "mirror failed; retried later");
-            requeue(&queue, id, verify, retry_after);
+        match mirror_signal(&mirrorer, &appwrite, &signal, verify).await {
+            Ok(_) => progress.done(&id, generation),
+            Err(e) => {
+                tracing::warn!(signal = %id, error = %e, "mirror failed; retried later");
+                if matches!(e, MirrorError::ChannelUnavailable { .. }) {
+                    // Recorded as `failed` on its mapping, which reconciliation finds again.
+                    progress.done(&id, generation);
+                }
+                requeue(&queue, id, verify, retry_after);
+            }
         }
     }
 }
@@ -171,40 +325,135 @@ fn requeue(queue: &Arc<WorkQueue>, id: String, verify: bool, after: Duration) {
     });
 }
 
-/// Reconciles everything now and then every `every` (see [`Pass::Reconcile`]).
-pub async fn reconcile(
-    appwrite: Client,
-    queue: Arc<WorkQueue>,
-    order: Order,
-    every: Duration,
-    verify_window: Duration,
-) {
-    let mut tick = tokio::time::interval(every);
+/// What reconciliation works with.
+pub struct Reconciler {
+    pub appwrite: Client,
+    pub mirrorer: Arc<Mirrorer>,
+    pub queue: Arc<WorkQueue>,
+    pub progress: Arc<Progress>,
+    pub order: Order,
+    pub every: Duration,
+    pub verify_window: Duration,
+    /// Run the first pass at once (no stored cursor); otherwise after `every`, and only
+    /// mirrors left pending or failed by the last run are queued at start.
+    pub at_start: bool,
+    pub turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Reconciles everything (see [`Pass::Reconcile`]) and removes mirrors from channels their
+/// route no longer names, at start (see [`Reconciler::at_start`]) and then every `every`.
+pub async fn reconcile(r: Reconciler) {
+    let first = if r.at_start {
+        tokio::time::Instant::now()
+    } else {
+        if let Err(e) = queue_unsettled(&r.appwrite, &r.queue).await {
+            tracing::warn!(error = %e, "could not list unsettled mirrors; the next reconciliation covers them");
+        }
+        tokio::time::Instant::now() + r.every
+    };
+    let mut tick = tokio::time::interval_at(first, r.every);
     loop {
         tick.tick().await;
-        if let Err(e) = enqueue_since(
-            &appwrite,
-            &queue,
-            None,
-            order,
-            Pass::Reconcile { verify_window },
-        )
-        .await
-        {
-            tracing::warn!(error = %e, "reconciliation pass failed");
+        let signals = match list_since(&r.appwrite, None).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation pass failed");
+                continue;
+            }
+        };
+        enqueue(
+            &r.queue,
+            &r.progress,
+            &signals,
+            r.order,
+            Pass::Reconcile {
+                verify_window: r.verify_window,
+            },
+        );
+        match sweep_strays(&r.appwrite, &r.mirrorer, &signals, &r.turn).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                "mirrors removed from channels their route no longer names"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "stray mirrors not removed; the next pass tries again")
+            }
         }
     }
 }
 
-/// Follows signal changes through Realtime, catching up from the cursor on every connect.
+/// Queues the signals whose mirrors a previous run left `pending` or `failed`.
+async fn queue_unsettled(appwrite: &Client, queue: &WorkQueue) -> Result<(), g3_appwrite::Error> {
+    let mirrors = appwrite
+        .documents(DATABASE_ID, "mirrors")
+        .list_all::<Mirror>(&[Query::equal("state", ["pending", "failed"])], 100)
+        .await?;
+    for m in mirrors {
+        queue.push(m.data.signal_id, false, false);
+    }
+    Ok(())
+}
+
+/// Deletes the mirrors (messages and mappings) of `signals` in channels that their route, when
+/// it exists and is enabled, no longer names. Returns how many were removed; a mirror that could
+/// not be removed is left for the next pass.
+pub async fn sweep_strays(
+    appwrite: &Client,
+    mirrorer: &Mirrorer,
+    signals: &[Document<Signal>],
+    turn: &tokio::sync::Mutex<()>,
+) -> Result<usize, g3_appwrite::Error> {
+    let routes: HashMap<String, Route> = appwrite
+        .documents(DATABASE_ID, "routes")
+        .list_all::<Route>(&[], 100)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.data))
+        .collect();
+    let route_of: HashMap<&str, &str> = signals
+        .iter()
+        .map(|s| (s.id.as_str(), s.data.route_key.as_str()))
+        .collect();
+    let mirrors = appwrite
+        .documents(DATABASE_ID, "mirrors")
+        .list_all::<Mirror>(&[], 100)
+        .await?;
+    let mut removed = 0;
+    for m in mirrors {
+        let Some(route) = route_of
+            .get(m.data.signal_id.as_str())
+            .and_then(|key| routes.get(*key))
+        else {
+            continue;
+        };
+        if route.enabled == Some(false)
+            || route
+                .customer_channel_ids
+                .iter()
+                .any(|c| c == &m.data.target_channel_id)
+        {
+            continue;
+        }
+        let _turn = turn.lock().await;
+        match mirrorer.remove(&m).await {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(mirror = %m.id, channel = %m.data.target_channel_id, error = %e, "stray mirror not removed")
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Follows signal changes through Realtime, catching up from `cursor` on every connect.
 pub async fn follow(
     appwrite: Client,
     settings: Settings,
     queue: Arc<WorkQueue>,
-    start: OffsetDateTime,
+    progress: Arc<Progress>,
+    mut cursor: OffsetDateTime,
 ) {
-    // The reconciliation pass at start covers everything before `start`.
-    let mut cursor = start - time::Duration::seconds(5);
     let mut failures: u32 = 0;
     loop {
         match subscribe(&appwrite, &settings).await {
@@ -216,6 +465,7 @@ pub async fn follow(
                             match enqueue_since(
                                 &appwrite,
                                 &queue,
+                                &progress,
                                 Some(cursor),
                                 settings.order,
                                 Pass::CatchUp,
@@ -232,6 +482,7 @@ pub async fn follow(
                         RealtimeMessage::Event(event) => {
                             if let Ok(doc) = event.document::<serde_json::Value>() {
                                 cursor = cursor.max(doc.updated_at);
+                                progress.seen(&doc.id, doc.updated_at);
                                 queue.push(doc.id, false, true);
                             }
                         }
@@ -269,6 +520,30 @@ async fn subscribe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cursor_only_passes_handled_changes() {
+        let t = |s: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s);
+        let p = Progress::starting_at(Some(t(5)));
+        assert_eq!(p.cursor(), Some(t(5)));
+        p.seen("a", t(10));
+        p.seen("b", t(20));
+        assert_eq!(p.cursor(), Some(t(10)));
+        let a = p.begin("a");
+        // Changed again while being mirrored: still waiting after this pass.
+        p.seen("a", t(30));
+        p.done("a", a);
+        assert_eq!(p.cursor(), Some(t(10)));
+        let a = p.begin("a");
+        p.done("a", a);
+        assert_eq!(p.cursor(), Some(t(20)));
+        // An id nobody is waiting for (an old signal in a full pass) changes nothing.
+        let old = p.begin("old");
+        p.done("old", old);
+        let b = p.begin("b");
+        p.done("b", b);
+        assert_eq!(p.cursor(), Some(t(30)));
+    }
 
     #[tokio::test]
     async fn live_changes_go_first_and_each_id_is_handled_once() {

@@ -1,10 +1,17 @@
 //! The Discord bot: mirrors signals into the customer guild's channels, exactly once, through
-//! crashes, rate limits and faults ([`mirror`]), rendered by [`render`]. Settings are loaded
-//! once in `main`; tests build them as a literal and inject the fake Discord's HTTP client.
+//! crashes, rate limits and faults ([`mirror`]), rendered by [`render`], following signals with
+//! a durable cursor ([`follow`]). When configured it also connects to the gateway ([`gateway`])
+//! to collect the source guild's messages for ingest ([`collect`]) and to see members join.
+//! Settings are loaded once in `main`; tests build them as a literal and inject the fake
+//! Discord's HTTP client.
 
+pub mod collect;
 pub mod follow;
+pub mod gateway;
 pub mod mirror;
 pub mod render;
+pub mod roles;
+pub mod state;
 
 use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
@@ -84,6 +91,14 @@ pub struct Settings {
     pub verify_window: Duration,
     /// Pause before a signal whose mirror failed is tried again.
     pub retry_failed_after: Duration,
+    /// The customer guild (`DISCORD_GUILD_ID`), where paid roles are kept in sync.
+    pub guild_id: Option<u64>,
+    /// The roles each plan gives (`PLAN_ROLES`); role sync runs only with these and `guild_id`.
+    pub plan_roles: g3_core::plans::PlanRoles,
+    /// Role sync's reconciliation (`ROLE_RECONCILE_SECS`), recheck and retry timings.
+    pub role_timing: roles::Timing,
+    /// The gateway connection: the source-guild collector and member joins ([`gateway`]).
+    pub gateway: gateway::GatewaySettings,
 }
 
 /// Runs the bot until `shutdown` resolves: reconcile at start and periodically, follow signals
@@ -93,40 +108,92 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     let appwrite =
         g3_appwrite::Client::new(settings.appwrite.clone()).context("appwrite settings")?;
     let mirrorer = Arc::new(Mirrorer::new(
-        http,
+        http.clone(),
         appwrite.clone(),
         settings.retry.clone(),
     ));
     let queue = Arc::new(follow::WorkQueue::default());
-    let start = time::OffsetDateTime::now_utc();
-    let tasks = [
-        tokio::spawn(follow::reconcile(
+    // A stored catch-up cursor replaces the full reconciliation at start (see `follow`).
+    let stored = follow::load_cursor(&appwrite).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "catch-up cursor unreadable: reconciling everything");
+        None
+    });
+    let progress = Arc::new(follow::Progress::starting_at(stored));
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    // Without one, the reconciliation pass at start covers everything before now.
+    let cursor =
+        stored.unwrap_or_else(|| time::OffsetDateTime::now_utc() - time::Duration::seconds(5));
+    // Member joins reach role sync through this channel (from the gateway).
+    let (member_joins, joins) = tokio::sync::mpsc::channel::<roles::MemberJoined>(1024);
+    let role_sync = roles::Config::from_settings(&settings)
+        .map(|config| tokio::spawn(roles::run(config, http.clone(), appwrite.clone(), joins)));
+    if role_sync.is_none() {
+        tracing::info!("role sync is off: DISCORD_GUILD_ID and PLAN_ROLES are not both set");
+    }
+    let gateway = if gateway::enabled(&settings) {
+        let joins = settings
+            .gateway
+            .member_joins
+            .clone()
+            .unwrap_or_else(|| member_joins.clone());
+        Some(gateway::start(
+            &settings,
             appwrite.clone(),
-            queue.clone(),
-            settings.order,
-            settings.reconcile_every,
-            settings.verify_window,
-        )),
+            http.clone(),
+            joins,
+        )?)
+    } else {
+        None
+    };
+    let mut tasks = vec![
+        tokio::spawn(follow::reconcile(follow::Reconciler {
+            appwrite: appwrite.clone(),
+            mirrorer: mirrorer.clone(),
+            queue: queue.clone(),
+            progress: progress.clone(),
+            order: settings.order,
+            every: settings.reconcile_every,
+            verify_window: settings.verify_window,
+            at_start: stored.is_none(),
+            turn: turn.clone(),
+        })),
         tokio::spawn(follow::follow(
             appwrite.clone(),
             settings.clone(),
             queue.clone(),
-            start,
+            progress.clone(),
+            cursor,
+        )),
+        tokio::spawn(follow::keep_cursor(
+            appwrite.clone(),
+            progress.clone(),
+            Duration::from_secs(1),
         )),
         tokio::spawn(follow::work(
             mirrorer,
-            appwrite,
+            appwrite.clone(),
             queue,
+            progress.clone(),
             settings.retry_failed_after,
+            turn,
         )),
     ];
+    tasks.extend(role_sync);
     shutdown.await;
+    if let Some(gateway) = gateway {
+        gateway.stop().await;
+    }
+    drop(member_joins);
     for t in &tasks {
         t.abort();
     }
     // Stopped means stopped: no mirror call outlives `run`.
     for t in tasks {
         let _ = t.await;
+    }
+    // What was mirrored by now stays behind the cursor; the rest is caught up next time.
+    if let Err(e) = follow::store_cursor(&appwrite, &progress).await {
+        tracing::warn!(error = %e, "catch-up cursor not stored at shutdown");
     }
     Ok(())
 }

@@ -37,6 +37,8 @@ use crate::render::{self, Part};
 const MAX_FILES: usize = 10;
 /// Discord error code of a message that no longer exists.
 const UNKNOWN_MESSAGE: isize = 10008;
+/// Discord error code of a channel that no longer exists.
+const UNKNOWN_CHANNEL: isize = 10003;
 
 /// How Discord calls that fail transiently (5xx, timeouts, connection errors) are retried.
 #[derive(Debug, Clone)]
@@ -95,6 +97,8 @@ pub enum Outcome {
 #[derive(Debug)]
 enum Failure {
     UnknownMessage,
+    /// The channel was deleted (its messages with it).
+    UnknownChannel(String),
     Unavailable(String),
     Other(String),
 }
@@ -102,10 +106,12 @@ enum Failure {
 impl Failure {
     fn into_error(self, channel: ChannelId) -> MirrorError {
         match self {
-            Failure::Unavailable(reason) => MirrorError::ChannelUnavailable {
-                channel: channel.get(),
-                reason,
-            },
+            Failure::Unavailable(reason) | Failure::UnknownChannel(reason) => {
+                MirrorError::ChannelUnavailable {
+                    channel: channel.get(),
+                    reason,
+                }
+            }
             Failure::UnknownMessage => MirrorError::Discord("unknown message".into()),
             Failure::Other(e) => MirrorError::Discord(e),
         }
@@ -119,6 +125,11 @@ fn classify(e: &serenity::Error) -> Result<Failure, String> {
             let status = r.status_code.as_u16();
             if r.error.code == UNKNOWN_MESSAGE {
                 Ok(Failure::UnknownMessage)
+            } else if r.error.code == UNKNOWN_CHANNEL {
+                Ok(Failure::UnknownChannel(format!(
+                    "{status} {} (code {})",
+                    r.error.message, r.error.code
+                )))
             } else if status == 403 || status == 404 {
                 Ok(Failure::Unavailable(format!(
                     "{status} {} (code {})",
@@ -539,6 +550,39 @@ impl Mirrorer {
             Err(Failure::UnknownMessage) => Ok(false),
             Err(f) => Err(f.into_error(channel)),
         }
+    }
+
+    /// Deletes a mirror for good: its messages (already gone ones, or a deleted channel, count
+    /// as deleted), then its mapping. Used when its channel is no longer a target.
+    pub async fn remove(&self, mirror: &Document<Mirror>) -> Result<(), MirrorError> {
+        if let Some(channel) = mirror
+            .data
+            .target_channel_id
+            .parse::<u64>()
+            .ok()
+            .filter(|c| *c != 0)
+            .map(ChannelId::new)
+        {
+            for id in mirror
+                .data
+                .message_ids
+                .iter()
+                .filter_map(|m| m.parse::<u64>().ok().filter(|v| *v != 0))
+            {
+                match self
+                    .call(channel, || {
+                        channel.delete_message(&self.http, MessageId::new(id))
+                    })
+                    .await
+                {
+                    Ok(()) | Err(Failure::UnknownMessage) => {}
+                    Err(Failure::UnknownChannel(_)) => break,
+                    Err(f) => return Err(f.into_error(channel)),
+                }
+            }
+        }
+        self.mirrors().delete_if_exists(&mirror.id).await?;
+        Ok(())
     }
 
     /// A message that is already gone counts as deleted.

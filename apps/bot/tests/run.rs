@@ -90,6 +90,10 @@ fn start(backend: &Backend, fake: &FakeDiscord, order: Order) -> Running {
         reconcile_every: Duration::from_secs(3600),
         verify_window: Duration::from_secs(24 * 3600),
         retry_failed_after: Duration::from_millis(100),
+        guild_id: None,
+        plan_roles: Default::default(),
+        role_timing: Default::default(),
+        gateway: Default::default(),
     };
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

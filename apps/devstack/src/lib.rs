@@ -336,6 +336,10 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         live: web::live::LiveOptions::default(),
         limits: web::Limits::default(),
         trust_proxy: false,
+        auth_cache: std::time::Duration::from_secs(2),
+        plans: Default::default(),
+        discord: None,
+        plan_roles: Default::default(),
     };
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web_task = tokio::spawn(web::run(web_settings, web_listener, async move {
@@ -385,6 +389,10 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         reconcile_every: Duration::from_secs(300),
         verify_window: Duration::from_secs(24 * 3600),
         retry_failed_after: Duration::from_secs(30),
+        guild_id: None,
+        plan_roles: Default::default(),
+        role_timing: Default::default(),
+        gateway: Default::default(),
     };
     let (bot_stop, bot_stopped) = tokio::sync::oneshot::channel::<()>();
     let bot_task = tokio::spawn(bot::run(bot_settings, async move {

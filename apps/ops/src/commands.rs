@@ -104,6 +104,7 @@ pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
             if !user.labels.is_empty() {
                 let _ = writeln!(out, "  labels       {}", user.labels.join(", "));
             }
+            discord_section(access, &user.id, &mut out).await?;
         }
     }
     let subs = access.subscriptions_of(email).await?;
@@ -180,6 +181,167 @@ pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
         );
     }
     Ok(out)
+}
+
+/// The Discord part of `lookup`: link, why they should (not) hold roles, desired vs applied.
+async fn discord_section(access: &Access, user_id: &str, out: &mut String) -> anyhow::Result<()> {
+    match access.discord_link(user_id).await? {
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "  discord      {} ({}), linked {}",
+                l.discord_user_id,
+                l.discord_username.as_deref().unwrap_or("no name"),
+                g3_appwrite::format_datetime(l.linked_at)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  discord      not linked");
+        }
+    }
+    if access.managed_roles().is_empty() {
+        let _ = writeln!(out, "  roles        not managed here (PLAN_ROLES is empty)");
+        return Ok(());
+    }
+    let desired = access.desired_roles(user_id).await?;
+    let _ = writeln!(
+        out,
+        "  roles        should hold [{}]: {}",
+        desired.roles.join(", "),
+        desired.why
+    );
+    for r in access.role_states(user_id).await? {
+        let r = r.data;
+        let applied = match r.applied {
+            Some(true) => "held",
+            Some(false) => "not held",
+            None => "unchecked",
+        };
+        let _ = writeln!(
+            out,
+            "    role {:<20} desired {:<5} {applied:<9} on {} checked {} tries {}{}",
+            r.role_id,
+            r.desired,
+            r.applied_discord_user_id.as_deref().unwrap_or("-"),
+            when(r.applied_at),
+            r.attempts.unwrap_or(0),
+            r.last_error
+                .map(|e| format!(" last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `ops roles resync`: recompute desired roles and have the bot check Discord again, for one
+/// customer or everyone linked, printing progress.
+pub async fn roles_resync(
+    access: &Access,
+    email: Option<&Email>,
+    actor: &str,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        !access.managed_roles().is_empty(),
+        "PLAN_ROLES is empty: no Discord roles are managed, nothing to resync"
+    );
+    let users: Vec<String> = match email {
+        Some(email) => {
+            let user = access
+                .client()
+                .users()
+                .find_by_email(email.as_str())
+                .await?
+                .with_context(|| format!("no account for {email}"))?;
+            vec![user.id]
+        }
+        None => access
+            .all_links()
+            .await?
+            .into_iter()
+            .map(|l| l.id)
+            .collect(),
+    };
+    let total = users.len();
+    let mut failed = 0;
+    for (i, user) in users.iter().enumerate() {
+        match access.force_resync(user, actor, "ops roles resync").await {
+            Ok(roles) => progress(&format!(
+                "[{}/{total}] {user}: should hold [{}]",
+                i + 1,
+                roles.join(", ")
+            )),
+            Err(e) => {
+                failed += 1;
+                progress(&format!("[{}/{total}] {user}: FAILED: {e}", i + 1));
+            }
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {total} resync(s) failed (see above)"
+    );
+    Ok(format!(
+        "{total} customer(s) queued for a role check; the bot applies the changes"
+    ))
+}
+
+/// `ops link show`: the Discord link of a customer (by email) or the customer of a Discord id.
+pub async fn link_show(
+    access: &Access,
+    email: Option<&Email>,
+    discord_id: Option<&str>,
+) -> anyhow::Result<String> {
+    let client = access.client();
+    let user = match (email, discord_id) {
+        (Some(email), _) => client.users().find_by_email(email.as_str()).await?,
+        (None, Some(id)) => match access.user_for_discord(id).await? {
+            Some(user_id) => Some(client.users().get(&user_id).await?),
+            None => return Ok(format!("Discord account {id} is not linked to anyone")),
+        },
+        (None, None) => anyhow::bail!("give --email or --discord-id"),
+    };
+    let Some(user) = user else {
+        return Ok(format!(
+            "no account for {}",
+            email.map(Email::as_str).unwrap_or("-")
+        ));
+    };
+    Ok(match access.discord_link(&user.id).await? {
+        Some(l) => format!(
+            "{} ({}) is linked to Discord {} ({}) since {}",
+            user.email,
+            user.id,
+            l.discord_user_id,
+            l.discord_username.as_deref().unwrap_or("no name"),
+            g3_appwrite::format_datetime(l.linked_at)
+        ),
+        None => format!("{} ({}) has no Discord link", user.email, user.id),
+    })
+}
+
+/// `ops link remove`: unlinks (audited); the bot then takes the managed roles back.
+pub async fn link_remove(
+    access: &Access,
+    email: &Email,
+    actor: &str,
+    reason: &str,
+) -> anyhow::Result<String> {
+    let user = access
+        .client()
+        .users()
+        .find_by_email(email.as_str())
+        .await?
+        .with_context(|| format!("no account for {email}"))?;
+    Ok(
+        match access.unlink_discord(&user.id, actor, reason).await? {
+            Some(l) => format!(
+                "unlinked {email} from Discord {}; the bot removes the managed roles",
+                l.discord_user_id
+            ),
+            None => format!("{email} has no Discord link: nothing to do"),
+        },
+    )
 }
 
 pub async fn failures_list(access: &Access, include_resolved: bool) -> anyhow::Result<String> {

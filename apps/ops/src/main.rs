@@ -71,7 +71,8 @@ enum Command {
         #[arg(long, default_value = "manual revoke")]
         reason: String,
     },
-    /// Show everything about a customer: account, teams, subscriptions with history, webhooks.
+    /// Show everything about a customer: account, teams, Discord link and roles, subscriptions
+    /// with history, webhook events and failures.
     Lookup {
         #[arg(long)]
         email: String,
@@ -84,6 +85,47 @@ enum Command {
     /// Which source channels are ingested, and where the bot mirrors them.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Discord roles the bot manages (needs PLAN_ROLES).
+    #[command(subcommand)]
+    Roles(RolesCommand),
+    /// Customers' Discord links.
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RolesCommand {
+    /// Recompute who should hold which role and have the bot check Discord again now.
+    Resync {
+        /// One customer.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        email: Option<String>,
+        /// Everyone with a Discord link.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LinkCommand {
+    /// The Discord account a customer linked, or the customer a Discord account belongs to.
+    Show {
+        #[arg(
+            long,
+            required_unless_present = "discord_id",
+            conflicts_with = "discord_id"
+        )]
+        email: Option<String>,
+        #[arg(long)]
+        discord_id: Option<String>,
+    },
+    /// Unlink a customer's Discord account (audited); the bot removes the managed roles.
+    Remove {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "manual unlink")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,6 +299,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Routes(RoutesCommand::List) => commands::routes_list(&client).await?,
         Command::Routes(RoutesCommand::Remove { key }) => {
             commands::routes_remove(&client, &key).await?
+        }
+        Command::Roles(RolesCommand::Resync { email: e, all: _ }) => {
+            let e = e.as_deref().map(email).transpose()?;
+            commands::roles_resync(&access, e.as_ref(), &actor, &mut |line| println!("{line}"))
+                .await?
+        }
+        Command::Link(LinkCommand::Show {
+            email: e,
+            discord_id,
+        }) => {
+            let e = e.as_deref().map(email).transpose()?;
+            commands::link_show(&access, e.as_ref(), discord_id.as_deref()).await?
+        }
+        Command::Link(LinkCommand::Remove { email: e, reason }) => {
+            commands::link_remove(&access, &email(&e)?, &actor, &reason).await?
         }
         Command::Failures(FailuresCommand::List { all }) => {
             commands::failures_list(&access, all).await?

@@ -200,3 +200,125 @@ async fn routes_add_list_remove() {
         "no route vip"
     );
 }
+
+#[tokio::test]
+async fn lookup_shows_discord_and_roles_and_link_and_resync_commands_work() {
+    use g3_core::plans::PlanRoles;
+    let backend = testkit::backend::backend().await;
+    let access = Access::new(backend.client.clone(), PlanCatalog::default())
+        .with_roles(PlanRoles::parse("vip=5551").unwrap());
+    let email = Email::parse("linked@case.io").unwrap();
+    commands::grant(
+        &access,
+        &email,
+        &Plan::parse("vip").unwrap(),
+        None,
+        &admin(),
+    )
+    .await
+    .unwrap();
+    let user = backend
+        .client
+        .users()
+        .find_by_email(email.as_str())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+
+    let page = commands::lookup(&access, &email).await.unwrap();
+    assert!(page.contains("discord      not linked"), "{page}");
+    assert!(
+        page.contains("should hold []: email not verified"),
+        "{page}"
+    );
+
+    backend
+        .client
+        .users()
+        .update_email_verification(&user, true)
+        .await
+        .unwrap();
+    access
+        .link_discord(&user, "31337", Some("whale"), "customer:linked@case.io")
+        .await
+        .unwrap();
+    let page = commands::lookup(&access, &email).await.unwrap();
+    assert!(
+        page.contains("discord      31337 (whale), linked "),
+        "{page}"
+    );
+    assert!(
+        page.contains("should hold [5551]: active plans: vip"),
+        "{page}"
+    );
+    assert!(page.contains("role 5551"), "{page}");
+    assert!(page.contains("desired true"), "{page}");
+
+    let shown = commands::link_show(&access, Some(&email), None)
+        .await
+        .unwrap();
+    assert!(shown.contains("linked to Discord 31337 (whale)"), "{shown}");
+    let shown = commands::link_show(&access, None, Some("31337"))
+        .await
+        .unwrap();
+    assert!(shown.starts_with("linked@case.io"), "{shown}");
+    let shown = commands::link_show(&access, None, Some("1")).await.unwrap();
+    assert_eq!(shown, "Discord account 1 is not linked to anyone");
+
+    let mut lines = Vec::new();
+    let out = commands::roles_resync(&access, None, "ops:alice", &mut |l| {
+        lines.push(l.to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines, vec![format!("[1/1] {user}: should hold [5551]")]);
+    assert!(out.starts_with("1 customer(s) queued"), "{out}");
+    let state = access.role_states(&user).await.unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].data.applied, None, "marked unchecked for the bot");
+
+    let out = commands::link_remove(&access, &email, "ops:alice", "sold account")
+        .await
+        .unwrap();
+    assert!(
+        out.starts_with("unlinked linked@case.io from Discord 31337"),
+        "{out}"
+    );
+    let page = commands::lookup(&access, &email).await.unwrap();
+    assert!(
+        page.contains("should hold []: Discord not linked"),
+        "{page}"
+    );
+    let out = commands::link_remove(&access, &email, "ops:alice", "again")
+        .await
+        .unwrap();
+    assert!(out.ends_with("nothing to do"), "{out}");
+
+    let actions: Vec<String> = backend
+        .client
+        .documents(g3_store::schema::DATABASE_ID, "audit_log")
+        .list::<AuditEntry>(&[g3_appwrite::Query::equal(
+            "action",
+            vec!["discord.link", "discord.unlink", "roles.resync"],
+        )])
+        .await
+        .unwrap()
+        .documents
+        .into_iter()
+        .map(|d| format!("{} {}", d.data.actor, d.data.action))
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(actions.contains(&"ops:alice roles.resync".to_owned()));
+    assert!(actions.contains(&"ops:alice discord.unlink".to_owned()));
+}
+
+#[tokio::test]
+async fn roles_resync_without_plan_roles_says_why() {
+    let backend = testkit::backend::backend().await;
+    let access = Access::new(backend.client.clone(), PlanCatalog::default());
+    let err = commands::roles_resync(&access, None, "ops:alice", &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("PLAN_ROLES is empty"), "{err}");
+}

@@ -19,7 +19,7 @@ use crate::{
     error::AppError,
     security::CsrfToken,
     session::{MaybeViewer, Viewer, standing},
-    templates::{AccountPage, Layout, PlanRow},
+    templates::{AccountPage, DiscordView, Layout, PlanRow},
 };
 
 pub fn date(t: OffsetDateTime) -> String {
@@ -71,9 +71,10 @@ pub async fn account(
     Query(q): Query<NoticeQuery>,
     viewer: Viewer,
 ) -> Result<Response, AppError> {
-    let (standing, plans) = tokio::join!(
+    let (standing, plans, link) = tokio::join!(
         standing(&state, &viewer.user),
-        plan_rows(&state, &viewer.user.email)
+        plan_rows(&state, &viewer.user.email),
+        state.access().discord_link(&viewer.user.id)
     );
     let page = AccountPage {
         layout: Layout::new("Account", &csrf.0, true),
@@ -85,6 +86,14 @@ pub async fn account(
         plans: plans?,
         store_url: state.store_url().to_owned(),
         notice: notice_text(q.notice.as_deref()),
+        discord: link?.map(|l| DiscordView {
+            name: l
+                .discord_username
+                .unwrap_or_else(|| l.discord_user_id.clone()),
+            id: l.discord_user_id,
+            since: date(l.linked_at),
+        }),
+        discord_enabled: state.discord().is_some(),
     };
     Ok(Html(page.render()?).into_response())
 }

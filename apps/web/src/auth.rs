@@ -60,6 +60,20 @@ pub(crate) fn notice_text(key: Option<&str>) -> Option<&'static str> {
              removed and every other session is ended: choose a password below.",
         ),
         "password-set" => Some("Your password is set."),
+        "discord-linked" => Some(
+            "Your Discord account is linked and you are in our Discord server. Your roles \
+             follow your plan and update within a few minutes.",
+        ),
+        "discord-linked-not-joined" => Some(
+            "Your Discord account is linked, but we could not add you to our Discord server \
+             just now. Link it again in a few minutes to retry.",
+        ),
+        "discord-cancelled" => Some("Linking was cancelled on Discord. Nothing was changed."),
+        "discord-unlinked" => Some(
+            "Your Discord account is unlinked. The roles it had from your plan are removed \
+             shortly.",
+        ),
+        "discord-not-linked" => Some("No Discord account was linked."),
         "current-password-wrong" => Some("Your current password was missing or wrong."),
         "password-refused" => Some(
             "That password is not accepted: choose one of 8 to 256 characters, not a common one.",
@@ -401,6 +415,7 @@ async fn claim(state: &AppState, user_id: &str) -> Result<Session, AppError> {
     prefs[PASSWORD_UNKNOWN] = true.into();
     users.update_prefs(user_id, &prefs).await?;
     users.delete_sessions(user_id).await?;
+    state.auth_cache().forget_user(user_id);
     let session = users.create_session(user_id).await?;
     tracing::info!("address proven by code: password reset, other sessions ended");
     Ok(session)
@@ -419,6 +434,7 @@ pub struct VerifyQuery {
 /// sign-in with an emailed code instead, which proves the inbox and claims the account.
 #[tracing::instrument(skip_all)]
 pub async fn verify(
+    State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
     viewer: Result<MaybeViewer, AppError>,
     Query(q): Query<VerifyQuery>,
@@ -442,7 +458,10 @@ pub async fn verify(
                 .confirm_verification(user_id, &TokenSecret::new(secret))
                 .await
             {
-                Ok(_) => VerifyOutcome::Verified,
+                Ok(_) => {
+                    state.auth_cache().forget_user(user_id);
+                    VerifyOutcome::Verified
+                }
                 Err(e) if matches!(e.status(), Some(400 | 401 | 404)) => VerifyOutcome::Failed,
                 Err(e) => return Err(e.into()),
             }
@@ -499,6 +518,7 @@ pub async fn signout(
             Err(e) if e.status() == Some(401) || e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
+        state.auth_cache().forget_user(&viewer.user.id);
     }
     Ok(signed_out(&state, "/signin?notice=signed-out"))
 }
@@ -509,6 +529,7 @@ pub async fn signout_all(
     viewer: Viewer,
 ) -> Result<Response, AppError> {
     viewer.client.account().delete_sessions().await?;
+    state.auth_cache().forget_user(&viewer.user.id);
     Ok(signed_out(&state, "/signin?notice=signed-out-all"))
 }
 
@@ -652,6 +673,7 @@ pub async fn recover_confirm(
         .users()
         .delete_sessions(&form.user_id)
         .await?;
+    state.auth_cache().forget_user(&form.user_id);
     Ok(signed_out(&state, "/signin?notice=password-changed"))
 }
 

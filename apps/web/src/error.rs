@@ -28,6 +28,9 @@ pub enum AppError {
     /// Too many sign-in attempts; try again after the given time.
     #[error("rate limited")]
     RateLimited(Duration),
+    /// Too many Discord link or unlink requests by one user.
+    #[error("Discord linking rate limited")]
+    LinkRateLimited(Duration),
     #[error("page not found")]
     NotFound,
     #[error("appwrite: {0}")]
@@ -56,6 +59,25 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// 429 with `Retry-After` and when to try again.
+    fn too_many(wait: Duration, what: &str) -> Response {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut resp = Self::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            format!(
+                "{what} Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
@@ -80,22 +102,14 @@ impl IntoResponse for AppError {
                  and try again."
                     .into(),
             ),
-            AppError::RateLimited(wait) => {
-                let minutes = wait.as_secs().div_ceil(60).max(1);
-                let mut resp = Self::page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many attempts",
-                    format!(
-                        "Too many sign-in attempts from here or for this email. Try again in \
-                         {minutes} minute{}.",
-                        if minutes == 1 { "" } else { "s" }
-                    ),
-                );
-                if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                resp
-            }
+            AppError::RateLimited(wait) => Self::too_many(
+                wait,
+                "Too many sign-in attempts from here or for this email.",
+            ),
+            AppError::LinkRateLimited(wait) => Self::too_many(
+                wait,
+                "Too many Discord link or unlink requests for this account.",
+            ),
             AppError::NotFound => Self::page(
                 StatusCode::NOT_FOUND,
                 "Not found",

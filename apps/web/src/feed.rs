@@ -27,7 +27,7 @@ use crate::{
     error::AppError,
     markdown,
     security::CsrfToken,
-    session::{Standing, Viewer, standing},
+    session::{self, Standing, Viewer, standing},
     templates::{Card, EmbedView, FeedPage, Layout, PaywallPage, RouteOption},
 };
 
@@ -137,9 +137,20 @@ pub async fn feed(
     let signals = viewer.client.documents(DATABASE_ID, "signals");
     let signal_queries = filters.queries();
     let (page, names) = tokio::join!(
-        signals.list::<Value>(&signal_queries),
+        signals.list_page::<Value>(&signal_queries),
         state.route_names_cached(&viewer.client)
     );
+    let refused =
+        |e: Option<&g3_appwrite::Error>| e.is_some_and(|e| matches!(e.status(), Some(401 | 403)));
+    if refused(page.as_ref().err()) || refused(names.as_ref().err()) {
+        // Appwrite checks the read permission itself: access ended after the standing we
+        // had (remembered, or read a moment ago). Ask again and show the paywall.
+        state.auth_cache().forget_user(&viewer.user.id);
+        let now = session::standing(&state, &viewer.user).await?;
+        if !now.has_feed() {
+            return paywall(&state, &csrf, &viewer, now).await;
+        }
+    }
     let page = page?;
     let names = names?;
     let mut route_options: Vec<RouteOption> = names

@@ -5,9 +5,11 @@
 mod account;
 mod admin;
 mod auth;
+pub mod authcache;
 pub mod cookies;
 mod error;
 mod feed;
+pub mod link;
 pub mod live;
 mod markdown;
 pub mod metrics;
@@ -29,12 +31,13 @@ use axum::{
 };
 use g3_access::Access;
 use g3_appwrite::Client;
-use g3_core::plans::PlanCatalog;
+use g3_core::plans::{PlanCatalog, PlanRoles};
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
 
 pub use error::AppError;
+pub use link::DiscordSettings;
 pub use ratelimit::Limits;
 
 /// A secret that never prints.
@@ -79,6 +82,16 @@ pub struct Settings {
     pub limits: Limits,
     /// Take the client address from the last `X-Forwarded-For` hop (behind a reverse proxy).
     pub trust_proxy: bool,
+    /// How long a session check and a paid/staff standing are reused by `GET`s (0: never);
+    /// see [`authcache`].
+    pub auth_cache: std::time::Duration,
+    /// Sell.app products to plans (`SELLAPP_PLANS`), so staff can retry failed deliveries
+    /// from `/admin`; empty turns that button off.
+    pub plans: PlanCatalog,
+    /// Discord linking; `None` turns it off (the account page says so).
+    pub discord: Option<DiscordSettings>,
+    /// The Discord roles each plan gives (`PLAN_ROLES`), for the roles a linked user joins with.
+    pub plan_roles: PlanRoles,
 }
 
 impl Settings {
@@ -97,11 +110,14 @@ struct Inner {
     limits: Limits,
     limiter: ratelimit::SlidingWindow,
     trust_proxy: bool,
+    auth_cache: authcache::AuthCache,
     live: live::LiveOptions,
     hub: live::Hub,
     metrics: metrics::Metrics,
     /// Turns true when the server shuts down: live streams end so the graceful stop can finish.
     closing: tokio::sync::watch::Sender<bool>,
+    discord: Option<link::Discord>,
+    pending_links: link::Pending,
     route_names: std::sync::Mutex<
         Option<(
             std::time::Instant,
@@ -125,7 +141,8 @@ impl AppState {
             "web needs the Appwrite server key (APPWRITE_API_KEY)"
         );
         Ok(Self(Arc::new(Inner {
-            access: Access::new(appwrite.clone(), PlanCatalog::default()),
+            access: Access::new(appwrite.clone(), settings.plans.clone())
+                .with_roles(settings.plan_roles.clone()),
             appwrite,
             origin: settings
                 .public_url
@@ -139,10 +156,18 @@ impl AppState {
             limits: settings.limits,
             limiter: ratelimit::SlidingWindow::default(),
             trust_proxy: settings.trust_proxy,
+            auth_cache: authcache::AuthCache::new(settings.auth_cache),
             hub: live::Hub::new(&settings.live),
             live: settings.live.clone(),
             metrics: metrics::Metrics::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            discord: settings
+                .discord
+                .as_ref()
+                .map(link::Discord::new)
+                .transpose()
+                .context("Discord HTTP client")?,
+            pending_links: link::Pending::default(),
             route_names: std::sync::Mutex::new(None),
         })))
     }
@@ -160,8 +185,16 @@ impl AppState {
     pub fn origin(&self) -> &str {
         &self.0.origin
     }
+    pub fn auth_cache(&self) -> &authcache::AuthCache {
+        &self.0.auth_cache
+    }
+
     pub fn trust_proxy(&self) -> bool {
         self.0.trust_proxy
+    }
+    /// Discord linking, when configured.
+    pub(crate) fn discord(&self) -> Option<&link::Discord> {
+        self.0.discord.as_ref()
     }
     pub fn store_url(&self) -> &str {
         &self.0.store_url
@@ -258,11 +291,20 @@ pub fn router(state: AppState) -> Router {
         .route("/feed/stream", get(live::stream))
         .route("/account", get(account::account))
         .route("/account/password", post(auth::set_password))
+        .route("/account/discord/link", post(link::start))
+        .route("/account/discord/callback", get(link::callback))
+        .route("/account/discord/unlink", post(link::unlink))
         .route("/api/appwrite/ping", get(account::ping))
         .route("/admin", get(admin::home))
         .route(
             "/admin/customers/{email}",
             get(admin::customer).post(admin::change),
+        )
+        .route("/admin/failures", get(admin::failures::page))
+        .route("/admin/failures/{id}/retry", post(admin::failures::retry))
+        .route(
+            "/admin/users/{user_id}/resync",
+            post(admin::failures::resync),
         )
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn_with_state(
@@ -278,7 +320,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ));
-    for (name, value) in security::headers() {
+    let form_origin = state.discord().map(link::Discord::authorize_origin);
+    for (name, value) in security::headers(form_origin.as_deref()) {
         router = router.layer(SetResponseHeaderLayer::overriding(name, value));
     }
     router
@@ -379,6 +422,10 @@ mod tests {
             live: live::LiveOptions::default(),
             limits: Limits::default(),
             trust_proxy: false,
+            auth_cache: std::time::Duration::from_secs(2),
+            plans: PlanCatalog::default(),
+            discord: None,
+            plan_roles: PlanRoles::default(),
         }
     }
 

@@ -436,7 +436,9 @@ impl Client {
                 _ = self.closing.wait_for(|c| *c) => return None,
                 _ = self.recheck.tick() => true,
             };
-            if recheck && !self.still_allowed().await {
+            // Boxed: the re-check's Appwrite calls would otherwise sit in every idle
+            // stream's state, thousands of times over.
+            if recheck && !Box::pin(self.still_allowed()).await {
                 tracing::info!("live feed: access ended, stream closed");
                 return None;
             }

@@ -19,13 +19,28 @@ img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self
 /// Largest form body read for the CSRF check; sign-in forms are tiny.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
+/// [`CSP`], letting forms also lead to `form_origin`: browsers hold the redirects that follow
+/// a form post to `form-action`, and the Discord link form's redirect goes to Discord.
+pub fn csp(form_origin: Option<&str>) -> HeaderValue {
+    form_origin
+        .filter(|o| {
+            !o.is_empty()
+                && o.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        })
+        .and_then(|o| {
+            HeaderValue::from_str(
+                &CSP.replace("form-action 'self'", &format!("form-action 'self' {o}")),
+            )
+            .ok()
+        })
+        .unwrap_or(HeaderValue::from_static(CSP))
+}
+
 /// Headers every response carries.
-pub fn headers() -> [(HeaderName, HeaderValue); 4] {
+pub fn headers(form_origin: Option<&str>) -> [(HeaderName, HeaderValue); 4] {
     [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ),
+        (header::CONTENT_SECURITY_POLICY, csp(form_origin)),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -138,5 +153,17 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert_eq!(new_token().len(), 64);
+    }
+
+    #[test]
+    fn the_policy_names_the_discord_origin_only_when_given() {
+        assert_eq!(csp(None), CSP);
+        let with = csp(Some("https://discord.com"));
+        let with = with.to_str().unwrap();
+        assert!(
+            with.contains("form-action 'self' https://discord.com"),
+            "{with}"
+        );
+        assert_eq!(csp(Some("x; script-src *")), CSP);
     }
 }

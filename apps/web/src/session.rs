@@ -1,7 +1,11 @@
-//! Who is asking: the Appwrite session behind the `g3_session` cookie, checked with Appwrite on
-//! every request (so sign-out elsewhere takes effect at once), and what that user may see.
+//! Who is asking: the Appwrite session behind the `g3_session` cookie, checked with Appwrite
+//! (reused for a second or two on `GET`s only, see [`crate::authcache`]), and what that user
+//! may see.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{Method, request::Parts},
+};
 use g3_appwrite::{Client, SessionSecret, User};
 use g3_store::schema::{TEAM_PAID, TEAM_STAFF};
 
@@ -31,9 +35,25 @@ impl FromRequestParts<AppState> for MaybeViewer {
             return Err(ended);
         }
         let client = state.appwrite().with_session(&SessionSecret::new(secret));
+        let cache = state.auth_cache();
+        let reads = parts.method == Method::GET || parts.method == Method::HEAD;
+        if reads && let Some(user) = cache.user(secret) {
+            return Ok(MaybeViewer(Some(Viewer { user, client })));
+        }
         match client.account().get().await {
-            Ok(user) => Ok(MaybeViewer(Some(Viewer { user, client }))),
-            Err(e) if e.status() == Some(401) => Err(ended),
+            Ok(user) => {
+                if reads {
+                    cache.remember_user(secret, &user);
+                } else {
+                    // A form post may change who they are or what they may see.
+                    cache.forget_user(&user.id);
+                }
+                Ok(MaybeViewer(Some(Viewer { user, client })))
+            }
+            Err(e) if e.status() == Some(401) => {
+                cache.forget_session(secret);
+                Err(ended)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -81,6 +101,9 @@ pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppErro
     if !user.email_verification {
         return Ok(Standing::Unverified);
     }
+    if let Some(s) = state.auth_cache().standing(&user.id) {
+        return Ok(s);
+    }
     // One call for every team of the user (this runs on every feed request).
     let memberships = state.appwrite().users().list_memberships(&user.id).await?;
     let member_of = |team: &str| {
@@ -89,11 +112,13 @@ pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppErro
             .iter()
             .any(|m| m.team_id == team && m.confirm)
     };
-    if member_of(TEAM_STAFF) {
-        Ok(Standing::Staff)
+    let standing = if member_of(TEAM_STAFF) {
+        Standing::Staff
     } else if member_of(TEAM_PAID) {
-        Ok(Standing::Paid)
+        Standing::Paid
     } else {
-        Ok(Standing::Unpaid)
-    }
+        Standing::Unpaid
+    };
+    state.auth_cache().remember_standing(&user.id, standing);
+    Ok(standing)
 }

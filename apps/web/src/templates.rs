@@ -182,6 +182,26 @@ pub struct AccountPage {
     pub plans: Vec<PlanRow>,
     pub store_url: String,
     pub notice: Option<&'static str>,
+    /// The linked Discord account, if any.
+    pub discord: Option<DiscordView>,
+    /// Discord linking is configured on this site.
+    pub discord_enabled: bool,
+}
+
+/// A linked Discord account as the account page shows it.
+pub struct DiscordView {
+    pub id: String,
+    pub name: String,
+    pub since: String,
+}
+
+/// Why a Discord link did not happen.
+#[derive(Template)]
+#[template(path = "discord_link_problem.html")]
+pub struct LinkProblemPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub message: String,
 }
 
 #[derive(Template)]

@@ -185,3 +185,227 @@ async fn search_by_order_id_finds_the_buyer() {
     let r = staff.get("/admin?q=nothing-like-it").await;
     assert!(r.body.contains("Nobody matches"), "{}", r.body);
 }
+
+const NEW_ADMIN_POSTS: &[&str] = &[
+    "/admin/failures/anything/retry",
+    "/admin/users/anyone/resync",
+];
+
+#[tokio::test]
+async fn non_staff_get_nothing_from_the_failures_page_and_its_actions() {
+    let app = TestApp::spawn().await;
+    let mut anonymous = app.browser();
+    let mut paid = app.verified("paid@x.io").await;
+    app.make_paid("paid@x.io").await;
+    for (who, b) in [("anonymous", &mut anonymous), ("paid", &mut paid)] {
+        let r = b.get("/admin/failures").await;
+        assert_eq!(r.status, 404, "{who}");
+        for path in NEW_ADMIN_POSTS {
+            let r = b.post(path, &[("back", "failures")]).await;
+            assert_eq!(r.status, 404, "{who} POST {path}");
+        }
+    }
+    // Staff without a CSRF token are refused before anything happens.
+    let mut staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    for path in NEW_ADMIN_POSTS {
+        let r = staff.post_raw(path, &[]).await;
+        assert_eq!(r.status, 403, "POST {path} without CSRF");
+    }
+}
+
+fn delivery(order: u64, email: &str) -> Vec<u8> {
+    serde_json::json!({
+        "event": "order.completed", "store": 1,
+        "data": { "id": order, "status": "COMPLETED", "customer": { "email": email },
+                  "line_items": [{ "id": 1, "product_id": 1 }] }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn staff_retry_a_failed_delivery_from_the_failures_page() {
+    let app = TestApp::spawn_configured(|s| {
+        s.plans = g3_core::plans::PlanCatalog::parse("1=vip").unwrap();
+    })
+    .await;
+    let mut staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    let payload = delivery(880001, "stuck@x.io");
+    let id = app
+        .access()
+        .record_failure(g3_access::NewFailure {
+            delivery_id: "dlv-stuck",
+            event: Some("order.completed"),
+            email: Some("stuck@x.io"),
+            payload: &payload,
+            headers: "{}",
+            error: "backend error: appwrite unreachable",
+            retryable: true,
+            retry_now: false,
+        })
+        .await
+        .unwrap();
+
+    let home = staff.get("/admin").await;
+    assert!(
+        home.body.contains("id=\"open-failures\">1<"),
+        "{}",
+        home.body
+    );
+    let page = staff.get("/admin/failures").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains(&format!("action=\"/admin/failures/{id}/retry\"")),
+        "{}",
+        page.body
+    );
+
+    let r = staff
+        .post(&format!("/admin/failures/{id}/retry"), &[])
+        .await;
+    assert_eq!(r.status, 303);
+    let after = staff.get(r.location()).await;
+    assert!(after.body.contains("applied"), "{}", after.body);
+    assert!(after.body.contains("None open."), "{}", after.body);
+    let email = g3_core::Email::parse("stuck@x.io").unwrap();
+    let subs = app.access().subscriptions_of(&email).await.unwrap();
+    assert_eq!(subs.len(), 1, "the retried delivery was applied");
+    assert!(subs[0].data.grants_access(time::OffsetDateTime::now_utc()));
+
+    let audit = app
+        .backend
+        .client
+        .documents(g3_store::schema::DATABASE_ID, "audit_log")
+        .list::<AuditEntry>(&[g3_appwrite::Query::equal("action", "failure.retry")])
+        .await
+        .unwrap();
+    assert_eq!(audit.total, 1);
+    assert_eq!(audit.documents[0].data.actor, "staff:boss@g3.io");
+
+    // An unknown id says so and changes nothing.
+    let r = staff.post("/admin/failures/nope/retry", &[]).await;
+    let after = staff.get(r.location()).await;
+    assert!(
+        after.body.contains("No failure with id nope"),
+        "{}",
+        after.body
+    );
+}
+
+#[tokio::test]
+async fn without_plans_the_retry_button_is_off_and_says_why() {
+    let app = TestApp::spawn().await;
+    let mut staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    let payload = delivery(880002, "stuck@x.io");
+    let id = app
+        .access()
+        .record_failure(g3_access::NewFailure {
+            delivery_id: "dlv-stuck-2",
+            event: Some("order.completed"),
+            email: Some("stuck@x.io"),
+            payload: &payload,
+            headers: "{}",
+            error: "boom",
+            retryable: true,
+            retry_now: false,
+        })
+        .await
+        .unwrap();
+    let page = staff.get("/admin/failures").await;
+    assert!(!page.body.contains("/retry\""), "{}", page.body);
+    assert!(page.body.contains("SELLAPP_PLANS"), "{}", page.body);
+    let r = staff
+        .post(&format!("/admin/failures/{id}/retry"), &[])
+        .await;
+    let after = staff.get(r.location()).await;
+    assert!(after.body.contains("Not retried"), "{}", after.body);
+}
+
+#[tokio::test]
+async fn staff_find_by_discord_name_see_the_link_and_unlink_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let mut staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    app.grant("linked@x.io").await;
+    let user = app.user_id("linked@x.io").await;
+    app.access()
+        .link_discord(&user, "4242", Some("moon_trader"), "customer:linked@x.io")
+        .await
+        .unwrap();
+
+    let home = staff.get("/admin").await;
+    assert!(home.body.contains("id=\"linked\">1<"), "{}", home.body);
+    for q in ["moon_trader", "4242"] {
+        let r = staff.get(&format!("/admin?q={q}")).await;
+        assert!(
+            r.body.contains("href=\"/admin/customers/linked%40x.io\""),
+            "search {q}: {}",
+            r.body
+        );
+    }
+    let page = staff.get("/admin/customers/linked%40x.io").await;
+    assert!(
+        page.body.contains("<code>4242</code> moon_trader"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("discord.link"),
+        "audit shows the link: {}",
+        page.body
+    );
+
+    // Audit rows name users by id; their links resolve to the customer page.
+    let r = staff.get(&format!("/admin/customers/{user}")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.location()),
+        (303, "/admin/customers/linked%40x.io")
+    );
+
+    let path = "/admin/customers/linked%40x.io";
+    let r = staff
+        .post(path, &[("action", "unlink"), ("reason", "")])
+        .await;
+    let after = staff.get(r.location()).await;
+    assert!(after.body.contains("give a reason"), "{}", after.body);
+    assert!(app.access().discord_link(&user).await.unwrap().is_some());
+
+    let r = staff
+        .post(path, &[("action", "unlink"), ("reason", "account sold")])
+        .await;
+    let after = staff.get(r.location()).await;
+    assert!(
+        after.body.contains("Unlinked Discord 4242"),
+        "{}",
+        after.body
+    );
+    assert!(
+        after.body.contains("id=\"discord\">not linked"),
+        "{}",
+        after.body
+    );
+    assert!(app.access().discord_link(&user).await.unwrap().is_none());
+    let audit = app
+        .backend
+        .client
+        .documents(g3_store::schema::DATABASE_ID, "audit_log")
+        .list::<AuditEntry>(&[g3_appwrite::Query::equal("action", "discord.unlink")])
+        .await
+        .unwrap();
+    assert_eq!(audit.total, 1);
+    assert_eq!(audit.documents[0].data.actor, "staff:boss@g3.io");
+    assert!(
+        audit.documents[0]
+            .data
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("account sold"),
+        "{:?}",
+        audit.documents[0].data
+    );
+}

@@ -171,6 +171,10 @@ async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
         live: LiveOptions::default(),
         limits: web::Limits::default(),
         trust_proxy: false,
+        auth_cache: std::time::Duration::from_secs(2),
+        plans: Default::default(),
+        discord: None,
+        plan_roles: Default::default(),
     };
     let state = web::AppState::new(&settings).unwrap();
     app.seed_signal("6000", |s| s["posted_at"] = minutes_ago(30).into())

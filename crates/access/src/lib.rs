@@ -7,8 +7,10 @@
 //! what the deliveries imply. Access itself is derived, never toggled: after any change the
 //! customer's `paid` membership is recomputed from all of their subscriptions.
 
+mod discord;
 mod locks;
 
+pub use discord::{DISCORD_LINKS, DesiredRoles, LinkOutcome, role_state_id};
 pub use locks::{KeyGuard, KeyedLocks};
 
 use std::fmt;
@@ -21,8 +23,8 @@ use g3_core::{
 };
 use g3_store::{
     models::{
-        AuditEntry, EventStatus, FailureState, HistoryEntry, RoleState, Subscription,
-        SubscriptionStatus, WebhookEvent, WebhookFailure,
+        AuditEntry, EventStatus, FailureState, HistoryEntry, Subscription, SubscriptionStatus,
+        WebhookEvent, WebhookFailure,
     },
     schema::{DATABASE_ID, TEAM_PAID},
 };
@@ -155,6 +157,11 @@ impl Access {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Whether stored deliveries can be replayed here (the product catalog is configured).
+    pub fn can_replay(&self) -> bool {
+        !self.plans.is_empty()
     }
 
     fn subscriptions(&self) -> g3_appwrite::Documents {
@@ -386,9 +393,7 @@ impl Access {
                 .teams()
                 .add_member_if_absent(TEAM_PAID, &user_id, &[] as &[&str])
                 .await?;
-            let roles = self.roles.roles_for([grant.plan.as_str()]);
-            let reason = format!("plan {} active", grant.plan);
-            self.set_desired_roles(&user_id, &roles, true, &reason)
+            self.sync_roles(&user_id, &format!("plan {} active", grant.plan))
                 .await?;
             true
         } else {
@@ -770,73 +775,16 @@ impl Access {
                 None => None,
             }
         };
-        if let Some(user_id) = user_id
-            && !self.roles.is_empty()
-        {
-            let wanted = self.roles.roles_for(active.iter().map(String::as_str));
-            let unwanted: Vec<&str> = self
-                .roles
-                .managed()
-                .into_iter()
-                .filter(|r| !wanted.contains(r))
-                .collect();
+        if let Some(user_id) = user_id {
             let plans = if active.is_empty() {
                 "none".to_owned()
             } else {
                 active.join(", ")
             };
-            self.set_desired_roles(&user_id, &wanted, true, &format!("active plans: {plans}"))
+            self.sync_roles(&user_id, &format!("active plans: {plans}"))
                 .await?;
-            self.set_desired_roles(
-                &user_id,
-                &unwanted,
-                false,
-                &format!("active plans: {plans}"),
-            )
-            .await?;
         }
         Ok(has_access)
-    }
-
-    /// Records in `role_state` whether the user should hold each role; the bot converges
-    /// Discord to it. Only changes are written; a role never desired needs no record.
-    async fn set_desired_roles(
-        &self,
-        user_id: &str,
-        roles: &[&str],
-        desired: bool,
-        reason: &str,
-    ) -> Result<(), AccessError> {
-        let docs = self.client.documents(DATABASE_ID, ROLE_STATE);
-        for role in roles {
-            let id = ids::derive("role", &[user_id, role]);
-            match docs.get_optional::<RoleState>(&id).await? {
-                Some(doc) if doc.data.desired == desired => {}
-                Some(_) => {
-                    let patch =
-                        serde_json::json!({ "desired": desired, "reason": truncate(reason, 256) });
-                    docs.update::<_, serde_json::Value>(&id, &patch, None)
-                        .await?;
-                }
-                None if !desired => {}
-                None => {
-                    let state = RoleState {
-                        user_id: user_id.to_owned(),
-                        discord_user_id: None,
-                        role_id: (*role).to_owned(),
-                        desired,
-                        applied: None,
-                        reason: Some(truncate(reason, 256)),
-                        last_error: None,
-                        attempts: None,
-                        applied_at: None,
-                        next_retry_at: None,
-                    };
-                    docs.create_if_absent(&id, &state, None).await?;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The customer's Appwrite user, created (unverified, no password) if they never signed up.
@@ -1037,7 +985,7 @@ struct Grant<'a> {
     renewal: bool,
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

@@ -355,7 +355,8 @@ async fn a_purchase_before_sign_up_belongs_to_the_account_with_that_email() {
 }
 
 #[tokio::test]
-async fn desired_discord_roles_follow_the_plans() {
+async fn discord_roles_need_a_verified_paid_linked_customer() {
+    use g3_access::LinkOutcome;
     use g3_core::plans::PlanRoles;
     use g3_store::models::RoleState;
     let backend = testkit::backend::backend().await;
@@ -363,14 +364,14 @@ async fn desired_discord_roles_follow_the_plans() {
         .with_roles(PlanRoles::parse("vip=111|222,pro=333").unwrap());
     let role = |user: String, role: &str| {
         let client = backend.client.clone();
-        let id = g3_core::ids::derive("role", &[&user, role]);
+        let id = g3_access::role_state_id(&user, role);
         async move {
             client
                 .documents(DATABASE_ID, "role_state")
                 .get_optional::<RoleState>(&id)
                 .await
                 .unwrap()
-                .map(|d| d.data.desired)
+                .map(|d| (d.data.desired, d.data.discord_user_id))
         }
     };
     access
@@ -385,19 +386,154 @@ async fn desired_discord_roles_follow_the_plans() {
         .unwrap()
         .unwrap()
         .id;
-    assert_eq!(role(user.clone(), "111").await, Some(true));
-    assert_eq!(role(user.clone(), "222").await, Some(true));
+    assert_eq!(
+        role(user.clone(), "111").await,
+        None,
+        "paid but unverified and unlinked: no role"
+    );
+
+    let linked = access
+        .link_discord(&user, "900100", Some("trader"), "customer:roles@x.io")
+        .await
+        .unwrap();
+    assert_eq!(linked, LinkOutcome::Linked { previous: None });
+    assert_eq!(
+        role(user.clone(), "111").await,
+        None,
+        "linked but unverified: no role"
+    );
+    assert_eq!(
+        access.desired_roles(&user).await.unwrap().why,
+        "email not verified"
+    );
+
+    backend
+        .client
+        .users()
+        .update_email_verification(&user, true)
+        .await
+        .unwrap();
+    let roles = access.sync_roles(&user, "verified").await.unwrap();
+    assert_eq!(roles, vec!["111".to_owned(), "222".to_owned()]);
+    let held = Some((true, Some("900100".to_owned())));
+    assert_eq!(role(user.clone(), "111").await, held);
+    assert_eq!(role(user.clone(), "222").await, held);
     assert_eq!(
         role(user.clone(), "333").await,
         None,
         "never desired, never recorded"
     );
 
+    // Relinking moves the roles to the new account.
+    let relinked = access
+        .link_discord(&user, "900200", None, "customer:roles@x.io")
+        .await
+        .unwrap();
+    assert_eq!(
+        relinked,
+        LinkOutcome::Linked {
+            previous: Some("900100".into())
+        }
+    );
+    assert_eq!(
+        role(user.clone(), "111").await,
+        Some((true, Some("900200".to_owned())))
+    );
+
     access
         .handle_delivery("d", &order("order.disputed", 50, "roles@x.io", 3301, 9001))
         .await
         .unwrap();
-    assert_eq!(role(user.clone(), "111").await, Some(false));
-    assert_eq!(role(user.clone(), "222").await, Some(false));
-    assert_eq!(role(user, "333").await, None);
+    let gone = Some((false, Some("900200".to_owned())));
+    assert_eq!(role(user.clone(), "111").await, gone);
+    assert_eq!(role(user.clone(), "222").await, gone);
+    assert_eq!(role(user.clone(), "333").await, None);
+
+    let removed = access
+        .unlink_discord(&user, "customer:roles@x.io", "customer asked")
+        .await
+        .unwrap();
+    assert_eq!(removed.map(|l| l.discord_user_id), Some("900200".into()));
+    assert_eq!(role(user.clone(), "111").await, Some((false, None)));
+    assert_eq!(access.discord_link(&user).await.unwrap(), None);
+    assert_eq!(
+        access
+            .unlink_discord(&user, "customer:roles@x.io", "again")
+            .await
+            .unwrap(),
+        None,
+        "unlinking twice is a no-op"
+    );
+}
+
+#[tokio::test]
+async fn one_discord_account_links_to_one_customer() {
+    use g3_access::LinkOutcome;
+    let (backend, access) = setup().await;
+    let users = backend.client.users();
+    let a = users
+        .create("usera", "a@x.io", None, None)
+        .await
+        .unwrap()
+        .id;
+    let b = users
+        .create("userb", "b@x.io", None, None)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        access
+            .link_discord(&a, "777", Some("sam"), "customer:a@x.io")
+            .await
+            .unwrap(),
+        LinkOutcome::Linked { previous: None }
+    );
+    assert_eq!(
+        access
+            .link_discord(&a, "777", Some("sam"), "customer:a@x.io")
+            .await
+            .unwrap(),
+        LinkOutcome::Unchanged
+    );
+    assert_eq!(
+        access
+            .link_discord(&b, "777", None, "customer:b@x.io")
+            .await
+            .unwrap(),
+        LinkOutcome::TakenByOther { user_id: a.clone() }
+    );
+    assert_eq!(
+        access.discord_link(&b).await.unwrap(),
+        None,
+        "nothing half-made"
+    );
+    assert_eq!(
+        access.user_for_discord("777").await.unwrap(),
+        Some(a.clone())
+    );
+
+    // Concurrent links of one account by two customers: exactly one wins.
+    let c = users
+        .create("userc", "c@x.io", None, None)
+        .await
+        .unwrap()
+        .id;
+    let (r1, r2) = tokio::join!(
+        access.link_discord(&b, "888", None, "customer:b@x.io"),
+        access.link_discord(&c, "888", None, "customer:c@x.io"),
+    );
+    let outcomes = [r1.unwrap(), r2.unwrap()];
+    let won = outcomes
+        .iter()
+        .filter(|o| matches!(o, LinkOutcome::Linked { .. }))
+        .count();
+    assert_eq!(won, 1, "{outcomes:?}");
+
+    let audit = backend
+        .client
+        .documents(DATABASE_ID, "audit_log")
+        .list::<AuditEntry>(&[Query::equal("action", "discord.link"), Query::limit(10)])
+        .await
+        .unwrap();
+    assert_eq!(audit.total, 2, "one audit entry per effective link");
 }

@@ -89,6 +89,10 @@ fn start(
         reconcile_every: Duration::from_secs(3600),
         verify_window: Duration::from_secs(24 * 3600),
         retry_failed_after: Duration::from_secs(1),
+        guild_id: None,
+        plan_roles: Default::default(),
+        role_timing: Default::default(),
+        gateway: Default::default(),
     };
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -170,6 +170,10 @@ async fn start() -> anyhow::Result<Stack> {
         live: web::live::LiveOptions::default(),
         limits: web::Limits::default(),
         trust_proxy: false,
+        auth_cache: std::time::Duration::from_secs(2),
+        plans: Default::default(),
+        discord: None,
+        plan_roles: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(web::run(settings, listener, async move {

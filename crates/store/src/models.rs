@@ -195,6 +195,8 @@ pub struct AuditEntry {
 pub struct RoleState {
     pub user_id: String,
     pub discord_user_id: Option<String>,
+    #[serde(default)]
+    pub applied_discord_user_id: Option<String>,
     pub role_id: String,
     pub desired: bool,
     pub applied: Option<bool>,
@@ -205,6 +207,17 @@ pub struct RoleState {
     pub applied_at: Option<OffsetDateTime>,
     #[serde(with = "opt_time", default)]
     pub next_retry_at: Option<OffsetDateTime>,
+}
+
+/// `discord_links`: the Discord account a customer linked. The document id is the Appwrite user
+/// id; a unique index keeps one Discord account to one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscordLink {
+    pub discord_user_id: String,
+    #[serde(default)]
+    pub discord_username: Option<String>,
+    #[serde(with = "req_time")]
+    pub linked_at: OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -229,7 +229,10 @@ pub fn collections() -> Vec<Collection> {
                 string("discord_username", 128),
                 datetime("linked_at").required(),
             ],
-            indexes: vec![unique("by_discord_user", &[("discord_user_id", false)])],
+            indexes: vec![
+                unique("by_discord_user", &[("discord_user_id", false)]),
+                key("by_discord_name", &[("discord_username", false)]),
+            ],
         },
         Collection {
             id: "role_state",
@@ -239,6 +242,9 @@ pub fn collections() -> Vec<Collection> {
             attributes: vec![
                 string("user_id", USER_ID).required(),
                 string("discord_user_id", SNOWFLAKE),
+                // The Discord account the role was last applied to, so a relink or unlink can
+                // take it back from the old account.
+                string("applied_discord_user_id", SNOWFLAKE),
                 string("role_id", SNOWFLAKE).required(),
                 boolean("desired").required(),
                 boolean("applied"),
@@ -251,6 +257,10 @@ pub fn collections() -> Vec<Collection> {
             indexes: vec![
                 key("by_user", &[("user_id", false)]),
                 key("by_discord_user", &[("discord_user_id", false)]),
+                key(
+                    "by_applied_discord_user",
+                    &[("applied_discord_user_id", false)],
+                ),
             ],
         },
         Collection {
@@ -271,6 +281,15 @@ pub fn collections() -> Vec<Collection> {
                 key("by_signal", &[("signal_id", false)]),
                 key("by_state", &[("state", false)]),
             ],
+        },
+        // The bot's cursors (Realtime catch-up, collector per source channel), one per document.
+        Collection {
+            id: "bot_state",
+            name: "Bot state",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![string("value", 4_096).required()],
+            indexes: vec![],
         },
         Collection {
             id: "audit_log",

@@ -72,11 +72,34 @@ impl TestApp {
         Self::spawn_full(backend, Limits::default(), None, live).await
     }
 
+    /// With settings changed by `configure` (plans, Discord, …).
+    pub async fn spawn_configured(configure: impl FnOnce(&mut Settings)) -> Self {
+        let backend = testkit::backend::backend().await;
+        Self::spawn_inner(
+            backend,
+            Limits::default(),
+            None,
+            LiveOptions::default(),
+            configure,
+        )
+        .await
+    }
+
     async fn spawn_full(
         backend: Backend,
         limits: Limits,
         public_url: Option<&str>,
         live: LiveOptions,
+    ) -> Self {
+        Self::spawn_inner(backend, limits, public_url, live, |_| {}).await
+    }
+
+    async fn spawn_inner(
+        backend: Backend,
+        limits: Limits,
+        public_url: Option<&str>,
+        live: LiveOptions,
+        configure: impl FnOnce(&mut Settings),
     ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -106,7 +129,7 @@ impl TestApp {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let settings = Settings {
+        let mut settings = Settings {
             appwrite: backend.client_config(),
             public_url: Url::parse(public_url.unwrap_or(&url)).unwrap(),
             store_url: Url::parse(STORE_URL).unwrap(),
@@ -117,7 +140,12 @@ impl TestApp {
             live,
             limits,
             trust_proxy: false,
+            auth_cache: std::time::Duration::from_secs(2),
+            plans: Default::default(),
+            discord: None,
+            plan_roles: Default::default(),
         };
+        configure(&mut settings);
         let server = tokio::spawn(async move {
             web::run(settings, listener, std::future::pending())
                 .await

@@ -12,20 +12,29 @@ use axum::{
     extract::{FromRequest as _, Multipart, Path, Query, State as AxState},
     http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde_json::{Value, json};
 
 use super::{
-    BOT_USER_ID, Bucket, Fault, RecordedRequest, State, StoredAttachment, StoredMessage, now_ms,
+    BOT_USER_ID, Bucket, FakeRole, Fault, RecordedRequest, State, StoredAttachment, StoredMessage,
+    now_ms,
 };
 
 type Shared = Arc<Mutex<State>>;
 
 pub(crate) fn router(state: Shared) -> Router {
     Router::new()
-        .route("/api/v10/gateway", get(gateway))
         .route("/api/v10/users/@me", get(me))
+        .route("/api/users/@me", get(me))
+        .route(
+            "/oauth2/authorize",
+            get(super::oauth::authorize_page).post(super::oauth::authorize_submit),
+        )
+        .route("/api/oauth2/token", post(super::oauth::token))
+        .route("/api/v10/oauth2/token", post(super::oauth::token))
+        .route("/api/oauth2/token/revoke", post(super::oauth::revoke))
+        .route("/api/v10/oauth2/token/revoke", post(super::oauth::revoke))
         .route(
             "/api/v10/channels/{channel}/messages",
             get(list).post(create),
@@ -42,6 +51,8 @@ pub(crate) fn router(state: Shared) -> Router {
             "/api/v10/webhooks/{id}/{token}/messages/{message}",
             axum::routing::patch(edit_webhook_message).delete(delete_webhook_message),
         )
+        .route("/api/v10/guilds/{guild}/roles", get(list_roles))
+        .route("/api/v10/guilds/{guild}/members", get(list_members))
         .route(
             "/api/v10/guilds/{guild}/members/{user}",
             get(get_member).put(add_member),
@@ -50,6 +61,10 @@ pub(crate) fn router(state: Shared) -> Router {
             "/api/v10/guilds/{guild}/members/{user}/roles/{role}",
             axum::routing::put(add_role).delete(remove_role),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::oauth::outage,
+        ))
         .with_state(state)
 }
 
@@ -57,11 +72,11 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn gateway() -> Response {
-    Json(json!({ "url": "ws://127.0.0.1:9" })).into_response()
-}
-
-async fn me() -> Response {
+/// The bot's own user, or with `Authorization: Bearer …` the OAuth user (see `oauth`).
+async fn me(AxState(state): AxState<Shared>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if let Some(response) = super::oauth::bearer_me(&state, &headers, uri.path()) {
+        return response;
+    }
     Json(user_json()).into_response()
 }
 
@@ -249,7 +264,12 @@ fn gate(
     }
 }
 
-fn record(method: &Method, path: &str, query: Option<String>, channel: u64) -> RecordedRequest {
+pub(super) fn record(
+    method: &Method,
+    path: &str,
+    query: Option<String>,
+    channel: u64,
+) -> RecordedRequest {
     RecordedRequest {
         method: method.to_string(),
         path: path.to_owned(),
@@ -262,8 +282,33 @@ fn record(method: &Method, path: &str, query: Option<String>, channel: u64) -> R
         status: 0,
         fault: None,
         over_limit: false,
+        audit_reason: None,
         at: Instant::now(),
     }
+}
+
+/// The `X-Audit-Log-Reason` header, percent-decoded as Discord reads it.
+fn audit_reason(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get("x-audit-log-reason")?.to_str().ok()?.as_bytes();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (raw[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Finishes a request: records it with its status, holds a stalled answer, then answers.
@@ -315,7 +360,15 @@ pub(crate) fn fetched_json(m: &StoredMessage) -> Value {
                 "avatar": null,
                 "bot": true,
             }),
-            None => user_json(),
+            None if m.author_id == BOT_USER_ID => user_json(),
+            // A user's message in a source guild (see `gateway`).
+            None => json!({
+                "id": m.author_id.to_string(),
+                "username": format!("user{}", m.author_id),
+                "discriminator": "0000",
+                "global_name": null,
+                "avatar": null,
+            }),
         },
         "webhook_id": m.webhook_id.map(|w| w.to_string()),
         "content": m.content,
@@ -662,18 +715,55 @@ fn member_json(guild: u64, user: u64, roles: &[u64]) -> Value {
     })
 }
 
-/// Member routes share one bucket per guild (as serenity keys them by the guild).
-async fn member_route(
-    state: &Shared,
+fn role_json(r: &FakeRole) -> Value {
+    json!({
+        "id": r.id.to_string(),
+        "name": r.name,
+        "color": 0,
+        "colors": { "primary_color": 0, "secondary_color": null, "tertiary_color": null },
+        "hoist": false,
+        "icon": null,
+        "unicode_emoji": null,
+        "position": r.position,
+        "permissions": r.permissions.to_string(),
+        "managed": false,
+        "mentionable": false,
+        "flags": 0,
+    })
+}
+
+/// The request's parts a member route records.
+struct MemberRequest {
     method: Method,
     path: String,
-    guild: u64,
+    query: Option<String>,
     body: Option<Value>,
+    reason: Option<String>,
+}
+
+impl MemberRequest {
+    fn new(method: Method, path: String) -> Self {
+        Self {
+            method,
+            path,
+            query: None,
+            body: None,
+            reason: None,
+        }
+    }
+}
+
+/// Guild routes share one bucket per guild (as serenity keys them by the guild).
+async fn member_route(
+    state: &Shared,
+    req: MemberRequest,
+    guild: u64,
     effect: impl FnOnce(&mut State) -> Response,
 ) -> Response {
-    let mut rec = record(&method, &path, None, guild);
+    let mut rec = record(&req.method, &req.path, req.query, guild);
     rec.channel_id = None;
-    rec.body = body;
+    rec.body = req.body;
+    rec.audit_reason = req.reason;
     let outcome = {
         let mut s = lock(state);
         match gate(&mut s, "member", guild, &mut rec) {
@@ -689,7 +779,8 @@ async fn get_member(
     Path((guild, user)): Path<(u64, u64)>,
 ) -> Response {
     let path = format!("/api/v10/guilds/{guild}/members/{user}");
-    member_route(&state, Method::GET, path, guild, None, |s| {
+    let req = MemberRequest::new(Method::GET, path);
+    member_route(&state, req, guild, |s| {
         match s.members.get(&(guild, user)) {
             Some(roles) => Json(member_json(guild, user, roles)).into_response(),
             None => error(StatusCode::NOT_FOUND, 10007, "Unknown Member"),
@@ -698,11 +789,63 @@ async fn get_member(
     .await
 }
 
-/// `PUT .../members/{user}` with an OAuth `access_token`: 201 and the member when added, 204
-/// when already there.
+/// `GET /guilds/{g}/members?limit=&after=`: members by ascending user id, `limit` 1..=1000
+/// (Discord's default is 1).
+async fn list_members(
+    AxState(state): AxState<Shared>,
+    Path(guild): Path<u64>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let path = format!("/api/v10/guilds/{guild}/members");
+    let mut raw: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    raw.sort();
+    let num = |k: &str| query.get(k).and_then(|v| v.parse::<u64>().ok());
+    let limit = num("limit").unwrap_or(1);
+    let after = num("after").unwrap_or(0);
+    let mut req = MemberRequest::new(Method::GET, path);
+    req.query = Some(raw.join("&"));
+    member_route(&state, req, guild, |s| {
+        if !(1..=1000).contains(&limit) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                50035,
+                "Invalid Form Body (limit: int value should be less than or equal to 1000.)",
+            );
+        }
+        let mut members: Vec<(u64, &Vec<u64>)> = s
+            .members
+            .iter()
+            .filter(|((g, u), _)| *g == guild && *u > after)
+            .map(|((_, u), roles)| (*u, roles))
+            .collect();
+        members.sort_by_key(|(u, _)| *u);
+        let body: Vec<Value> = members
+            .into_iter()
+            .take(limit as usize)
+            .map(|(u, roles)| member_json(guild, u, roles))
+            .collect();
+        Json(body).into_response()
+    })
+    .await
+}
+
+/// `GET /guilds/{g}/roles`: every role with `@everyone`; 404 for a guild without roles.
+async fn list_roles(AxState(state): AxState<Shared>, Path(guild): Path<u64>) -> Response {
+    let path = format!("/api/v10/guilds/{guild}/roles");
+    let req = MemberRequest::new(Method::GET, path);
+    member_route(&state, req, guild, |s| match s.roles_of(guild) {
+        Some(roles) => Json(roles.iter().map(role_json).collect::<Vec<_>>()).into_response(),
+        None => error(StatusCode::NOT_FOUND, 10004, "Unknown Guild"),
+    })
+    .await
+}
+
+/// `PUT .../members/{user}` by the bot with the user's OAuth `access_token` (live, issued for
+/// that user, scope `guilds.join`): 201 and the member when added, 204 when already there.
 async fn add_member(
     AxState(state): AxState<Shared>,
     Path((guild, user)): Path<(u64, u64)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = format!("/api/v10/guilds/{guild}/members/{user}");
@@ -716,14 +859,29 @@ async fn add_member(
                 .collect()
         })
         .unwrap_or_default();
-    let has_token = json.get("access_token").and_then(Value::as_str).is_some();
-    member_route(&state, Method::PUT, path, guild, Some(json.clone()), |s| {
-        if !has_token {
+    let access_token = json
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let bot = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bot "));
+    let mut req = MemberRequest::new(Method::PUT, path);
+    req.body = Some(json.clone());
+    member_route(&state, req, guild, |s| {
+        if !bot {
+            return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
+        }
+        let Some(access_token) = &access_token else {
             return error(
                 StatusCode::BAD_REQUEST,
                 50035,
                 "Invalid Form Body (access_token)",
             );
+        };
+        if !super::oauth::join_allowed(s, access_token, user) {
+            return error(StatusCode::FORBIDDEN, 50025, "Invalid OAuth2 access token");
         }
         if s.members.contains_key(&(guild, user)) {
             return StatusCode::NO_CONTENT.into_response();
@@ -737,9 +895,16 @@ async fn add_member(
 async fn add_role(
     AxState(state): AxState<Shared>,
     Path((guild, user, role)): Path<(u64, u64, u64)>,
+    headers: HeaderMap,
 ) -> Response {
     let path = format!("/api/v10/guilds/{guild}/members/{user}/roles/{role}");
-    member_route(&state, Method::PUT, path, guild, None, |s| {
+    let mut req = MemberRequest::new(Method::PUT, path);
+    req.reason = audit_reason(&headers);
+    member_route(&state, req, guild, |s| {
+        if let Err((status, code, message)) = s.may_manage(guild, role) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            return error(status, code, message);
+        }
         match s.members.get_mut(&(guild, user)) {
             Some(roles) => {
                 if !roles.contains(&role) {
@@ -756,9 +921,16 @@ async fn add_role(
 async fn remove_role(
     AxState(state): AxState<Shared>,
     Path((guild, user, role)): Path<(u64, u64, u64)>,
+    headers: HeaderMap,
 ) -> Response {
     let path = format!("/api/v10/guilds/{guild}/members/{user}/roles/{role}");
-    member_route(&state, Method::DELETE, path, guild, None, |s| {
+    let mut req = MemberRequest::new(Method::DELETE, path);
+    req.reason = audit_reason(&headers);
+    member_route(&state, req, guild, |s| {
+        if let Err((status, code, message)) = s.may_manage(guild, role) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            return error(status, code, message);
+        }
         match s.members.get_mut(&(guild, user)) {
             Some(roles) => {
                 roles.retain(|r| *r != role);

@@ -1,10 +1,14 @@
 //! A fake Discord for bot tests: the REST API the bot uses (channel messages with JSON or
-//! multipart bodies, nonce de-duplication, webhooks, guild members and their roles, rate-limit headers,
-//! scripted and random faults), a
-//! record of every request, and a TLS-terminating CONNECT proxy so serenity's own `Http`, rate
-//! limiter on, reaches it as `https://discord.com` (see [`tls`]).
+//! multipart bodies, nonce de-duplication, webhooks, guild members and their roles, guild roles
+//! with Discord's hierarchy check, member listing, rate-limit headers, scripted and random
+//! faults), a record of every request, and a TLS-terminating CONNECT proxy so serenity's own
+//! `Http`, rate limiter on, reaches it as `https://discord.com` (see [`tls`]). Its gateway
+//! ([`gateway`]) serves serenity's `Client`: sessions, resumes, and source-guild messages and
+//! member joins dispatched as a test makes them.
 
 mod api;
+pub mod gateway;
+mod oauth;
 pub mod tls;
 
 use std::{
@@ -16,6 +20,10 @@ use std::{
 
 use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use serde_json::Value;
+
+pub use oauth::{
+    AuthorizeError, AuthorizeParams, FakeUser, IssuedToken, OAuthApp, OAuthRoute, pkce_challenge,
+};
 
 /// The fake bot user every message is authored by (one bot per fake).
 pub const BOT_USER_ID: u64 = 1_100_000_000_000_000_001;
@@ -73,7 +81,37 @@ pub struct RecordedRequest {
     pub fault: Option<Fault>,
     /// A 429 caused by the per-channel limit (the client did not pace itself).
     pub over_limit: bool,
+    /// The `X-Audit-Log-Reason` header, percent-decoded.
+    pub audit_reason: Option<String>,
     pub at: Instant,
+}
+
+/// Permission bits the fake checks (Discord's values).
+pub mod permissions {
+    pub const ADMINISTRATOR: u64 = 1 << 3;
+    pub const MANAGE_ROLES: u64 = 1 << 28;
+}
+
+/// A guild role. Once a guild has roles (see [`FakeDiscord::add_guild_role`]), role changes
+/// there are checked as Discord does: the role must exist, and the bot needs Manage Roles (or
+/// Administrator) and a highest role above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeRole {
+    pub id: u64,
+    pub name: String,
+    pub position: u16,
+    pub permissions: u64,
+}
+
+impl FakeRole {
+    pub fn new(id: u64, name: &str, position: u16, permissions: u64) -> Self {
+        Self {
+            id,
+            name: name.to_owned(),
+            position,
+            permissions,
+        }
+    }
 }
 
 /// An uploaded file as the fake stores it.
@@ -122,8 +160,12 @@ struct State {
     buckets: HashMap<(&'static str, u64), Bucket>,
     /// (guild, user) → the member's role ids.
     members: HashMap<(u64, u64), Vec<u64>>,
+    /// guild → its roles (`@everyone`, id = guild id, is implied at position 0).
+    guild_roles: HashMap<u64, Vec<FakeRole>>,
     /// webhook id → (token, channel).
     webhooks: HashMap<u64, (String, u64)>,
+    /// OAuth2 apps, Discord accounts, codes and tokens (see [`oauth`]).
+    oauth: oauth::OAuthState,
 }
 
 /// The fake itself: cheap to clone, every clone sees the same state.
@@ -133,6 +175,7 @@ pub struct FakeDiscord {
     /// Plain-HTTP address serving the same API (for inspection and non-TLS clients).
     pub addr: SocketAddr,
     proxy: Arc<tls::Proxy>,
+    gateway: Arc<gateway::Gateway>,
 }
 
 impl FakeDiscord {
@@ -151,9 +194,12 @@ impl FakeDiscord {
             limit: None,
             buckets: HashMap::new(),
             members: HashMap::new(),
+            guild_roles: HashMap::new(),
             webhooks: HashMap::new(),
+            oauth: oauth::OAuthState::default(),
         }));
-        let app = api::router(state.clone());
+        let gateway = gateway::Gateway::spawn().await;
+        let app = api::router(state.clone()).merge(gateway::routes(gateway.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake Discord");
@@ -167,6 +213,7 @@ impl FakeDiscord {
             state,
             addr,
             proxy: Arc::new(proxy),
+            gateway,
         }
     }
 
@@ -267,6 +314,48 @@ impl FakeDiscord {
         self.lock().members.get(&(guild_id, user_id)).cloned()
     }
 
+    /// Sets a member's roles by hand, as a moderator would (not recorded as a request).
+    /// Returns false when the user is not in the guild.
+    pub fn set_member_roles(&self, guild_id: u64, user_id: u64, roles: Vec<u64>) -> bool {
+        match self.lock().members.get_mut(&(guild_id, user_id)) {
+            Some(held) => {
+                *held = roles;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The user leaves the guild (their roles go with them, as on Discord).
+    pub fn remove_member(&self, guild_id: u64, user_id: u64) -> bool {
+        self.lock().members.remove(&(guild_id, user_id)).is_some()
+    }
+
+    /// Adds a role to a guild, or replaces the role with that id (a moderator editing it).
+    pub fn add_guild_role(&self, guild_id: u64, role: FakeRole) {
+        let mut s = self.lock();
+        let roles = s.guild_roles.entry(guild_id).or_default();
+        roles.retain(|r| r.id != role.id);
+        roles.push(role);
+    }
+
+    /// The guild's roles as `GET /guilds/{g}/roles` answers them (with `@everyone`).
+    pub fn guild_roles(&self, guild_id: u64) -> Vec<FakeRole> {
+        self.lock().roles_of(guild_id).unwrap_or_default()
+    }
+
+    /// Role grants and removals (`PUT`/`DELETE .../members/{u}/roles/{r}`), whatever they were answered.
+    pub fn role_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                (r.method == "PUT" || r.method == "DELETE")
+                    && r.path.contains("/members/")
+                    && r.path.contains("/roles/")
+            })
+            .collect()
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
@@ -282,6 +371,43 @@ impl FakeDiscord {
 }
 
 impl State {
+    /// A guild's roles with `@everyone` (id = guild id) unless it was added explicitly;
+    /// `None` when the guild has no roles configured.
+    fn roles_of(&self, guild_id: u64) -> Option<Vec<FakeRole>> {
+        let mut roles = self.guild_roles.get(&guild_id)?.clone();
+        if !roles.iter().any(|r| r.id == guild_id) {
+            roles.push(FakeRole::new(guild_id, "@everyone", 0, 0));
+        }
+        roles.sort_by_key(|r| (r.position, r.id));
+        Some(roles)
+    }
+
+    /// Whether the bot may grant or remove `role` in `guild` (`Err` is Discord's answer).
+    fn may_manage(&self, guild_id: u64, role: u64) -> Result<(), (u16, u32, &'static str)> {
+        let Some(roles) = self.roles_of(guild_id) else {
+            return Ok(());
+        };
+        let Some(target) = roles.iter().find(|r| r.id == role) else {
+            return Err((404, 10011, "Unknown Role"));
+        };
+        let held = self
+            .members
+            .get(&(guild_id, BOT_USER_ID))
+            .cloned()
+            .unwrap_or_default();
+        let mine: Vec<&FakeRole> = roles
+            .iter()
+            .filter(|r| r.id == guild_id || held.contains(&r.id))
+            .collect();
+        let perms = mine.iter().fold(0, |p, r| p | r.permissions);
+        let top = mine.iter().map(|r| r.position).max().unwrap_or(0);
+        let allowed = perms & (permissions::ADMINISTRATOR | permissions::MANAGE_ROLES) != 0;
+        if !allowed || target.position >= top {
+            return Err((403, 50013, "Missing Permissions"));
+        }
+        Ok(())
+    }
+
     fn snowflake(&mut self) -> (u64, u64) {
         let ms = now_ms();
         self.next_seq = (self.next_seq + 1) & 0xfff;

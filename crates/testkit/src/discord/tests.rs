@@ -227,14 +227,83 @@ async fn member_roles_are_added_and_removed() {
 }
 
 #[tokio::test]
+async fn guild_roles_are_listed_and_the_hierarchy_is_enforced() {
+    use serenity::all::{GuildId, Permissions, RoleId, UserId};
+    let (fake, http) = setup().await;
+    let guild = GuildId::new(5);
+    fake.add_guild_role(5, FakeRole::new(50, "bot", 2, permissions::MANAGE_ROLES));
+    fake.add_guild_role(5, FakeRole::new(60, "VIP", 3, 0));
+    fake.add_guild_role(5, FakeRole::new(70, "Basic", 1, 0));
+    let roles = http.get_guild_roles(guild).await.expect("roles");
+    let mut seen: Vec<(u64, u16)> = roles.iter().map(|r| (r.id.get(), r.position)).collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        vec![(5, 0), (50, 2), (60, 3), (70, 1)],
+        "@everyone is implied"
+    );
+    let bot_role = roles.iter().find(|r| r.id.get() == 50).expect("bot role");
+    assert_eq!(bot_role.permissions, Permissions::MANAGE_ROLES);
+    assert_eq!(bot_role.name, "bot");
+    fake.add_member(5, BOT_USER_ID);
+    assert!(fake.set_member_roles(5, BOT_USER_ID, vec![50]));
+    fake.add_member(5, 8);
+    // Below the bot: allowed, and the audit-log reason is recorded decoded.
+    http.add_member_role(
+        guild,
+        UserId::new(8),
+        RoleId::new(70),
+        Some("paid: plan vip"),
+    )
+    .await
+    .expect("below the bot's role");
+    let put = fake.role_requests().pop().expect("recorded");
+    assert_eq!(put.audit_reason.as_deref(), Some("paid: plan vip"));
+    // Above the bot, or unknown: refused as Discord does.
+    let above = http
+        .add_member_role(guild, UserId::new(8), RoleId::new(60), None)
+        .await
+        .expect_err("above the bot's role");
+    assert!(format!("{above:?}").contains("50013"), "{above:?}");
+    let unknown = http
+        .remove_member_role(guild, UserId::new(8), RoleId::new(99), None)
+        .await
+        .expect_err("unknown role");
+    assert!(format!("{unknown:?}").contains("10011"), "{unknown:?}");
+    assert_eq!(fake.member_roles(5, 8), Some(vec![70]));
+    assert_eq!(fake.role_requests().len(), 3);
+
+    // Listing pages by user id; leaving removes the member.
+    for user in 100..103 {
+        fake.add_member(5, user);
+    }
+    let page = http
+        .get_guild_members(guild, Some(2), None)
+        .await
+        .expect("first page");
+    let ids: Vec<u64> = page.iter().map(|m| m.user.id.get()).collect();
+    assert_eq!(ids, vec![8, 100]);
+    let page = http
+        .get_guild_members(guild, Some(1000), Some(100))
+        .await
+        .expect("next page");
+    let ids: Vec<u64> = page.iter().map(|m| m.user.id.get()).collect();
+    assert_eq!(ids, vec![101, 102, BOT_USER_ID]);
+    assert!(fake.remove_member(5, 101));
+    assert!(!fake.remove_member(5, 101));
+    assert_eq!(fake.member_roles(5, 101), None);
+}
+
+#[tokio::test]
 async fn oauth_join_adds_a_member_once() {
     let fake = FakeDiscord::spawn().await;
     let client = fake.client(Duration::from_secs(2));
+    let token = fake.grant_token(20, &["identify", "guilds.join"]);
     let join = || {
         client
             .put("https://discord.com/api/v10/guilds/10/members/20")
             .header("authorization", "Bot test-token")
-            .json(&serde_json::json!({ "access_token": "user-token", "roles": ["30"] }))
+            .json(&serde_json::json!({ "access_token": token, "roles": ["30"] }))
             .send()
     };
     assert_eq!(join().await.unwrap().status(), 201);

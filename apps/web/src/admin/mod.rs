@@ -1,7 +1,11 @@
-//! The admin console (`/admin`, staff only): find a customer by email, Sell.app order id or
-//! Discord id, see their whole state, grant or revoke with a reason; failures and recent
-//! activity on the dashboard. Everyone who is not staff gets a plain 404: the console does not
-//! admit it exists. Every change goes through `g3-access`, which writes the audit log.
+//! The admin console (`/admin`, staff only): find a customer by email, Sell.app order id,
+//! Discord id or name; see their whole state (account, subscriptions, Discord link, desired vs
+//! applied roles, webhook events and failures, audit trail); grant or revoke with a reason,
+//! force a role resync, unlink Discord, retry failures ([`failures`]). Everyone who is not
+//! staff gets a plain 404: the console does not admit it exists. Every change goes through
+//! `g3-access`, which writes the audit log.
+
+pub mod failures;
 
 use askama::Template;
 use axum::{
@@ -13,7 +17,7 @@ use g3_access::Cause;
 use g3_appwrite::Query as Q;
 use g3_core::{Email, plans::Plan};
 use g3_store::{
-    models::{AuditEntry, Subscription, WebhookEvent, WebhookFailure},
+    models::{AuditEntry, DiscordLink, Subscription, WebhookEvent, WebhookFailure},
     schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF},
 };
 use serde::Deserialize;
@@ -30,7 +34,10 @@ use crate::{
 /// The signed-in staff member, or a 404 for anyone else.
 pub struct Staff(pub Viewer);
 
-async fn staff(state: &AppState, viewer: Result<Viewer, AppError>) -> Result<Staff, AppError> {
+pub(super) async fn staff(
+    state: &AppState,
+    viewer: Result<Viewer, AppError>,
+) -> Result<Staff, AppError> {
     let viewer = viewer.map_err(|_| AppError::NotFound)?;
     if standing(state, &viewer.user).await? == Standing::Staff {
         Ok(Staff(viewer))
@@ -39,7 +46,7 @@ async fn staff(state: &AppState, viewer: Result<Viewer, AppError>) -> Result<Sta
     }
 }
 
-fn when(t: Option<OffsetDateTime>) -> String {
+pub(super) fn when(t: Option<OffsetDateTime>) -> String {
     t.map(|t| g3_appwrite::format_datetime(t)[..16].replace('T', " "))
         .unwrap_or_else(|| "-".into())
 }
@@ -78,7 +85,7 @@ pub struct FailureRow {
 }
 
 impl FailureRow {
-    fn of(id: &str, f: &WebhookFailure) -> Self {
+    pub(super) fn of(id: &str, f: &WebhookFailure) -> Self {
         Self {
             id: id.to_owned(),
             state: format!("{:?}", f.state).to_lowercase(),
@@ -97,7 +104,10 @@ pub struct AdminHome {
     pub layout: Layout,
     pub active_subscriptions: u64,
     pub paid_members: u64,
+    pub linked: u64,
+    pub drift_repaired: u64,
     pub open_failures: u64,
+    pub failing_roles: u64,
     pub failures: Vec<FailureRow>,
     pub activity: Vec<AuditRow>,
     pub query: String,
@@ -115,6 +125,24 @@ pub struct SubRow {
     pub period_end: String,
     pub reason: String,
     pub history: Vec<(String, String, String)>,
+}
+
+pub struct RoleRow {
+    pub role_id: String,
+    pub desired: bool,
+    /// "yes", "no" or "unknown" (not checked since the last change).
+    pub applied: &'static str,
+    pub applied_to: String,
+    pub applied_at: String,
+    pub attempts: i64,
+    pub next_retry: String,
+    pub error: String,
+}
+
+pub struct LinkView {
+    pub discord_user_id: String,
+    pub discord_username: String,
+    pub linked_at: String,
 }
 
 pub struct EventRow {
@@ -137,6 +165,12 @@ pub struct AdminCustomer {
     pub blocked: bool,
     pub paid: bool,
     pub staff: bool,
+    pub discord: Option<LinkView>,
+    /// Whether this service manages Discord roles (PLAN_ROLES set).
+    pub roles_managed: bool,
+    /// Why they should (not) hold the roles, as the bot sees it.
+    pub roles_why: String,
+    pub roles: Vec<RoleRow>,
     pub subscriptions: Vec<SubRow>,
     pub events: Vec<EventRow>,
     pub failures: Vec<FailureRow>,
@@ -174,11 +208,14 @@ pub async fn home(
             .list::<Subscription>(&[Q::equal("sellapp_order_id", q.as_str()), Q::limit(25)])
             .await?;
         results.extend(by_order.documents.into_iter().map(|d| d.data.email));
-        let by_discord = client
-            .documents(DATABASE_ID, "discord_links")
-            .list::<serde_json::Value>(&[Q::equal("discord_user_id", q.as_str()), Q::limit(5)])
-            .await?;
-        for link in by_discord.documents {
+        let links = client.documents(DATABASE_ID, "discord_links");
+        let id_q = [Q::equal("discord_user_id", q.as_str()), Q::limit(5)];
+        let name_q = [Q::equal("discord_username", q.as_str()), Q::limit(25)];
+        let (by_id, by_name) = tokio::join!(
+            links.list::<serde_json::Value>(&id_q),
+            links.list::<serde_json::Value>(&name_q),
+        );
+        for link in by_id?.documents.into_iter().chain(by_name?.documents) {
             if let Ok(user) = client.users().get(&link.id).await {
                 results.push(user.email);
             }
@@ -189,20 +226,34 @@ pub async fn home(
     let subs = client.documents(DATABASE_ID, "subscriptions");
     let audit = client.documents(DATABASE_ID, "audit_log");
     let teams = client.teams();
+    let links = client.documents(DATABASE_ID, "discord_links");
     let active_q = [Q::equal("status", "active"), Q::limit(1)];
     let audit_q = [Q::order_desc("at"), Q::limit(20)];
-    let (active, paid, failures, activity) = tokio::join!(
+    let links_q = [Q::limit(1)];
+    let day_ago = g3_appwrite::format_datetime(OffsetDateTime::now_utc() - time::Duration::DAY);
+    let drift_q = [
+        Q::equal("action", "role.drift_repaired"),
+        Q::greater_than("at", day_ago.as_str()),
+        Q::limit(1),
+    ];
+    let (active, paid, failures, activity, linked, drift, failing_roles) = tokio::join!(
         subs.list::<serde_json::Value>(&active_q),
         teams.get(TEAM_PAID),
         state.access().list_failures(false),
-        audit.list::<AuditEntry>(&audit_q)
+        audit.list::<AuditEntry>(&audit_q),
+        links.list::<serde_json::Value>(&links_q),
+        audit.list::<serde_json::Value>(&drift_q),
+        state.access().failing_role_syncs(1),
     );
     let failures = failures?;
     let page = AdminHome {
         layout: Layout::new("Admin", &csrf.0, true),
         active_subscriptions: active?.total,
         paid_members: paid?.total,
+        linked: linked?.total,
+        drift_repaired: drift?.total,
         open_failures: failures.len() as u64,
+        failing_roles: failing_roles?.0,
         failures: failures
             .iter()
             .take(20)
@@ -228,7 +279,7 @@ pub async fn home(
 
 #[derive(Deserialize)]
 pub struct NoticeQuery {
-    notice: Option<String>,
+    pub(super) notice: Option<String>,
 }
 
 pub async fn customer(
@@ -239,9 +290,31 @@ pub async fn customer(
     viewer: Result<Viewer, AppError>,
 ) -> Result<Response, AppError> {
     staff(&state, viewer).await?;
-    let email = Email::parse(&raw_email).map_err(|_| AppError::NotFound)?;
     let client = state.appwrite();
+    let Ok(email) = Email::parse(&raw_email) else {
+        // Audit entries name users by id: resolve those to their page.
+        return match client.users().get(&raw_email).await {
+            Ok(u) => Ok(
+                Redirect::to(&format!("/admin/customers/{}", urlencode(&u.email))).into_response(),
+            ),
+            Err(e) if e.is_not_found() || e.status() == Some(400) => Err(AppError::NotFound),
+            Err(e) => Err(e.into()),
+        };
+    };
     let user = client.users().find_by_email(email.as_str()).await?;
+    let access = state.access();
+    let (discord, roles, roles_why) = match &user {
+        Some(u) => {
+            let links = client.documents(DATABASE_ID, "discord_links");
+            let (link, roles, desired) = tokio::join!(
+                links.get_optional::<DiscordLink>(&u.id),
+                access.role_states(&u.id),
+                access.desired_roles(&u.id),
+            );
+            (link?.map(|d| d.data), roles?, desired?.why)
+        }
+        None => (None, Vec::new(), "no account".into()),
+    };
     let (paid, staff_member) = match &user {
         Some(u) => {
             let teams = client.teams();
@@ -294,8 +367,15 @@ pub async fn customer(
         Q::limit(20),
     ];
     let failures_q = [Q::equal("email", email.as_str()), Q::limit(20)];
+    let mut targets = vec![email.to_string()];
+    if let Some(u) = &user {
+        targets.push(u.id.clone());
+        if let Some(l) = &discord {
+            targets.push(l.discord_user_id.clone());
+        }
+    }
     let audit_q = [
-        Q::equal("target", email.as_str()),
+        Q::equal("target", targets),
         Q::order_desc("at"),
         Q::limit(30),
     ];
@@ -314,6 +394,33 @@ pub async fn customer(
         user_id: user.map(|u| u.id),
         paid,
         staff: staff_member,
+        discord: discord.map(|l| LinkView {
+            discord_user_id: l.discord_user_id,
+            discord_username: l.discord_username.unwrap_or_default(),
+            linked_at: when(Some(l.linked_at)),
+        }),
+        roles_managed: !access.managed_roles().is_empty(),
+        roles_why,
+        roles: roles
+            .iter()
+            .map(|d| {
+                let r = &d.data;
+                RoleRow {
+                    role_id: r.role_id.clone(),
+                    desired: r.desired,
+                    applied: match r.applied {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "unknown",
+                    },
+                    applied_to: r.applied_discord_user_id.clone().unwrap_or_default(),
+                    applied_at: when(r.applied_at),
+                    attempts: r.attempts.unwrap_or(0),
+                    next_retry: when(r.next_retry_at),
+                    error: r.last_error.clone().unwrap_or_default(),
+                }
+            })
+            .collect(),
         subscriptions,
         events: events?
             .documents
@@ -351,7 +458,7 @@ pub struct ChangeForm {
     reason: String,
 }
 
-fn back(email: &str, notice: &str) -> Response {
+pub(super) fn back(email: &str, notice: &str) -> Response {
     Redirect::to(&format!(
         "/admin/customers/{}?notice={}",
         urlencode(email),
@@ -370,6 +477,10 @@ pub async fn change(
     let Staff(admin) = staff(&state, viewer).await?;
     let email = Email::parse(&raw_email).map_err(|_| AppError::NotFound)?;
     let reason = form.reason.trim();
+    let reason = match (reason.is_empty(), form.action.as_str()) {
+        (true, "resync") => "forced from /admin",
+        _ => reason,
+    };
     if reason.is_empty() {
         return Ok(back(
             email.as_str(),
@@ -390,6 +501,35 @@ pub async fn change(
         }
     };
     let notice = match form.action.as_str() {
+        "resync" | "unlink" => {
+            let Some(user) = state
+                .appwrite()
+                .users()
+                .find_by_email(email.as_str())
+                .await?
+            else {
+                return Ok(back(
+                    email.as_str(),
+                    "Nothing changed: they have no account.",
+                ));
+            };
+            if form.action == "resync" {
+                failures::resync_user(&state, &user.id, &admin.user.email, reason).await?
+            } else {
+                let actor = format!("staff:{}", admin.user.email);
+                match state
+                    .access()
+                    .unlink_discord(&user.id, &actor, reason)
+                    .await?
+                {
+                    Some(l) => format!(
+                        "Unlinked Discord {}; the bot takes the managed roles back.",
+                        l.discord_user_id
+                    ),
+                    None => "Nothing changed: no Discord account is linked.".into(),
+                }
+            }
+        }
         "grant" => {
             let Some(plan) = plan else {
                 return Ok(back(
@@ -435,6 +575,15 @@ pub async fn change(
         }
         _ => return Err(AppError::NotFound),
     };
+    // Their standing may have changed: no page of theirs may reuse the old one.
+    if let Some(user) = state
+        .appwrite()
+        .users()
+        .find_by_email(email.as_str())
+        .await?
+    {
+        state.auth_cache().forget_user(&user.id);
+    }
     Ok(back(email.as_str(), &notice))
 }
 
@@ -442,6 +591,6 @@ fn now_date() -> time::Date {
     OffsetDateTime::now_utc().date()
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

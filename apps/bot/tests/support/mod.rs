@@ -1,0 +1,295 @@
+//! Shared by the gateway, collector and follow tests: a backend with the bot's service user, the
+//! bot's settings against the fake Discord, a running bot, and the real ingest service behind a
+//! switch that records every request.
+
+#![allow(dead_code)]
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use bot::{RetryPolicy, Secret, Settings, collect::CollectorSettings};
+use g3_appwrite::Document;
+use g3_store::{models::Signal, schema::TEAM_STAFF};
+use serde_json::Value;
+use testkit::{backend::Backend, discord::FakeDiscord};
+use tokio::sync::oneshot;
+
+pub const STAFF_EMAIL: &str = "bot-service@test.local";
+pub const STAFF_PASSWORD: &str = "bot service password";
+pub const INGEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A bootstrapped backend with the `staff` service user the bot signs in as.
+pub async fn backend() -> Backend {
+    let backend = testkit::backend::backend().await;
+    let user = backend
+        .client
+        .users()
+        .create(
+            "bot-service",
+            STAFF_EMAIL,
+            Some(STAFF_PASSWORD),
+            Some("bot"),
+        )
+        .await
+        .unwrap();
+    backend
+        .client
+        .teams()
+        .add_member_if_absent(TEAM_STAFF, &user.id, &[] as &[&str])
+        .await
+        .unwrap();
+    backend
+}
+
+/// HTTP-only settings with fast timings (no gateway unless a test adds it).
+pub fn settings(backend: &Backend, fake: &FakeDiscord) -> Settings {
+    Settings {
+        discord_token: Secret::new("test-token"),
+        appwrite: backend.client_config(),
+        staff_email: STAFF_EMAIL.into(),
+        staff_password: Secret::new(STAFF_PASSWORD),
+        order: bot::Order::OldestFirst,
+        discord_timeout: Duration::from_millis(500),
+        retry: RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
+        discord_client: Some(fake.client(Duration::from_millis(500))),
+        reconcile_every: Duration::from_secs(3600),
+        verify_window: Duration::from_secs(24 * 3600),
+        retry_failed_after: Duration::from_millis(100),
+        guild_id: None,
+        plan_roles: Default::default(),
+        role_timing: Default::default(),
+        gateway: Default::default(),
+    }
+}
+
+/// Collector settings for tests: fast back-off, no page delay.
+pub fn collector(guild: u64, channels: Vec<u64>, ingest: &Ingest) -> CollectorSettings {
+    let mut c = CollectorSettings::new(
+        guild,
+        channels,
+        format!("{}/ingest/v1/events", ingest.url()),
+        Secret::new(INGEST_SECRET),
+    );
+    c.backoff_base = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(200);
+    c.page_delay = Duration::ZERO;
+    c.request_timeout = Duration::from_secs(2);
+    c
+}
+
+/// A running bot; [`Running::kill`] stops it and waits until it has stopped.
+pub struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn kill(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+pub fn start(settings: Settings) -> Running {
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        bot::run(settings, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running { stop, task }
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub async fn eventually<F: Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn signal(backend: &Backend, id: u64) -> Option<Document<Signal>> {
+    backend
+        .client
+        .documents("g3", "signals")
+        .get_optional::<Signal>(&id.to_string())
+        .await
+        .unwrap()
+}
+
+/// What reached ingest: every attempt's events and the events of answered (2xx) requests.
+#[derive(Default)]
+pub struct IngestLog {
+    /// `(type, message id)` of each request, in arrival order, answered or not.
+    pub attempts: Vec<Vec<(String, String)>>,
+    /// `(type, message id)` that ingest took (2xx), in order.
+    pub delivered: Vec<(String, String)>,
+    /// While set, requests are answered 503 without reaching ingest.
+    pub down: bool,
+}
+
+/// The webhook service with ingest on, against the test backend, on 127.0.0.1.
+pub struct Ingest {
+    addr: SocketAddr,
+    state: webhook::AppState,
+    pub log: Arc<Mutex<IngestLog>>,
+    server: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    _spool: tempfile::TempDir,
+}
+
+async fn record(State(log): State<Arc<Mutex<IngestLog>>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 4 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let events: Vec<(String, String)> = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("events").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_owned(),
+                e["message"]["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    {
+        let mut log = log.lock().unwrap();
+        log.attempts.push(events.clone());
+        if log.down {
+            return (StatusCode::SERVICE_UNAVAILABLE, "down for the test").into_response();
+        }
+    }
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if response.status().is_success() {
+        log.lock().unwrap().delivered.extend(events);
+    }
+    response
+}
+
+impl Ingest {
+    pub async fn spawn(backend: &Backend) -> Ingest {
+        let spool = tempfile::tempdir().unwrap();
+        let settings = webhook::Settings {
+            appwrite: backend.client_config(),
+            sellapp_secret: webhook::Secret::new("unused"),
+            plans: Default::default(),
+            roles: Default::default(),
+            spool_dir: spool.path().to_path_buf(),
+            ingest_secret: Some(webhook::Secret::new(INGEST_SECRET)),
+            sellapp_api: None,
+            intervals: webhook::Intervals::default(),
+            background_jobs: false,
+        };
+        let state = webhook::AppState::new(&settings).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut ingest = Ingest {
+            addr: listener.local_addr().unwrap(),
+            state,
+            log: Arc::default(),
+            server: None,
+            _spool: spool,
+        };
+        ingest.serve(listener);
+        ingest
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let app = webhook::router(self.state.clone()).layer(axum::middleware::from_fn_with_state(
+            self.log.clone(),
+            record,
+        ));
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        self.server = Some((stop, task));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops listening (connections are refused) until [`Ingest::start`].
+    pub async fn stop(&mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            let _ = stop.send(());
+            task.await.unwrap();
+        }
+    }
+
+    pub async fn start(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.log.lock().unwrap().down = down;
+    }
+
+    pub fn delivered(&self) -> Vec<(String, String)> {
+        self.log.lock().unwrap().delivered.clone()
+    }
+
+    /// Whether some request carried an event of `kind` for `id` (delivered or not).
+    pub fn attempted(&self, kind: &str, id: u64) -> bool {
+        let id = id.to_string();
+        self.log
+            .lock()
+            .unwrap()
+            .attempts
+            .iter()
+            .flatten()
+            .any(|(k, m)| k == kind && *m == id)
+    }
+
+    /// The events of the latest request.
+    pub fn last_attempt(&self) -> Vec<(String, String)> {
+        self.log
+            .lock()
+            .unwrap()
+            .attempts
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.log.lock().unwrap().attempts.len()
+    }
+}
+
+/// `(type, id)` as the log keeps them.
+pub fn ev(kind: &str, id: u64) -> (String, String) {
+    (kind.to_owned(), id.to_string())
+}

@@ -1,0 +1,192 @@
+//! A short-lived memory of who a session is and whether they may read the feed, so a page and
+//! the requests it causes (stream, assets, the next page) do not each ask Appwrite again.
+//!
+//! What may be reused, and for how long, is deliberately narrow:
+//! - only for `GET` requests: every form post checks the session with Appwrite afresh;
+//! - only positive standings (paid, staff) are remembered, so a purchase or a verification
+//!   shows at once, and only a loss of access can lag, by at most the TTL (2 s by default,
+//!   `WEB_AUTH_CACHE_MS`; 0 turns the cache off);
+//! - whatever this service itself changes (sign-out, sign-out everywhere, verification,
+//!   password changes, admin grants and revokes) forgets the user at once.
+//!
+//! Keys are SHA-256 digests of session secrets, never the secrets themselves.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use g3_appwrite::User;
+use sha2::{Digest as _, Sha256};
+
+use crate::session::Standing;
+
+/// Entries kept at most; past it, expired ones are swept, and if that is not enough, all.
+const MAX_ENTRIES: usize = 50_000;
+
+type Key = [u8; 32];
+
+#[derive(Debug)]
+pub struct AuthCache {
+    ttl: Duration,
+    sessions: Mutex<HashMap<Key, (User, Instant)>>,
+    standings: Mutex<HashMap<String, (Standing, Instant)>>,
+}
+
+fn key(secret: &str) -> Key {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn insert<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, (V, Instant)>,
+    k: K,
+    v: V,
+    ttl: Duration,
+) {
+    let now = Instant::now();
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+    }
+    map.insert(k, (v, now));
+}
+
+impl AuthCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            sessions: Mutex::default(),
+            standings: Mutex::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    fn fresh(&self, at: Instant) -> bool {
+        at.elapsed() < self.ttl
+    }
+
+    /// The user behind a session secret, if Appwrite vouched for it within the TTL.
+    pub fn user(&self, secret: &str) -> Option<User> {
+        if !self.enabled() {
+            return None;
+        }
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match sessions.get(&key(secret)) {
+            Some((user, at)) if self.fresh(*at) => Some(user.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn remember_user(&self, secret: &str, user: &User) {
+        if self.enabled() {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            insert(&mut sessions, key(secret), user.clone(), self.ttl);
+        }
+    }
+
+    pub fn forget_session(&self, secret: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.remove(&key(secret));
+    }
+
+    /// A remembered paid or staff standing of this user.
+    pub fn standing(&self, user_id: &str) -> Option<Standing> {
+        if !self.enabled() {
+            return None;
+        }
+        let standings = self.standings.lock().unwrap_or_else(|e| e.into_inner());
+        match standings.get(user_id) {
+            Some((s, at)) if self.fresh(*at) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// Remembers a standing that grants the feed; anything less is always asked afresh.
+    pub fn remember_standing(&self, user_id: &str, standing: Standing) {
+        if self.enabled() && standing.has_feed() {
+            let mut standings = self.standings.lock().unwrap_or_else(|e| e.into_inner());
+            insert(&mut standings, user_id.to_owned(), standing, self.ttl);
+        }
+    }
+
+    /// Forgets everything about a user: their sessions and their standing.
+    pub fn forget_user(&self, user_id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (u, _)| u.id != user_id);
+        self.standings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(user_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> User {
+        serde_json::from_value(serde_json::json!({
+            "$id": id, "name": "", "email": format!("{id}@x.io"), "emailVerification": true,
+            "status": true, "labels": [], "prefs": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn remembers_within_the_ttl_only_and_forgets_on_request() {
+        let cache = AuthCache::new(Duration::from_millis(80));
+        cache.remember_user("secret-a", &user("a"));
+        cache.remember_standing("a", Standing::Paid);
+        assert_eq!(cache.user("secret-a").map(|u| u.id), Some("a".into()));
+        assert_eq!(cache.user("secret-b"), None);
+        assert_eq!(cache.standing("a"), Some(Standing::Paid));
+        cache.forget_user("a");
+        assert_eq!(cache.user("secret-a"), None);
+        assert_eq!(cache.standing("a"), None);
+
+        cache.remember_user("secret-a", &user("a"));
+        cache.forget_session("secret-a");
+        assert_eq!(cache.user("secret-a"), None);
+
+        cache.remember_user("secret-a", &user("a"));
+        cache.remember_standing("a", Standing::Staff);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(cache.user("secret-a"), None, "expired");
+        assert_eq!(cache.standing("a"), None, "expired");
+    }
+
+    #[test]
+    fn only_standings_that_grant_the_feed_are_remembered() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        for s in [Standing::Unverified, Standing::Unpaid] {
+            cache.remember_standing("u", s);
+            assert_eq!(cache.standing("u"), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_zero_ttl_turns_it_off() {
+        let cache = AuthCache::new(Duration::ZERO);
+        cache.remember_user("s", &user("a"));
+        cache.remember_standing("a", Standing::Paid);
+        assert_eq!(cache.user("s"), None);
+        assert_eq!(cache.standing("a"), None);
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let mut map = HashMap::new();
+        for i in 0..MAX_ENTRIES + 10 {
+            insert(&mut map, i, (), Duration::from_secs(60));
+        }
+        assert!(map.len() <= MAX_ENTRIES);
+    }
+}

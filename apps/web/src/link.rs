@@ -1,0 +1,611 @@
+//! Linking a Discord account: OAuth2 authorization code flow with `state` and PKCE (S256),
+//! scopes `identify guilds.join`.
+//!
+//! `POST /account/discord/link` (CSRF) remembers a random `state` with its PKCE verifier,
+//! bound to the signed-in user and their session (server side, single use, 10 minutes), and
+//! sends the browser to Discord. `GET /account/discord/callback` checks that state, exchanges
+//! the code, reads the Discord user, stores the link through `g3-access` (which recomputes the
+//! roles), adds the user to the customer guild with the roles they should hold, and revokes the
+//! access token: tokens live only for the length of the request and are never stored or logged.
+//! `POST /account/discord/unlink` (CSRF) removes the link; the bot takes the roles back.
+//!
+//! Started links live in this process's memory: behind a load balancer, run one web process
+//! or keep a browser on the same one (a callback elsewhere is told to start again).
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use askama::Template;
+use axum::{
+    Extension,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use base64::Engine as _;
+use g3_access::LinkOutcome;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use crate::{
+    AppState, Secret, cookies,
+    error::AppError,
+    security::{CsrfToken, constant_time_eq},
+    session::Viewer,
+    templates::{Layout, LinkProblemPage},
+};
+
+/// What linking asks Discord for.
+pub const SCOPES: &str = "identify guilds.join";
+/// How long a started link may wait for Discord's answer.
+pub const STATE_TTL: Duration = Duration::from_secs(10 * 60);
+/// Link and unlink requests allowed per user within [`LINK_WINDOW`].
+pub const LINK_LIMIT: usize = 5;
+pub const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Started links kept at most (oldest dropped beyond); the per-user limit keeps it far lower.
+const MAX_PENDING: usize = 10_000;
+/// Every call to Discord gives up after this long.
+const DISCORD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Discord application and guild (all from the environment; see `.env.example`).
+#[derive(Clone, Debug)]
+pub struct DiscordSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Adds members to the guild (`Authorization: Bot …`).
+    pub bot_token: Secret,
+    /// The customer guild linked users join.
+    pub guild_id: String,
+    /// Discord's REST base, `https://discord.com/api`.
+    pub api_url: Url,
+    /// Where browsers authorize, `https://discord.com/oauth2/authorize`.
+    pub authorize_url: Url,
+}
+
+impl DiscordSettings {
+    pub const DEFAULT_API_URL: &str = "https://discord.com/api";
+    pub const DEFAULT_AUTHORIZE_URL: &str = "https://discord.com/oauth2/authorize";
+}
+
+/// The configured Discord side: settings and one HTTP client.
+pub(crate) struct Discord {
+    settings: DiscordSettings,
+    api: String,
+    http: reqwest::Client,
+}
+
+impl Discord {
+    pub(crate) fn new(settings: &DiscordSettings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(DISCORD_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            api: settings.api_url.as_str().trim_end_matches('/').to_owned(),
+            settings: settings.clone(),
+            http,
+        })
+    }
+
+    /// The authorize page's origin: the link form's redirect leads there, so the page's
+    /// `form-action` must allow it.
+    pub(crate) fn authorize_origin(&self) -> String {
+        self.settings.authorize_url.origin().ascii_serialization()
+    }
+}
+
+/// A link started in a browser and not yet finished.
+struct PendingLink {
+    user_id: String,
+    /// SHA-256 of the session secret that started it.
+    session: [u8; 32],
+    verifier: Secret,
+    started: Instant,
+}
+
+/// Started links by `state`. Each is taken out by the first callback that names it.
+#[derive(Default)]
+pub(crate) struct Pending(Mutex<HashMap<String, PendingLink>>);
+
+impl Pending {
+    fn insert(&self, state: String, link: PendingLink) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, l| l.started.elapsed() < STATE_TTL);
+        if map.len() >= MAX_PENDING
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, l)| l.started)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(state, link);
+    }
+
+    /// The link started with `state`, once, if still fresh.
+    fn take(&self, state: &str) -> Option<PendingLink> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(state)
+            .filter(|l| l.started.elapsed() < STATE_TTL)
+    }
+}
+
+fn session_hash(headers: &HeaderMap) -> [u8; 32] {
+    let secret = cookies::get(headers, cookies::SESSION).unwrap_or("");
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn pkce_pair() -> (Secret, String) {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = b64.encode(rand::random::<[u8; 32]>());
+    let challenge = b64.encode(Sha256::digest(verifier.as_bytes()));
+    (Secret::new(verifier), challenge)
+}
+
+fn actor(viewer: &Viewer) -> String {
+    format!("customer:{}", viewer.user.email.to_lowercase())
+}
+
+fn throttle(state: &AppState, user_id: &str) -> Result<(), AppError> {
+    state
+        .0
+        .limiter
+        .check(&format!("discord:{user_id}"), LINK_LIMIT, LINK_WINDOW)
+        .map_err(AppError::LinkRateLimited)
+}
+
+/// A clear page for a link that did not happen, with the way back to the account.
+fn problem(
+    csrf: &CsrfToken,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> Result<Response, AppError> {
+    let page = LinkProblemPage {
+        layout: Layout::new(heading, &csrf.0, true),
+        heading: heading.to_owned(),
+        message: message.to_owned(),
+    };
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+fn not_configured(csrf: &CsrfToken) -> Result<Response, AppError> {
+    problem(
+        csrf,
+        StatusCode::NOT_FOUND,
+        "Discord linking is off",
+        "Linking a Discord account is not available on this site.",
+    )
+}
+
+/// `POST /account/discord/link`: off to Discord's authorize page.
+#[tracing::instrument(skip_all)]
+pub async fn start(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    headers: HeaderMap,
+    viewer: Viewer,
+) -> Result<Response, AppError> {
+    let Some(discord) = state.discord() else {
+        return not_configured(&csrf);
+    };
+    throttle(&state, &viewer.user.id)?;
+    let link_state = hex::encode(rand::random::<[u8; 32]>());
+    let (verifier, challenge) = pkce_pair();
+    state.0.pending_links.insert(
+        link_state.clone(),
+        PendingLink {
+            user_id: viewer.user.id.clone(),
+            session: session_hash(&headers),
+            verifier,
+            started: Instant::now(),
+        },
+    );
+    let mut url = discord.settings.authorize_url.clone();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &discord.settings.client_id)
+        .append_pair("scope", SCOPES)
+        .append_pair("state", &link_state)
+        .append_pair("redirect_uri", &redirect_uri(&state))
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("prompt", "consent");
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+fn redirect_uri(state: &AppState) -> String {
+    state.link("/account/discord/callback")
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// A failed call to Discord.
+#[derive(Debug)]
+enum CallError {
+    /// No answer: refused connection, timeout, broken body.
+    Unreachable(reqwest::Error),
+    /// An answer with this status and, for OAuth errors, Discord's `error` code.
+    Status(u16, Option<String>),
+}
+
+impl CallError {
+    /// Discord itself is in trouble (as opposed to refusing our request).
+    fn is_outage(&self) -> bool {
+        match self {
+            CallError::Unreachable(_) => true,
+            CallError::Status(s, _) => *s >= 500 || *s == 429,
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(e) => write!(f, "unreachable: {e}"),
+            CallError::Status(s, Some(code)) => write!(f, "status {s} ({code})"),
+            CallError::Status(s, None) => write!(f, "status {s}"),
+        }
+    }
+}
+
+async fn status_error(resp: reqwest::Response) -> CallError {
+    let status = resp.status().as_u16();
+    // Only Discord's fixed error code is kept: the body is not logged.
+    let code = resp
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .filter(|c| c.len() <= 64 && cookies::is_token(c));
+    CallError::Status(status, code)
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+struct DiscordUser {
+    id: String,
+    username: String,
+}
+
+impl Discord {
+    async fn exchange(
+        &self,
+        code: &str,
+        verifier: &Secret,
+        redirect_uri: &str,
+    ) -> Result<Secret, CallError> {
+        let resp = self
+            .http
+            .post(format!("{}/oauth2/token", self.api))
+            .basic_auth(
+                &self.settings.client_id,
+                Some(self.settings.client_secret.expose()),
+            )
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier.expose()),
+            ])
+            .send()
+            .await
+            .map_err(CallError::Unreachable)?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        let answer: TokenAnswer = resp.json().await.map_err(CallError::Unreachable)?;
+        Ok(Secret::new(answer.access_token))
+    }
+
+    async fn me(&self, token: &Secret) -> Result<DiscordUser, CallError> {
+        let resp = self
+            .http
+            .get(format!("{}/v10/users/@me", self.api))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(CallError::Unreachable)?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        resp.json().await.map_err(CallError::Unreachable)
+    }
+
+    /// Adds the user to the customer guild with `roles` (201 new member, 204 already there).
+    async fn join(
+        &self,
+        discord_user_id: &str,
+        token: &Secret,
+        roles: &[String],
+    ) -> Result<(), CallError> {
+        let resp = self
+            .http
+            .put(format!(
+                "{}/v10/guilds/{}/members/{}",
+                self.api, self.settings.guild_id, discord_user_id
+            ))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("Bot {}", self.settings.bot_token.expose()),
+            )
+            .json(&serde_json::json!({ "access_token": token.expose(), "roles": roles }))
+            .send()
+            .await
+            .map_err(CallError::Unreachable)?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(resp).await)
+        }
+    }
+
+    /// Revokes the grant behind `token`; failures are only logged (it expires on its own).
+    async fn revoke(&self, token: &Secret) {
+        let result = self
+            .http
+            .post(format!("{}/oauth2/token/revoke", self.api))
+            .basic_auth(
+                &self.settings.client_id,
+                Some(self.settings.client_secret.expose()),
+            )
+            .form(&[
+                ("token", token.expose()),
+                ("token_type_hint", "access_token"),
+            ])
+            .send()
+            .await;
+        match result {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => tracing::warn!(
+                status = resp.status().as_u16(),
+                "Discord token revoke refused"
+            ),
+            Err(e) => tracing::warn!(error = %e, "Discord token revoke failed"),
+        }
+    }
+}
+
+const UNREACHABLE: &str = "Discord is not answering right now, so nothing was changed. Please \
+try again in a few minutes.";
+const START_AGAIN: &str = "This link request has expired or was already used, so nothing was \
+changed. Start again from your account page.";
+
+/// `GET /account/discord/callback`: Discord sends the browser back here.
+#[tracing::instrument(skip_all)]
+pub async fn callback(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+    viewer: Viewer,
+) -> Result<Response, AppError> {
+    let Some(discord) = state.discord() else {
+        return not_configured(&csrf);
+    };
+    let pending = q
+        .state
+        .as_deref()
+        .filter(|s| s.len() <= 128 && cookies::is_token(s))
+        .and_then(|s| state.0.pending_links.take(s));
+    let Some(pending) = pending else {
+        tracing::info!("Discord callback with a missing, unknown, used or expired state");
+        return problem(
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            "Link not completed",
+            START_AGAIN,
+        );
+    };
+    if pending.user_id != viewer.user.id
+        || !constant_time_eq(&pending.session, &session_hash(&headers))
+    {
+        tracing::warn!("Discord callback from another session than the one that started it");
+        return problem(
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            "Link not completed",
+            START_AGAIN,
+        );
+    }
+    if let Some(error) = q.error.as_deref() {
+        if error == "access_denied" {
+            return Ok(Redirect::to("/account?notice=discord-cancelled").into_response());
+        }
+        let error = Some(error)
+            .filter(|e| e.len() <= 64 && cookies::is_token(e))
+            .unwrap_or("(malformed)");
+        tracing::warn!(error = %error, "Discord refused the authorization");
+        return problem(
+            &csrf,
+            StatusCode::BAD_GATEWAY,
+            "Link not completed",
+            "Discord refused the request, so nothing was changed. Please try again later.",
+        );
+    }
+    let Some(code) = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 512)
+    else {
+        return problem(
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            "Link not completed",
+            START_AGAIN,
+        );
+    };
+    let token = match discord
+        .exchange(code, &pending.verifier, &redirect_uri(&state))
+        .await
+    {
+        Ok(t) => t,
+        Err(e) if e.is_outage() => {
+            tracing::warn!(error = %e, "Discord token exchange failed");
+            return problem(
+                &csrf,
+                StatusCode::BAD_GATEWAY,
+                "Discord unavailable",
+                UNREACHABLE,
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Discord refused the token exchange");
+            return problem(
+                &csrf,
+                StatusCode::BAD_REQUEST,
+                "Link not completed",
+                "Discord did not accept this sign-in (it may have expired or been used \
+                 already), so nothing was changed. Start again from your account page.",
+            );
+        }
+    };
+    let outcome = finish(&state, discord, &viewer, &token).await;
+    discord.revoke(&token).await;
+    match outcome? {
+        Finished::Linked { joined: true } => {
+            Ok(Redirect::to("/account?notice=discord-linked").into_response())
+        }
+        Finished::Linked { joined: false } => {
+            Ok(Redirect::to("/account?notice=discord-linked-not-joined").into_response())
+        }
+        Finished::MeFailed(e) if e.is_outage() => {
+            tracing::warn!(error = %e, "Discord users/@me failed");
+            problem(
+                &csrf,
+                StatusCode::BAD_GATEWAY,
+                "Discord unavailable",
+                UNREACHABLE,
+            )
+        }
+        Finished::MeFailed(e) => {
+            tracing::warn!(error = %e, "Discord refused users/@me");
+            problem(
+                &csrf,
+                StatusCode::BAD_GATEWAY,
+                "Link not completed",
+                "Discord did not tell us which account you chose, so nothing was changed. \
+                 Start again from your account page.",
+            )
+        }
+        Finished::Taken => problem(
+            &csrf,
+            StatusCode::CONFLICT,
+            "Discord account already linked",
+            "This Discord account is already linked to another G3netic Signals account, so it \
+             was not linked here. Sign in to that account and unlink it there first, or link a \
+             different Discord account.",
+        ),
+    }
+}
+
+enum Finished {
+    Linked { joined: bool },
+    MeFailed(CallError),
+    Taken,
+}
+
+/// With a live access token: who is it, store the link, join the guild.
+async fn finish(
+    state: &AppState,
+    discord: &Discord,
+    viewer: &Viewer,
+    token: &Secret,
+) -> Result<Finished, AppError> {
+    let me = match discord.me(token).await {
+        Ok(me) => me,
+        Err(e) => return Ok(Finished::MeFailed(e)),
+    };
+    if me.id.is_empty() || me.id.len() > 20 || !me.id.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Finished::MeFailed(CallError::Status(200, None)));
+    }
+    let access = state.access();
+    let actor = actor(viewer);
+    match access
+        .link_discord(&viewer.user.id, &me.id, Some(&me.username), &actor)
+        .await?
+    {
+        LinkOutcome::TakenByOther { .. } => {
+            tracing::info!(discord = %me.id, "Discord account already linked to another customer");
+            return Ok(Finished::Taken);
+        }
+        LinkOutcome::Linked { .. } | LinkOutcome::Unchanged => {}
+    }
+    tracing::info!(discord = %me.id, "Discord linked by the customer");
+    let roles = access
+        .sync_roles(&viewer.user.id, "Discord linked by the customer")
+        .await?;
+    let joined = match discord.join(&me.id, token, &roles).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, discord = %me.id, "joining the customer guild failed");
+            false
+        }
+    };
+    Ok(Finished::Linked { joined })
+}
+
+/// `POST /account/discord/unlink`.
+#[tracing::instrument(skip_all)]
+pub async fn unlink(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
+    throttle(&state, &viewer.user.id)?;
+    let removed = state
+        .access()
+        .unlink_discord(&viewer.user.id, &actor(&viewer), "unlinked by the customer")
+        .await?;
+    Ok(Redirect::to(if removed.is_some() {
+        "/account?notice=discord-unlinked"
+    } else {
+        "/account?notice=discord-not-linked"
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_challenge_is_s256_of_the_verifier() {
+        let (verifier, challenge) = pkce_pair();
+        assert_eq!(verifier.expose().len(), 43);
+        let again = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.expose().as_bytes()));
+        assert_eq!(challenge, again);
+        assert_ne!(pkce_pair().1, challenge);
+    }
+
+    #[test]
+    fn a_pending_link_is_taken_once() {
+        let pending = Pending::default();
+        let link = || PendingLink {
+            user_id: "u".into(),
+            session: [0; 32],
+            verifier: Secret::new("v"),
+            started: Instant::now(),
+        };
+        pending.insert("s1".into(), link());
+        assert!(pending.take("s1").is_some());
+        assert!(pending.take("s1").is_none());
+        if let Some(then) = Instant::now().checked_sub(STATE_TTL) {
+            let mut old = link();
+            old.started = then;
+            pending.insert("s2".into(), old);
+            assert!(pending.take("s2").is_none(), "expired");
+        }
+    }
+}
