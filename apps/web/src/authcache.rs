@@ -1,13 +1,14 @@
-//! A short-lived memory of who a session is and whether they may read the feed, so a page and
-//! the requests it causes (stream, assets, the next page) do not each ask Appwrite again.
+//! A short-lived memory of who a session belongs to, so a page and the requests it causes
+//! (stream, assets, the next page) do not each ask Appwrite `GET /account` again.
 //!
 //! What may be reused, and for how long, is deliberately narrow:
+//! - only the session -> user lookup; what the user may see (team membership) is read on
+//!   every request, so a revoked plan takes effect at once;
 //! - only for `GET` requests: every form post checks the session with Appwrite afresh;
-//! - only positive standings (paid, staff) are remembered, so a purchase or a verification
-//!   shows at once, and only a loss of access can lag, by at most the TTL (2 s by default,
-//!   `WEB_AUTH_CACHE_MS`; 0 turns the cache off);
+//! - for at most the TTL (2 s by default, `WEB_AUTH_CACHE_MS`; 0 turns it off), so a session
+//!   ended elsewhere (another service, the Appwrite console) stops working within it;
 //! - whatever this service itself changes (sign-out, sign-out everywhere, verification,
-//!   password changes, admin grants and revokes) forgets the user at once.
+//!   password changes, admin actions) forgets the user at once.
 //!
 //! Keys are SHA-256 digests of session secrets, never the secrets themselves.
 
@@ -20,8 +21,6 @@ use std::{
 use g3_appwrite::User;
 use sha2::{Digest as _, Sha256};
 
-use crate::session::Standing;
-
 /// Entries kept at most; past it, expired ones are swept, and if that is not enough, all.
 const MAX_ENTRIES: usize = 50_000;
 
@@ -31,7 +30,6 @@ type Key = [u8; 32];
 pub struct AuthCache {
     ttl: Duration,
     sessions: Mutex<HashMap<Key, (User, Instant)>>,
-    standings: Mutex<HashMap<String, (Standing, Instant)>>,
 }
 
 fn key(secret: &str) -> Key {
@@ -59,7 +57,6 @@ impl AuthCache {
         Self {
             ttl,
             sessions: Mutex::default(),
-            standings: Mutex::default(),
         }
     }
 
@@ -95,36 +92,12 @@ impl AuthCache {
         sessions.remove(&key(secret));
     }
 
-    /// A remembered paid or staff standing of this user.
-    pub fn standing(&self, user_id: &str) -> Option<Standing> {
-        if !self.enabled() {
-            return None;
-        }
-        let standings = self.standings.lock().unwrap_or_else(|e| e.into_inner());
-        match standings.get(user_id) {
-            Some((s, at)) if self.fresh(*at) => Some(*s),
-            _ => None,
-        }
-    }
-
-    /// Remembers a standing that grants the feed; anything less is always asked afresh.
-    pub fn remember_standing(&self, user_id: &str, standing: Standing) {
-        if self.enabled() && standing.has_feed() {
-            let mut standings = self.standings.lock().unwrap_or_else(|e| e.into_inner());
-            insert(&mut standings, user_id.to_owned(), standing, self.ttl);
-        }
-    }
-
-    /// Forgets everything about a user: their sessions and their standing.
+    /// Forgets every session of a user.
     pub fn forget_user(&self, user_id: &str) {
         self.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, (u, _)| u.id != user_id);
-        self.standings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(user_id);
     }
 }
 
@@ -144,41 +117,29 @@ mod tests {
     fn remembers_within_the_ttl_only_and_forgets_on_request() {
         let cache = AuthCache::new(Duration::from_millis(80));
         cache.remember_user("secret-a", &user("a"));
-        cache.remember_standing("a", Standing::Paid);
+        cache.remember_user("secret-a2", &user("a"));
+        cache.remember_user("secret-b", &user("b"));
         assert_eq!(cache.user("secret-a").map(|u| u.id), Some("a".into()));
-        assert_eq!(cache.user("secret-b"), None);
-        assert_eq!(cache.standing("a"), Some(Standing::Paid));
+        assert_eq!(cache.user("secret-c"), None);
         cache.forget_user("a");
         assert_eq!(cache.user("secret-a"), None);
-        assert_eq!(cache.standing("a"), None);
+        assert_eq!(cache.user("secret-a2"), None, "every session of the user");
+        assert_eq!(cache.user("secret-b").map(|u| u.id), Some("b".into()));
 
         cache.remember_user("secret-a", &user("a"));
         cache.forget_session("secret-a");
         assert_eq!(cache.user("secret-a"), None);
 
         cache.remember_user("secret-a", &user("a"));
-        cache.remember_standing("a", Standing::Staff);
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(cache.user("secret-a"), None, "expired");
-        assert_eq!(cache.standing("a"), None, "expired");
-    }
-
-    #[test]
-    fn only_standings_that_grant_the_feed_are_remembered() {
-        let cache = AuthCache::new(Duration::from_secs(60));
-        for s in [Standing::Unverified, Standing::Unpaid] {
-            cache.remember_standing("u", s);
-            assert_eq!(cache.standing("u"), None, "{s:?}");
-        }
     }
 
     #[test]
     fn a_zero_ttl_turns_it_off() {
         let cache = AuthCache::new(Duration::ZERO);
         cache.remember_user("s", &user("a"));
-        cache.remember_standing("a", Standing::Paid);
         assert_eq!(cache.user("s"), None);
-        assert_eq!(cache.standing("a"), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! by route, pair and side; everyone else gets the paywall. Signals are read with the user's own
 //! session, so Appwrite's `team:paid`/`team:staff` read permission guards them a second time.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use askama::Template;
 use axum::{
@@ -123,6 +123,61 @@ impl Filters {
     }
 }
 
+/// The newest page (no filters, no cursor), as read at one [`live::Hub`] version. Every member
+/// is shown the same documents (read permission is per team), so a read made for one serves
+/// the next until the upstream reports any signal change or loses its connection: the page is
+/// never older than what the live stream has already delivered. Access is still decided per
+/// request (`standing`), exactly as for the live stream.
+#[derive(Default)]
+pub struct NewestPage(std::sync::Mutex<Option<(u64, std::time::Instant, Arc<Page>)>>);
+
+/// Kept no longer than this even when nothing changed: a bound in case an event is lost.
+const NEWEST_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One decoded page of signals.
+pub struct Page {
+    signals: Vec<Document<Signal>>,
+    /// The id to continue after, when the page was full.
+    next_after: Option<String>,
+}
+
+impl NewestPage {
+    fn get(&self, version: u64) -> Option<Arc<Page>> {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some((v, at, page)) if *v == version && at.elapsed() < NEWEST_PAGE_MAX_AGE => {
+                Some(page.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn put(&self, version: u64, page: Arc<Page>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((version, std::time::Instant::now(), page));
+    }
+}
+
+/// Reads one page with the member's own session (Appwrite checks the read permission).
+async fn read_page(viewer: &Viewer, queries: &[Q]) -> Result<Page, g3_appwrite::Error> {
+    let list = viewer
+        .client
+        .documents(DATABASE_ID, "signals")
+        .list_page::<Value>(queries)
+        .await?;
+    let next_after = (list.documents.len() == PAGE as usize)
+        .then(|| list.documents.last().map(|d| d.id.clone()))
+        .flatten();
+    Ok(Page {
+        signals: list
+            .documents
+            .into_iter()
+            .filter_map(|d| decode::<Signal>(d, SIGNAL_ARRAYS))
+            .collect(),
+        next_after,
+    })
+}
+
 pub async fn feed(
     State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
@@ -134,12 +189,25 @@ pub async fn feed(
         return paywall(&state, &csrf, &viewer, standing).await;
     }
     let filters = Filters::parse(&q);
-    let signals = viewer.client.documents(DATABASE_ID, "signals");
+    let newest = !filters.is_filtered() && filters.after.is_none();
+    // Read before the fetch: a change reported meanwhile makes what we store outdated.
+    let version = newest.then(|| state.hub().version()).flatten();
+    let cached = version.and_then(|v| state.newest_page().get(v));
     let signal_queries = filters.queries();
-    let (page, names) = tokio::join!(
-        signals.list_page::<Value>(&signal_queries),
-        state.route_names_cached(&viewer.client)
-    );
+    let (page, names) = match cached {
+        Some(page) => (Ok(page), state.route_names_cached(&viewer.client).await),
+        None => {
+            let (page, names) = tokio::join!(
+                read_page(&viewer, &signal_queries),
+                state.route_names_cached(&viewer.client)
+            );
+            let page = page.map(Arc::new);
+            if let (Some(v), Ok(p)) = (version, &page) {
+                state.newest_page().put(v, p.clone());
+            }
+            (page, names)
+        }
+    };
     let refused =
         |e: Option<&g3_appwrite::Error>| e.is_some_and(|e| matches!(e.status(), Some(401 | 403)));
     if refused(page.as_ref().err()) || refused(names.as_ref().err()) {
@@ -162,15 +230,8 @@ pub async fn feed(
         })
         .collect();
     route_options.sort_by(|a, b| a.name.cmp(&b.name));
-    let next = (page.documents.len() == PAGE as usize)
-        .then(|| page.documents.last().map(|d| filters.next_link(&d.id)))
-        .flatten();
-    let cards = page
-        .documents
-        .into_iter()
-        .filter_map(|d| decode::<Signal>(d, SIGNAL_ARRAYS))
-        .map(|d| card(&d, &names))
-        .collect();
+    let next = page.next_after.as_deref().map(|id| filters.next_link(id));
+    let cards = page.signals.iter().map(|d| card(d, &names)).collect();
     let html = FeedPage {
         layout: Layout::new("Signals", &csrf.0, true),
         cards,

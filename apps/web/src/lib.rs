@@ -118,6 +118,7 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
     discord: Option<link::Discord>,
     pending_links: link::Pending,
+    newest_page: feed::NewestPage,
     route_names: std::sync::Mutex<
         Option<(
             std::time::Instant,
@@ -168,6 +169,7 @@ impl AppState {
                 .transpose()
                 .context("Discord HTTP client")?,
             pending_links: link::Pending::default(),
+            newest_page: feed::NewestPage::default(),
             route_names: std::sync::Mutex::new(None),
         })))
     }
@@ -185,6 +187,11 @@ impl AppState {
     pub fn origin(&self) -> &str {
         &self.0.origin
     }
+    /// The newest feed page, shared by members while no signal changes.
+    pub fn newest_page(&self) -> &feed::NewestPage {
+        &self.0.newest_page
+    }
+
     pub fn auth_cache(&self) -> &authcache::AuthCache {
         &self.0.auth_cache
     }

@@ -97,6 +97,11 @@ pub struct Hub {
     ring: Mutex<Ring>,
     capacity: usize,
     tx: broadcast::Sender<Arc<LiveEvent>>,
+    /// Bumped by every signal change the upstream reports and by every upstream connect or
+    /// disconnect: what was read at one version is current for as long as it holds.
+    version: std::sync::atomic::AtomicU64,
+    /// Whether the upstream is connected and caught up (versions mean something only then).
+    live: std::sync::atomic::AtomicBool,
 }
 
 /// What a new stream starts from.
@@ -121,7 +126,29 @@ impl Hub {
             }),
             capacity: options.ring.max(1),
             tx,
+            version: std::sync::atomic::AtomicU64::new(0),
+            live: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The current version of the signals as this process knows them, or `None` when the
+    /// upstream is not connected (then nothing read earlier can be known to be current).
+    pub fn version(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Acquire;
+        self.live.load(Acquire).then(|| self.version.load(Acquire))
+    }
+
+    /// A signal changed in Appwrite (reported before it is rendered and published).
+    pub fn changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The upstream connected and caught up (`true`) or went away (`false`).
+    pub fn set_live(&self, live: bool) {
+        use std::sync::atomic::Ordering::AcqRel;
+        self.version.fetch_add(1, AcqRel);
+        self.live.store(live, std::sync::atomic::Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -213,13 +240,20 @@ impl Follower {
                 if reconnected {
                     metrics.upstream_reconnected();
                 }
-                if let Err(e) = self.on_connect().await {
-                    tracing::warn!(error = %e, "live feed catch-up failed; retried on the next reconnect");
-                }
+                let caught_up = match self.on_connect().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live feed catch-up failed; retried on the next reconnect");
+                        false
+                    }
+                };
+                state.hub().set_live(caught_up);
                 metrics.set_upstream_connected(true);
                 true
             }
             RealtimeMessage::Event(event) => {
+                // Whatever the event turns out to be, what was read before it may be stale.
+                state.hub().changed();
                 let Some(action) = event.action() else {
                     return true;
                 };
@@ -233,11 +267,13 @@ impl Follower {
             }
             RealtimeMessage::Disconnected { reason } => {
                 tracing::info!(%reason, "live feed upstream disconnected");
+                state.hub().set_live(false);
                 metrics.set_upstream_connected(false);
                 true
             }
             RealtimeMessage::AuthFailed { message } => {
                 tracing::warn!(%message, "live feed upstream refused the service session");
+                state.hub().set_live(false);
                 metrics.set_upstream_connected(false);
                 false
             }
@@ -352,6 +388,7 @@ pub async fn upstream(state: AppState, user: ServiceUser) {
                 tracing::warn!(error = %e, "live feed: service user could not subscribe");
             }
         }
+        state.hub().set_live(false);
         state.metrics().set_upstream_connected(false);
         failures = failures.saturating_add(1);
         tokio::time::sleep(options.reconnect.backoff(failures)).await;
@@ -521,6 +558,22 @@ mod tests {
             ring,
             ..LiveOptions::default()
         })
+    }
+
+    #[test]
+    fn versions_mean_something_only_while_live_and_move_on_every_change() {
+        let hub = hub(3);
+        assert_eq!(hub.version(), None, "not connected yet");
+        hub.set_live(true);
+        let v = hub.version().unwrap();
+        assert_eq!(hub.version(), Some(v), "stable while nothing changes");
+        hub.changed();
+        let w = hub.version().unwrap();
+        assert_ne!(v, w);
+        hub.set_live(false);
+        assert_eq!(hub.version(), None);
+        hub.set_live(true);
+        assert_ne!(hub.version(), Some(w), "a reconnect starts a new version");
     }
 
     #[test]

@@ -96,13 +96,11 @@ impl Standing {
     }
 }
 
-/// Membership is read with the server key: a user cannot vouch for themself.
+/// Membership is read with the server key on every call (never remembered), so a revoked
+/// plan closes the feed on the next request: a user cannot vouch for themself.
 pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppError> {
     if !user.email_verification {
         return Ok(Standing::Unverified);
-    }
-    if let Some(s) = state.auth_cache().standing(&user.id) {
-        return Ok(s);
     }
     // One call for every team of the user (this runs on every feed request).
     let memberships = state.appwrite().users().list_memberships(&user.id).await?;
@@ -112,13 +110,11 @@ pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppErro
             .iter()
             .any(|m| m.team_id == team && m.confirm)
     };
-    let standing = if member_of(TEAM_STAFF) {
-        Standing::Staff
+    if member_of(TEAM_STAFF) {
+        Ok(Standing::Staff)
     } else if member_of(TEAM_PAID) {
-        Standing::Paid
+        Ok(Standing::Paid)
     } else {
-        Standing::Unpaid
-    };
-    state.auth_cache().remember_standing(&user.id, standing);
-    Ok(standing)
+        Ok(Standing::Unpaid)
+    }
 }

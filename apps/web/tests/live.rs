@@ -294,3 +294,80 @@ async fn appwrite_restart_is_caught_up() {
     assert_eq!(e.json()["id"], "6101");
     assert!(app.metric("g3_web_upstream_reconnects_total").await >= 1.0);
 }
+
+/// The newest page is shared between members while nothing changes, and a page loaded after
+/// the stream announced a change always has it: edits, deletes and new signals alike.
+#[tokio::test]
+async fn the_shared_newest_page_is_never_older_than_the_stream() {
+    let app = TestApp::spawn().await;
+    let mut a = member(&app, "first@example.com").await;
+    let mut b = member(&app, "second@example.com").await;
+    app.wait_metric("g3_web_upstream_connected", 1.0).await;
+    let mut s = a.stream(None).await;
+    app.seed_signal("7001", |s| s["content"] = "first call".into())
+        .await;
+    s.next().await.expect("create event");
+    assert!(a.get("/feed").await.body.contains("first call"));
+    assert!(b.get("/feed").await.body.contains("first call"));
+
+    let signals = app.backend.client.documents(DATABASE_ID, "signals");
+    for (change, expect, gone) in [
+        ("edit", "second take", Some("first call")),
+        ("create", "brand new call", None),
+        (
+            "delete",
+            "<span class=\"marker deleted\">deleted</span>",
+            None,
+        ),
+    ] {
+        match change {
+            "edit" => {
+                signals
+                    .update::<_, Value>(
+                        "7001",
+                        &json!({"content": "second take", "edited_at": minutes_ago(0), "revision": 2}),
+                        None,
+                    )
+                    .await
+                    .unwrap();
+            }
+            "create" => {
+                app.seed_signal("7002", |s| s["content"] = "brand new call".into())
+                    .await
+            }
+            _ => {
+                signals
+                    .update::<_, Value>(
+                        "7002",
+                        &json!({"status": "deleted", "deleted_at": minutes_ago(0)}),
+                        None,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        s.next().await.unwrap_or_else(|| panic!("{change} event"));
+        for who in [&mut a, &mut b] {
+            let page = who.get("/feed").await.body;
+            assert!(page.contains(expect), "{change}: {page}");
+            if let Some(old) = gone {
+                assert!(!page.contains(old), "{change}: stale page served: {page}");
+            }
+        }
+    }
+    // Not a member any more: the shared page is not theirs to see.
+    app.access()
+        .revoke(
+            &g3_core::Email::parse("second@example.com").unwrap(),
+            None,
+            &g3_access::Cause::Admin {
+                actor: "test".into(),
+                reason: "refund".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let r = b.get("/feed").await;
+    assert_eq!(r.status, 403);
+    assert!(!r.body.contains("second take"), "{}", r.body);
+}

@@ -1,17 +1,25 @@
-//! The emulator's SQLite store: one connection (file or memory) behind a mutex, used from
-//! blocking threads. Holds the fixed tables (users, teams, schema metadata, files, mail); each
-//! Appwrite collection additionally gets its own table, created by the collections routes.
+//! The emulator's SQLite store: one connection (file or memory) owned by one thread that runs
+//! every storage call in turn. Holds the fixed tables (users, teams, schema metadata, files,
+//! mail); each Appwrite collection additionally gets its own table, created by the collections
+//! routes.
+//!
+//! One thread rather than `spawn_blocking` per call: calls are serialized by the single
+//! connection anyway, and a burst of requests would otherwise start hundreds of blocking
+//! threads that only wait for the connection (each with its own stack and allocator arena).
 
-use std::{path::Path, sync::Arc};
+use std::{panic::AssertUnwindSafe, path::Path, sync::mpsc};
 
 use rusqlite::Connection;
 
 use crate::error::{ApiError, ApiResult};
 
-/// A cheaply clonable handle to the database.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A cheaply clonable handle to the database. The connection closes when the last handle
+/// is dropped.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<std::sync::Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Store {
@@ -30,24 +38,33 @@ impl Store {
         conn.execute_batch(BASE_SCHEMA)?;
         // Document queries come in many shapes (one SQL text per query shape); keep them prepared.
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(Self {
-            conn: Arc::new(std::sync::Mutex::new(conn)),
-        })
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("emulator-sqlite".into())
+            .spawn(move || {
+                let mut conn = conn;
+                for job in queue {
+                    // A panicking call fails alone (its caller sees an error); the rest go on.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })?;
+        Ok(Self { jobs })
     }
 
-    /// Runs `f` with exclusive access to the connection on a blocking thread.
+    /// Runs `f` with exclusive access to the connection, on the storage thread.
     pub async fn call<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> ApiResult<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| ApiError::server_error(format!("storage task failed: {e}")))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |conn: &mut Connection| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| ApiError::server_error("storage thread stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::server_error("storage task failed"))?
     }
 
     /// Like [`Store::call`] but inside one SQLite transaction, committed when `f` succeeds.
