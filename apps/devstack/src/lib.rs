@@ -1,10 +1,18 @@
 //! devstack: the whole stack in one process on this machine. Starts the Appwrite emulator on a
 //! file under the data directory, bootstraps the schema, seeds demo accounts and signals, starts
-//! the services (the Sell.app webhook receiver, the web dashboard, and the bot mirroring into the
-//! Discord sandbox, [`sandbox`]) and tells the user where everything is.
+//! the services (the Sell.app webhook receiver, the web dashboard, and the bot) and tells the
+//! user where everything is.
+//!
+//! Discord is the sandbox by default ([`sandbox`]: a fake Discord in this process where the bot
+//! mirrors, keeps paid roles in sync and web links accounts), or real Discord when
+//! `DISCORD_BOT_TOKEN` is set ([`discord`]). devstack's own pages ([`pages`]) show the sandbox
+//! and hold the demo store ([`store`]) the paywall leads to.
 
 pub mod demo_collector;
+pub mod discord;
+pub mod pages;
 pub mod sandbox;
+pub mod store;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -16,8 +24,13 @@ use g3_core::{
     plans::{Plan, PlanCatalog},
     signing,
 };
-use g3_store::schema::{DATABASE_ID, TEAM_STAFF};
+use g3_store::{
+    models::Route,
+    schema::{DATABASE_ID, TEAM_STAFF},
+};
 use serde_json::{Value, json};
+
+pub use discord::DiscordMode;
 
 /// The Sell.app products devstack pretends to sell.
 pub const DEMO_PLANS: &str = "3301:9001=vip,3301=basic";
@@ -37,12 +50,14 @@ pub struct Settings {
     pub webhook_addr: SocketAddr,
     /// Address of the web dashboard.
     pub web_addr: SocketAddr,
+    /// Address of devstack's pages: the Discord sandbox and the demo store.
+    pub sandbox_addr: SocketAddr,
     pub project_id: String,
     pub api_key: String,
     /// How often the demo collector posts a signal through ingest; `None` turns it off.
     pub demo_interval: Option<Duration>,
-    /// `DISCORD_TOKEN` from the environment: real Discord mode, not wired yet (the sandbox runs).
-    pub discord_token: Option<String>,
+    /// The sandbox, or real Discord ([`DiscordMode::from_env`]).
+    pub discord: DiscordMode,
 }
 
 /// A demo account devstack creates and prints.
@@ -103,10 +118,7 @@ pub const BOT_SERVICE: DemoAccount = DemoAccount {
     plan: None,
 };
 
-/// Where the paywall's "Buy a plan" points in devstack (purchases are the printed `curl`).
-pub const DEMO_STORE_URL: &str = "https://sell.app/";
-
-/// A signed demo purchase: what the printed `curl` line sends.
+/// A signed demo purchase: what the printed `curl` line and the demo store send.
 pub struct DemoPurchase {
     pub url: String,
     pub signature: String,
@@ -114,15 +126,25 @@ pub struct DemoPurchase {
 }
 
 impl DemoPurchase {
+    /// The banner's purchase: plan vip for buyer@g3.local, order 424242.
     pub fn new(webhook_addr: SocketAddr) -> Self {
+        Self::order(webhook_addr, "buyer@g3.local", 424242, "vip")
+    }
+
+    /// An `order.completed` for `email` buying `plan` (`vip` or `basic`, see [`DEMO_PLANS`]).
+    pub fn order(webhook_addr: SocketAddr, email: &str, order_id: u64, plan: &str) -> Self {
+        let variant = match plan {
+            "vip" => json!(9001),
+            _ => Value::Null,
+        };
         let body = json!({
             "event": "order.completed",
             "store": 1,
             "data": {
-                "id": 424242,
+                "id": order_id,
                 "status": "COMPLETED",
-                "customer": { "email": "buyer@g3.local" },
-                "line_items": [{ "id": 1, "product_id": 3301, "product_variant_id": 9001, "quantity": 1 }]
+                "customer": { "email": email },
+                "line_items": [{ "id": 1, "product_id": 3301, "product_variant_id": variant, "quantity": 1 }]
             }
         })
         .to_string();
@@ -147,12 +169,18 @@ pub struct Running {
     pub client: Client,
     pub webhook_addr: SocketAddr,
     pub web_addr: SocketAddr,
+    /// devstack's pages: the sandbox (or real mode's summary) and the demo store.
+    pub pages: pages::Pages,
+    /// The fake Discord, in sandbox mode.
+    pub sandbox: Option<sandbox::Sandbox>,
+    pub discord: DiscordMode,
+    /// Real Discord mode: what is off and which routes still need a channel, one line each.
+    pub discord_notes: Vec<String>,
     webhook_stop: tokio::sync::oneshot::Sender<()>,
     webhook_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     web_stop: tokio::sync::oneshot::Sender<()>,
     web_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     demo: Option<demo_collector::DemoCollector>,
-    pub sandbox: sandbox::Sandbox,
     bot_stop: tokio::sync::oneshot::Sender<()>,
     bot_task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -160,15 +188,14 @@ pub struct Running {
 impl Running {
     pub fn banner(&self, data_dir: &std::path::Path) -> String {
         let base = format!("http://{}", self.emulator.addr);
+        let web = self.web_url();
         let mut out = String::new();
         out.push_str("\nG3netic Signals devstack is running\n\n");
         out.push_str(&format!(
-            "  Web dashboard       {}  (sign in as the demo customer for the feed; a new sign-up sees the paywall)\n",
-            self.web_url()
+            "  Web dashboard       {web}  (sign in as the demo customer for the feed; a new sign-up sees the paywall)\n"
         ));
         out.push_str(&format!(
-            "                      metrics {}/metrics\n",
-            self.web_url()
+            "                      metrics {web}/metrics; admin console {web}/admin (demo staff)\n"
         ));
         out.push_str(&format!(
             "  Appwrite emulator   {}  (project {}, API key {})\n",
@@ -192,13 +219,75 @@ impl Running {
             DEMO_ROUTES.iter().map(|(_, _, c, _)| *c).collect::<Vec<_>>().join(", ")
         ));
         out.push_str(&format!(
-            "  Discord sandbox     {}  (the bot's mirrors in a fake Discord, per customer channel)\n",
-            self.sandbox.url()
+            "  Demo store          {}  (where the paywall's \"Buy a plan\" leads: a signed Sell.app order for any email)\n",
+            self.pages.store_url()
         ));
+        match (&self.discord, &self.sandbox) {
+            (DiscordMode::Real(real), _) => {
+                out.push_str(
+                    "  Discord             REAL Discord (DISCORD_BOT_TOKEN is set): the bot posts into each route's customer channels\n",
+                );
+                if let Some(guild) = real.guild_id {
+                    out.push_str(&format!("                      customer guild {guild}"));
+                    if real.plan_roles.is_empty() {
+                        out.push('\n');
+                    } else {
+                        out.push_str(&format!(
+                            "; role sync for PLAN_ROLES {}\n",
+                            real.plan_roles_spec
+                        ));
+                    }
+                    out.push_str(
+                        "                      (the bot needs Manage Roles with its role above the managed ones, and the Server Members intent: Developer Portal > Bot)\n",
+                    );
+                }
+                if real.oauth.is_some() {
+                    out.push_str(&format!(
+                        "                      \"Link Discord\" is on: add {web}/account/discord/callback as a redirect (Developer Portal > OAuth2)\n"
+                    ));
+                }
+                for note in &self.discord_notes {
+                    out.push_str(&format!("                      missing: {note}\n"));
+                }
+                out.push_str(&format!(
+                    "                      {}  (says the same)\n",
+                    self.pages.url()
+                ));
+            }
+            (DiscordMode::Sandbox, Some(sandbox)) => {
+                out.push_str(
+                    "  Discord             sandbox: a fake Discord in this process (set DISCORD_BOT_TOKEN for real Discord)\n",
+                );
+                out.push_str(&format!(
+                    "  Discord sandbox     {}  (the bot's mirrors per customer channel; the customer guild's members and roles)\n",
+                    self.pages.url()
+                ));
+                out.push_str(&format!(
+                    "                      OAuth2 app {}: \"Link Discord\" authorizes at {}/oauth2/authorize as any username\n",
+                    sandbox.oauth.client_id,
+                    sandbox.fake.base_url()
+                ));
+                out.push_str(&format!(
+                    "                      guild {}, PLAN_ROLES {} (VIP for plan vip, Basic for plan basic)\n",
+                    sandbox::GUILD_ID,
+                    sandbox::PLAN_ROLES
+                ));
+            }
+            (DiscordMode::Sandbox, None) => {}
+        }
         out.push_str("\n  Demo accounts (email / password):\n");
         for a in DEMO_ACCOUNTS {
             let role = if a.staff { "staff" } else { "customer" };
-            out.push_str(&format!("    {role:<9} {} / {}\n", a.email, a.password));
+            out.push_str(&format!("    {role:<9} {} / {}", a.email, a.password));
+            if a.staff {
+                out.push_str(&format!("  (admin console {web}/admin)"));
+            } else if self.sandbox.is_some() {
+                out.push_str(&format!(
+                    "  (linked to sandbox Discord account {}, holds VIP)",
+                    sandbox::DEMO_DISCORD_USERNAME
+                ));
+            }
+            out.push('\n');
         }
         out.push_str(&format!(
             "    service   {} / {}  (web's Realtime subscription)\n",
@@ -208,11 +297,49 @@ impl Running {
             "    service   {} / {}  (the bot's Realtime subscription)\n",
             BOT_SERVICE.email, BOT_SERVICE.password
         ));
+        out.push_str("\n  Try it as a new customer:\n");
+        out.push_str(&format!(
+            "    1. Sign up at {web}/signup and open the verification link in the mailbox ({base}/mailbox).\n"
+        ));
+        out.push_str(&format!(
+            "    2. Press \"Buy a plan\" on the paywall, or buy in the demo store ({}) with the same email.\n",
+            self.pages.store_url()
+        ));
+        if self.sandbox.is_some() {
+            out.push_str(&format!(
+                "    3. On {web}/account press \"Link Discord\" and authorize on the sandbox's page as any username.\n"
+            ));
+            out.push_str(&format!(
+                "    4. Watch {}: your account joins the customer guild and gets the VIP role within seconds.\n",
+                self.pages.url()
+            ));
+        } else {
+            out.push_str(&format!(
+                "    3. On {web}/account press \"Link Discord\" and authorize on Discord (needs DISCORD_CLIENT_ID/SECRET).\n"
+            ));
+            out.push_str(
+                "    4. Watch your guild: the account joins and gets the plan's roles (needs DISCORD_GUILD_ID and PLAN_ROLES).\n",
+            );
+        }
+        out.push_str(&format!(
+            "    5. Sign in as {} at {web}/admin: find your email, revoke the plan, and watch the role go;\n",
+            DEMO_ACCOUNTS[0].email
+        ));
+        out.push_str(&format!(
+            "       {web}/admin/failures lists failed deliveries and role syncs, each with a retry button.\n"
+        ));
         out.push_str("\n  Send a signed demo purchase (buyer@g3.local gets plan vip):\n    ");
         out.push_str(&DemoPurchase::new(self.webhook_addr).curl());
+        let ops_env = format!(
+            "APPWRITE_ENDPOINT={} APPWRITE_API_KEY={} SELLAPP_PLANS='{DEMO_PLANS}' PLAN_ROLES='{}'",
+            self.emulator.endpoint,
+            self.emulator.api_key,
+            self.plan_roles_spec()
+        );
         out.push_str(&format!(
-            "\n\n  Look the buyer up:\n    APPWRITE_ENDPOINT={} APPWRITE_API_KEY={} cargo run -p ops -- lookup --email buyer@g3.local\n",
-            self.emulator.endpoint, self.emulator.api_key
+            "\n\n  Look a customer up, or revoke their plan (the bot takes the role back):\n    \
+             {ops_env} cargo run -p ops -- lookup --email buyer@g3.local\n    \
+             {ops_env} cargo run -p ops -- revoke --email buyer@g3.local --reason 'trying devstack'\n"
         ));
         out.push_str(&format!(
             "\n  Data is kept in {} (delete it to start fresh).\n\nPress Ctrl-C to stop.\n",
@@ -221,8 +348,21 @@ impl Running {
         out
     }
 
+    /// `PLAN_ROLES` of this run.
+    pub fn plan_roles_spec(&self) -> String {
+        match &self.discord {
+            DiscordMode::Sandbox => sandbox::PLAN_ROLES.to_owned(),
+            DiscordMode::Real(real) => real.plan_roles_spec.clone(),
+        }
+    }
+
     pub fn web_url(&self) -> String {
         format!("http://{}", self.web_addr)
+    }
+
+    /// The sandbox page (in real Discord mode, what that mode runs with).
+    pub fn sandbox_url(&self) -> String {
+        self.pages.url()
     }
 
     /// Stops every service, then the emulator.
@@ -232,7 +372,7 @@ impl Running {
         }
         let _ = self.bot_stop.send(());
         self.bot_task.await.context("bot task panicked")??;
-        self.sandbox.stop().await;
+        self.pages.stop().await;
         let _ = self.web_stop.send(());
         self.web_task.await.context("web task panicked")??;
         let _ = self.webhook_stop.send(());
@@ -264,6 +404,16 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
     )
     .await?;
     let web_listener = bind(settings.web_addr, "the web dashboard", "DEVSTACK_WEB_ADDR").await?;
+    let pages_listener = bind(
+        settings.sandbox_addr,
+        "the Discord sandbox page and demo store",
+        "DEVSTACK_SANDBOX_ADDR",
+    )
+    .await?;
+    let webhook_addr = webhook_listener.local_addr()?;
+    let web_addr = web_listener.local_addr()?;
+    let pages_addr = pages_listener.local_addr()?;
+    let public_url = url::Url::parse(&format!("http://{web_addr}"))?;
     let config = appwrite_emulator::Config {
         project_id: settings.project_id.clone(),
         api_key: settings.api_key.clone(),
@@ -290,22 +440,67 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         format!("bootstrap: {} change(s) applied", outcome.applied)
     });
 
+    // Discord first: web and the bot are configured from it.
+    let (sandbox, plan_roles) = match &settings.discord {
+        DiscordMode::Sandbox => {
+            let redirect = format!(
+                "{}/account/discord/callback",
+                public_url.as_str().trim_end_matches('/')
+            );
+            let channels = DEMO_ROUTES
+                .iter()
+                .filter_map(|(_, name, _, customer)| {
+                    Some(((*name).to_owned(), customer.parse().ok()?))
+                })
+                .collect();
+            let sandbox = sandbox::Sandbox::start(channels, &redirect).await;
+            progress(&format!(
+                "Discord sandbox (a fake Discord) listening on {}",
+                sandbox.fake.base_url()
+            ));
+            (Some(sandbox), sandbox::Sandbox::plan_roles())
+        }
+        DiscordMode::Real(real) => (None, real.plan_roles.clone()),
+    };
+
     let plans = PlanCatalog::parse(DEMO_PLANS)?;
-    seed(
-        &client,
-        &Access::new(client.clone(), plans.clone()),
-        progress,
-    )
-    .await?;
+    let access = Access::new(client.clone(), plans.clone()).with_roles(plan_roles.clone());
+    seed(&client, &access, progress).await?;
+    if let Some(sandbox) = &sandbox {
+        let customer = DEMO_ACCOUNTS
+            .iter()
+            .find(|a| !a.staff)
+            .context("a demo customer")?;
+        sandbox::Sandbox::link_demo_customer(&access, customer.id, customer.email, progress)
+            .await?;
+        let restored = sandbox.restore(&access).await?;
+        progress(&format!(
+            "Discord sandbox: {restored} linked account(s) in the customer guild"
+        ));
+        // The fake's channels start empty every time: without its catch-up cursor the bot
+        // reconciles at start, which posts again the recent mirrors the last sandbox held.
+        client
+            .documents(DATABASE_ID, bot::state::COLLECTION)
+            .delete_if_exists(bot::follow::CURSOR_KEY)
+            .await
+            .context("forgetting the bot's catch-up cursor")?;
+    }
 
     seed_signals(&client, progress).await?;
+    let discord_notes = match &settings.discord {
+        DiscordMode::Real(real) => {
+            let mut notes = real.missing();
+            notes.extend(route_notes(&client, &emulator.endpoint, &emulator.api_key).await?);
+            notes
+        }
+        DiscordMode::Sandbox => Vec::new(),
+    };
 
-    let webhook_addr = webhook_listener.local_addr()?;
     let webhook_settings = webhook::Settings {
         appwrite: config.clone(),
         sellapp_secret: webhook::Secret::new(DEMO_SELLAPP_SECRET),
-        plans,
-        roles: Default::default(),
+        plans: plans.clone(),
+        roles: plan_roles.clone(),
         spool_dir: settings.data_dir.join("webhook-spool"),
         sellapp_api: None,
         ingest_secret: Some(webhook::Secret::new(DEMO_INGEST_SECRET)),
@@ -324,11 +519,15 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         "webhook service listening on http://{webhook_addr}"
     ));
 
-    let web_addr = web_listener.local_addr()?;
+    let web_discord = match (&settings.discord, &sandbox) {
+        (DiscordMode::Real(real), _) => real.web_settings(),
+        (DiscordMode::Sandbox, Some(sandbox)) => Some(sandbox.web_settings()?),
+        (DiscordMode::Sandbox, None) => None,
+    };
     let web_settings = web::Settings {
         appwrite: config.clone(),
-        public_url: url::Url::parse(&format!("http://{web_addr}"))?,
-        store_url: url::Url::parse(DEMO_STORE_URL)?,
+        public_url,
+        store_url: url::Url::parse(&format!("http://{pages_addr}/store"))?,
         service_user: Some(web::ServiceUser {
             email: WEB_SERVICE.email.to_owned(),
             password: web::Secret::new(WEB_SERVICE.password),
@@ -337,15 +536,38 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         limits: web::Limits::default(),
         trust_proxy: false,
         auth_cache: std::time::Duration::from_secs(2),
-        plans: Default::default(),
-        discord: None,
-        plan_roles: Default::default(),
+        plans,
+        discord: web_discord,
+        plan_roles: plan_roles.clone(),
     };
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web_task = tokio::spawn(web::run(web_settings, web_listener, async move {
         let _ = web_stopped.await;
     }));
     progress(&format!("web dashboard listening on http://{web_addr}"));
+
+    let store = store::Store {
+        webhook_addr,
+        web_url: format!("http://{web_addr}"),
+        port: pages_addr.port(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()?,
+    };
+    let real_lines = match &settings.discord {
+        DiscordMode::Real(real) => {
+            let mut lines = vec![match real.guild_id {
+                Some(g) => format!("customer guild {g}"),
+                None => "no customer guild".to_owned(),
+            }];
+            lines.extend(discord_notes.iter().map(|n| format!("missing: {n}")));
+            lines
+        }
+        DiscordMode::Sandbox => Vec::new(),
+    };
+    let pages = pages::Pages::start(pages_listener, sandbox.clone(), real_lines, store)?;
+    progress(&format!("devstack pages listening on {}", pages.url()));
+
     let demo = match settings.demo_interval {
         Some(interval) => {
             let channels = DEMO_ROUTES
@@ -364,33 +586,30 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         }
         None => None,
     };
-    if settings.discord_token.is_some() {
-        progress(
-            "DISCORD_TOKEN is set, but real Discord mode is not wired into devstack yet: \
-             the bot mirrors into the sandbox (a fake Discord) instead",
-        );
-    }
-    let sandbox = sandbox::Sandbox::start(
-        DEMO_ROUTES
-            .iter()
-            .filter_map(|(_, name, _, customer)| Some(((*name).to_owned(), customer.parse().ok()?)))
-            .collect(),
-    )
-    .await?;
+
+    let (discord_token, discord_client, guild_id) = match (&settings.discord, &sandbox) {
+        (DiscordMode::Real(real), _) => (real.bot_token.expose().to_owned(), None, real.guild_id),
+        (DiscordMode::Sandbox, Some(sandbox)) => (
+            sandbox::BOT_TOKEN.to_owned(),
+            Some(sandbox.discord_client(Duration::from_secs(10))),
+            Some(sandbox::GUILD_ID),
+        ),
+        (DiscordMode::Sandbox, None) => anyhow::bail!("the sandbox did not start"),
+    };
     let bot_settings = bot::Settings {
-        discord_token: bot::Secret::new("devstack-sandbox-token"),
+        discord_token: bot::Secret::new(discord_token),
         appwrite: config,
         staff_email: BOT_SERVICE.email.to_owned(),
         staff_password: bot::Secret::new(BOT_SERVICE.password),
         order: bot::Order::OldestFirst,
         discord_timeout: Duration::from_secs(10),
         retry: bot::RetryPolicy::default(),
-        discord_client: Some(sandbox.discord_client(Duration::from_secs(10))),
+        discord_client,
         reconcile_every: Duration::from_secs(300),
         verify_window: Duration::from_secs(24 * 3600),
         retry_failed_after: Duration::from_secs(30),
-        guild_id: None,
-        plan_roles: Default::default(),
+        guild_id,
+        plan_roles,
         role_timing: Default::default(),
         gateway: Default::default(),
     };
@@ -398,24 +617,79 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
     let bot_task = tokio::spawn(bot::run(bot_settings, async move {
         let _ = bot_stopped.await;
     }));
-    progress(&format!(
-        "bot mirroring into the Discord sandbox at {}",
-        sandbox.url()
-    ));
+    progress(&match &sandbox {
+        Some(s) => format!(
+            "bot mirroring into the Discord sandbox and keeping roles in sync in guild {} ({})",
+            sandbox::GUILD_ID,
+            s.fake.base_url()
+        ),
+        None => "bot running against real Discord (https://discord.com)".to_owned(),
+    });
     Ok(Running {
         emulator,
         client,
         webhook_addr,
         web_addr,
+        pages,
+        sandbox,
+        discord: settings.discord.clone(),
+        discord_notes,
         webhook_stop,
         webhook_task,
         web_stop,
         web_task,
         demo,
-        sandbox,
         bot_stop,
         bot_task,
     })
+}
+
+/// Real Discord mode: routes that mirror nowhere, or still into the sandbox's channels, with
+/// the `ops` line that points them at a channel of the operator's guild.
+pub async fn route_notes(
+    client: &Client,
+    endpoint: &str,
+    api_key: &str,
+) -> anyhow::Result<Vec<String>> {
+    let routes = client
+        .documents(DATABASE_ID, "routes")
+        .list_all::<Route>(&[], 100)
+        .await
+        .context("reading the routes")?;
+    let sandbox_channels: Vec<&str> = DEMO_ROUTES.iter().map(|(_, _, _, c)| *c).collect();
+    let mut notes = Vec::new();
+    for route in routes {
+        let r = &route.data;
+        if r.enabled == Some(false) {
+            continue;
+        }
+        let stale: Vec<&str> = r
+            .customer_channel_ids
+            .iter()
+            .map(String::as_str)
+            .filter(|c| sandbox_channels.contains(c))
+            .collect();
+        let problem = if r.customer_channel_ids.is_empty() {
+            "mirrors into no channel".to_owned()
+        } else if !stale.is_empty() {
+            format!(
+                "still mirrors into the sandbox's channel {} (not in your guild)",
+                stale.join(", ")
+            )
+        } else {
+            continue;
+        };
+        let guild = r
+            .source_guild_id
+            .as_deref()
+            .map(|g| format!(" --guild {g}"))
+            .unwrap_or_default();
+        notes.push(format!(
+            "route {} {problem}: APPWRITE_ENDPOINT={endpoint} APPWRITE_API_KEY={api_key} cargo run -p ops -- routes add --key {} --channel {}{guild} --name '{}' --customer-channel <channel id in your guild>",
+            route.id, route.id, r.source_channel_id, r.name
+        ));
+    }
+    Ok(notes)
 }
 
 async fn wait_until_up(client: &Client) -> anyhow::Result<()> {

@@ -20,6 +20,10 @@ struct Args {
     /// Address of the web dashboard.
     #[arg(long, env = "DEVSTACK_WEB_ADDR", default_value = "127.0.0.1:8092")]
     web_addr: SocketAddr,
+    /// Address of devstack's pages: the Discord sandbox and the demo store (port 0: a free one,
+    /// printed in the banner).
+    #[arg(long, env = "DEVSTACK_SANDBOX_ADDR", default_value = "127.0.0.1:0")]
+    sandbox_addr: SocketAddr,
     /// Seconds between the demo collector's signals (0 turns it off).
     #[arg(long, env = "DEVSTACK_DEMO_INTERVAL_SECS", default_value_t = 8)]
     demo_interval_secs: u64,
@@ -35,23 +39,29 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    for addr in [args.emulator_addr, args.webhook_addr, args.web_addr] {
+    for addr in [
+        args.emulator_addr,
+        args.webhook_addr,
+        args.web_addr,
+        args.sandbox_addr,
+    ] {
         if !addr.ip().is_loopback() {
             anyhow::bail!("devstack only listens on loopback addresses, not {addr}");
         }
     }
+    // DISCORD_BOT_TOKEN (and the rest) choose real Discord over the sandbox.
+    let discord = devstack::DiscordMode::from_env(|name| std::env::var(name).ok())?;
     let settings = devstack::Settings {
         data_dir: args.data_dir,
         emulator_addr: args.emulator_addr,
         webhook_addr: args.webhook_addr,
         web_addr: args.web_addr,
+        sandbox_addr: args.sandbox_addr,
         project_id: "g3".to_owned(),
         api_key: "devstack-server-key".to_owned(),
         demo_interval: (args.demo_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.demo_interval_secs)),
-        discord_token: std::env::var("DISCORD_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty()),
+        discord,
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

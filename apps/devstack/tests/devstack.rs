@@ -1,11 +1,16 @@
 //! devstack starts on a fresh data directory, seeds its demo accounts and signals, runs the
 //! webhook service whose printed demo purchase works and the web dashboard (feed for the demo
 //! customer, live updates, paywall for a new sign-up), and starts again on the same directory
-//! without redoing anything.
+//! without redoing anything. In the Discord sandbox the demo customer is linked and holds the
+//! VIP role; a new customer signs up, verifies, buys in the demo store, links Discord through
+//! the sandbox's OAuth2 flow and gets the role, which goes again when staff revoke the plan.
 
 use std::{net::SocketAddr, time::Duration};
 
-use devstack::{DEMO_ACCOUNTS, DemoPurchase, Settings, WEB_SERVICE};
+use devstack::{
+    DEMO_ACCOUNTS, DemoPurchase, DiscordMode, Settings, WEB_SERVICE,
+    sandbox::{self, DEMO_DISCORD_ID, DEMO_DISCORD_USERNAME, GUILD_ID, VIP_ROLE},
+};
 use futures_util::StreamExt;
 use reqwest::redirect::Policy;
 
@@ -15,12 +20,46 @@ fn settings(dir: &std::path::Path) -> Settings {
         emulator_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         webhook_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         web_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sandbox_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         // Off here so counts are exact; `the_demo_collector_feeds_signals_through_ingest` runs it.
         demo_interval: None,
         project_id: "g3".into(),
         api_key: "test-key".into(),
-        discord_token: None,
+        discord: DiscordMode::Sandbox,
     }
+}
+
+fn fake(running: &devstack::Running) -> &testkit::discord::FakeDiscord {
+    &running.sandbox.as_ref().expect("sandbox mode").fake
+}
+
+/// Waits up to `secs` for `check` to hold.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Whether the bot recorded `role` as applied for `user_id`.
+async fn applied(running: &devstack::Running, user_id: &str, role: u64) -> bool {
+    running
+        .client
+        .documents("g3", "role_state")
+        .list::<g3_store::models::RoleState>(&[g3_appwrite::Query::equal("user_id", user_id)])
+        .await
+        .unwrap()
+        .documents
+        .iter()
+        .any(|d| d.data.role_id == role.to_string() && d.data.applied == Some(true))
 }
 
 #[tokio::test]
@@ -97,6 +136,11 @@ async fn fresh_start_seeds_accounts_and_the_demo_purchase_works() {
             .unwrap()
             .is_some()
     );
+    // Role sync has given the demo customer's sandbox account the VIP role.
+    eventually(10, "the demo customer's VIP role", || {
+        applied(&running, "demo-customer", VIP_ROLE)
+    })
+    .await;
     let open_stream = web_shows_the_feed_live_and_the_paywall(&running, &banner).await;
     // A browser still watching the live feed does not hold the stop up.
     tokio::time::timeout(Duration::from_secs(10), running.stop())
@@ -117,6 +161,17 @@ async fn fresh_start_seeds_accounts_and_the_demo_purchase_works() {
         "{lines:?}"
     );
     assert!(!lines.iter().any(|l| l.starts_with("seed:")), "{lines:?}");
+    // The new sandbox has the linked account back in the guild with the role it held, as a
+    // real guild would have kept it: no role request was needed.
+    assert_eq!(
+        fake(&again).member_roles(GUILD_ID, DEMO_DISCORD_ID),
+        Some(vec![VIP_ROLE])
+    );
+    assert_eq!(
+        fake(&again).discord_user(DEMO_DISCORD_USERNAME).id,
+        DEMO_DISCORD_ID
+    );
+    assert!(fake(&again).role_requests().is_empty());
     assert!(
         again
             .client
@@ -362,12 +417,12 @@ async fn demo_signals_are_mirrored_into_the_sandbox_and_shown_on_its_page() {
     let running = devstack::start(&settings(dir.path()), &mut |_| {})
         .await
         .unwrap();
-    assert!(running.banner(dir.path()).contains(&running.sandbox.url()));
+    assert!(running.banner(dir.path()).contains(&running.sandbox_url()));
     // The seeded VIP Calls route mirrors into this customer channel.
     const VIP_CUSTOMER: u64 = 1_300_000_000_000_000_001;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let messages = loop {
-        let m = running.sandbox.fake.messages(VIP_CUSTOMER);
+        let m = fake(&running).messages(VIP_CUSTOMER);
         if !m.is_empty() {
             break m;
         }
@@ -377,7 +432,7 @@ async fn demo_signals_are_mirrored_into_the_sandbox_and_shown_on_its_page() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let page = reqwest::get(running.sandbox.url())
+    let page = reqwest::get(running.sandbox_url())
         .await
         .unwrap()
         .text()
@@ -394,6 +449,248 @@ async fn demo_signals_are_mirrored_into_the_sandbox_and_shown_on_its_page() {
     assert!(
         page.contains(&escaped),
         "{escaped:?} not on the page:\n{page}"
+    );
+    // Were this real Discord, both seeded routes would still mirror into sandbox channels: the
+    // banner of real mode says so, with the fix.
+    let notes = devstack::route_notes(
+        &running.client,
+        &running.emulator.endpoint,
+        &running.emulator.api_key,
+    )
+    .await
+    .unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("route ")
+            && notes[0].contains("still mirrors into the sandbox's channel 130000000000000000")
+            && notes[0].contains("cargo run -p ops -- routes add --key ")
+            && notes[0].contains("--customer-channel <channel id in your guild>"),
+        "{notes:?}"
+    );
+    running.stop().await.unwrap();
+}
+
+/// The newest verification mail the emulator "sent" to `email`: `(userId, secret)`.
+async fn verification(running: &devstack::Running, email: &str) -> (String, String) {
+    let url = format!(
+        "http://{}/mailbox/api/messages?to={email}",
+        running.emulator.addr
+    );
+    let mail: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let found = mail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "verification")
+        .unwrap_or_else(|| panic!("no verification mail to {email}: {mail}"))
+        .clone();
+    (
+        found["data"]["userId"].as_str().unwrap().to_owned(),
+        found["data"]["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The `<tr>` of a member on the sandbox page.
+fn member_row(page: &str, discord_id: u64) -> String {
+    let start = page
+        .find(&format!("data-member=\"{discord_id}\""))
+        .unwrap_or_else(|| panic!("member {discord_id} not on the page:\n{page}"));
+    let end = start + page[start..].find("</tr>").unwrap();
+    page[start..end].to_owned()
+}
+
+const VIP_BADGE: &str =
+    "<span class=\"role managed\" title=\"managed by role sync: plan vip\">VIP</span>";
+
+#[tokio::test]
+async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = devstack::start(&settings(dir.path()), &mut |_| {})
+        .await
+        .unwrap();
+    let fake = fake(&running);
+    let web = running.web_url();
+    let banner = running.banner(dir.path());
+    for thing in [
+        "Link Discord",
+        "VIP role within seconds",
+        &format!("{web}/admin "),
+        &format!("{web}/admin/failures"),
+        &running.pages.store_url(),
+        "sandbox: a fake Discord in this process (set DISCORD_BOT_TOKEN for real Discord)",
+        "linked to sandbox Discord account demo_customer, holds VIP",
+    ] {
+        assert!(
+            banner.contains(thing),
+            "{thing:?} not in the banner:\n{banner}"
+        );
+    }
+
+    // The demo customer is linked to a sandbox account that holds VIP, and staff see it.
+    eventually(10, "the demo customer's VIP role", || {
+        applied(&running, "demo-customer", VIP_ROLE)
+    })
+    .await;
+    assert_eq!(
+        fake.member_roles(GUILD_ID, DEMO_DISCORD_ID),
+        Some(vec![VIP_ROLE])
+    );
+    let page = reqwest::get(running.sandbox_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = member_row(&page, DEMO_DISCORD_ID);
+    assert!(
+        row.contains(DEMO_DISCORD_USERNAME) && row.contains(VIP_BADGE),
+        "{row}"
+    );
+    assert!(
+        member_row(&page, sandbox::MODERATOR_ID).contains("<span class=\"role\">Moderator</span>")
+    );
+    let staff = &DEMO_ACCOUNTS[0];
+    let mut admin = Browser::new(web.clone());
+    let r = admin
+        .post(
+            "/signin",
+            &[("email", staff.email), ("password", staff.password)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let r = admin.get("/admin/customers/customer@g3.local").await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "<td>{VIP_ROLE}</td><td>yes</td><td>yes</td><td>{DEMO_DISCORD_ID}</td>"
+        )),
+        "{body}"
+    );
+    assert!(body.contains(DEMO_DISCORD_USERNAME), "{body}");
+    assert_eq!(admin.get("/admin/failures").await.status(), 200);
+
+    // A newcomer signs up and verifies their email.
+    let email = "newcomer@g3.local";
+    let mut b = Browser::new(web.clone());
+    let r = b
+        .post(
+            "/signup",
+            &[("email", email), ("password", "newcomer password")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (user_id, secret) = verification(&running, email).await;
+    let r = b
+        .get(&format!("/verify?userId={user_id}&secret={secret}"))
+        .await;
+    assert_eq!(r.status(), 200);
+
+    // The paywall's "Buy a plan" leads to the demo store, which sends the signed order.
+    let r = b.get("/feed").await;
+    assert_eq!(r.status(), 403);
+    let paywall = r.text().await.unwrap();
+    assert!(
+        paywall.contains(&running.pages.store_url()),
+        "the paywall links the demo store:\n{paywall}"
+    );
+    let store = reqwest::get(running.pages.store_url()).await.unwrap();
+    assert_eq!(store.status(), 200);
+    assert!(store.text().await.unwrap().contains("Pay (demo)"));
+    let paid = reqwest::Client::new()
+        .post(running.pages.store_url())
+        .form(&[("email", email), ("plan", "vip")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    let receipt = paid.text().await.unwrap();
+    assert!(receipt.contains("Paid: order"), "{receipt}");
+    // Another site's form is refused.
+    let forged = reqwest::Client::new()
+        .post(running.pages.store_url())
+        .header("origin", "https://evil.example")
+        .form(&[("email", "evil@g3.local"), ("plan", "vip")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    // The bot hears members join on its gateway session (GUILD_MEMBER_ADD), as on Discord.
+    eventually(10, "the bot's gateway session", || async {
+        fake.gateway_sessions() > 0
+    })
+    .await;
+    // "Link Discord": off to the sandbox's authorize page, approved there, back linked.
+    let r = b.post("/account/discord/link", &[]).await;
+    assert_eq!(r.status(), 303);
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize.starts_with(&format!("{}/oauth2/authorize?", fake.base_url())),
+        "{authorize}"
+    );
+    let consent = reqwest::get(&authorize)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(consent.contains("Authorize G3netic Signals"), "{consent}");
+    let callback = fake.approve(&authorize, "newcomer_nick").unwrap();
+    let path = callback.strip_prefix(&web).expect("back to web");
+    let r = b.get(path).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        "/account?notice=discord-linked"
+    );
+    let discord_id = fake.discord_user("newcomer_nick").id;
+
+    // The member has the VIP role at once (joined with it), and the bot records it applied.
+    eventually(5, "the newcomer's VIP role", || async {
+        fake.member_roles(GUILD_ID, discord_id) == Some(vec![VIP_ROLE])
+            && applied(&running, &user_id, VIP_ROLE).await
+    })
+    .await;
+    let page = reqwest::get(running.sandbox_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = member_row(&page, discord_id);
+    assert!(
+        row.contains("newcomer_nick") && row.contains(VIP_BADGE),
+        "{row}"
+    );
+
+    // Staff revoke the plan in the admin console: the bot takes the role back.
+    let r = admin
+        .post(
+            &format!("/admin/customers/{email}"),
+            &[
+                ("action", "revoke"),
+                ("plan", ""),
+                ("reason", "devstack test"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    eventually(5, "the newcomer's VIP role to go", || async {
+        fake.member_roles(GUILD_ID, discord_id) == Some(vec![])
+    })
+    .await;
+    let page = reqwest::get(running.sandbox_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(member_row(&page, discord_id).contains("no roles"));
+    // The demo customer keeps theirs.
+    assert_eq!(
+        fake.member_roles(GUILD_ID, DEMO_DISCORD_ID),
+        Some(vec![VIP_ROLE])
     );
     running.stop().await.unwrap();
 }

@@ -23,7 +23,7 @@ use super::{
 
 type Shared = Arc<Mutex<State>>;
 
-pub(crate) fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared, gateway: Arc<super::gateway::Gateway>) -> Router {
     Router::new()
         .route("/api/v10/users/@me", get(me))
         .route("/api/users/@me", get(me))
@@ -65,6 +65,7 @@ pub(crate) fn router(state: Shared) -> Router {
             state.clone(),
             super::oauth::outage,
         ))
+        .layer(axum::Extension(gateway))
         .with_state(state)
 }
 
@@ -841,9 +842,11 @@ async fn list_roles(AxState(state): AxState<Shared>, Path(guild): Path<u64>) -> 
 }
 
 /// `PUT .../members/{user}` by the bot with the user's OAuth `access_token` (live, issued for
-/// that user, scope `guilds.join`): 201 and the member when added, 204 when already there.
+/// that user, scope `guilds.join`): 201 and the member when added (GUILD_MEMBER_ADD goes to the
+/// gateway, as on Discord), 204 when already there.
 async fn add_member(
     AxState(state): AxState<Shared>,
+    axum::Extension(gateway): axum::Extension<Arc<super::gateway::Gateway>>,
     Path((guild, user)): Path<(u64, u64)>,
     headers: HeaderMap,
     body: Bytes,
@@ -869,7 +872,7 @@ async fn add_member(
         .is_some_and(|v| v.starts_with("Bot "));
     let mut req = MemberRequest::new(Method::PUT, path);
     req.body = Some(json.clone());
-    member_route(&state, req, guild, |s| {
+    let response = member_route(&state, req, guild, |s| {
         if !bot {
             return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
         }
@@ -889,7 +892,11 @@ async fn add_member(
         s.members.insert((guild, user), roles.clone());
         (StatusCode::CREATED, Json(member_json(guild, user, &roles))).into_response()
     })
-    .await
+    .await;
+    if response.status() == StatusCode::CREATED {
+        gateway.member_added(guild, user, &roles);
+    }
+    response
 }
 
 async fn add_role(

@@ -144,6 +144,18 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// GUILD_MEMBER_ADD of a member who joined through the REST API (with `roles`), to
+    /// sessions with GUILD_MEMBERS. Returns the sessions reached.
+    pub(crate) fn member_added(&self, guild_id: u64, user_id: u64, roles: &[u64]) -> usize {
+        let mut member = member_json(guild_id, user_id);
+        member["roles"] = json!(roles.iter().map(u64::to_string).collect::<Vec<_>>());
+        self.dispatch("GUILD_MEMBER_ADD", &member, INTENT_GUILD_MEMBERS, |_, d| {
+            d.clone()
+        })
+    }
+}
+
 /// `GET /api/v10/gateway` and `/gateway/bot`, served with the REST API.
 pub(crate) fn routes(gateway: Arc<Gateway>) -> Router {
     Router::new()
@@ -203,7 +215,13 @@ async fn serve(gw: Arc<Gateway>, mut socket: WebSocket) {
                         };
                         receive(&gw, id, &tx, frame);
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Close(_))) => {
+                        // Discord answers a close frame; tungstenite sends the queued answer on
+                        // the next read, which then ends with the connection.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv()).await;
+                        break;
+                    }
+                    None | Some(Err(_)) => break,
                     Some(Ok(_)) => {}
                 },
                 out = rx.recv() => match out {
@@ -524,7 +542,10 @@ impl FakeDiscord {
 #[cfg(test)]
 mod tests {
     use serenity::{
-        all::{Context, EventHandler, GatewayIntents, Message, Ready, ResumedEvent, ShardManager},
+        all::{
+            Context, EventHandler, GatewayIntents, Member, Message, Ready, ResumedEvent,
+            ShardManager,
+        },
         async_trait,
         http::HttpBuilder,
     };
@@ -536,6 +557,8 @@ mod tests {
         Ready(String),
         Resumed,
         Message(u64, String),
+        /// A member joined: guild, user, roles.
+        Joined(u64, u64, Vec<u64>),
     }
 
     struct Handler(mpsc::UnboundedSender<Seen>);
@@ -550,6 +573,12 @@ mod tests {
         }
         async fn message(&self, _: Context, m: Message) {
             let _ = self.0.send(Seen::Message(m.id.get(), m.content));
+        }
+        async fn guild_member_addition(&self, _: Context, m: Member) {
+            let roles = m.roles.iter().map(|r| r.get()).collect();
+            let _ = self
+                .0
+                .send(Seen::Joined(m.guild_id.get(), m.user.id.get(), roles));
         }
     }
 
@@ -645,6 +674,45 @@ mod tests {
             "joined in REST anyway"
         );
         assert_eq!(fake.gateway_dispatch("G3_TEST", json!({})), 1);
+        manager.shutdown_all().await;
+    }
+
+    #[tokio::test]
+    async fn a_join_through_the_rest_api_is_dispatched_with_its_roles() {
+        let fake = FakeDiscord::spawn().await;
+        let (manager, mut rx) = start(&fake, GatewayIntents::GUILD_MEMBERS).await;
+        assert!(matches!(next(&mut rx).await, Seen::Ready(_)));
+        let erin = fake.add_discord_user(700, "erin");
+        assert_eq!(
+            fake.add_discord_user(701, "erin"),
+            erin,
+            "the username is taken"
+        );
+        let token = fake.grant_token(erin.id, &["identify", "guilds.join"]);
+        let join = || {
+            reqwest::Client::new()
+                .put(format!(
+                    "{}/api/v10/guilds/7/members/{}",
+                    fake.base_url(),
+                    erin.id
+                ))
+                .header("authorization", "Bot test-token")
+                .json(&json!({ "access_token": token, "roles": ["9"] }))
+                .send()
+        };
+        assert_eq!(join().await.unwrap().status(), 201);
+        assert_eq!(next(&mut rx).await, Seen::Joined(7, 700, vec![9]));
+        // Already a member: no second event.
+        assert_eq!(join().await.unwrap().status(), 204);
+        fake.add_member(7, 5);
+        assert_eq!(fake.guild_members(7), vec![(5, vec![]), (700, vec![9])]);
+        assert_eq!(fake.gateway_dispatch("G3_TEST", json!({})), 1);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), rx.recv())
+                .await
+                .is_err(),
+            "nothing else was dispatched"
+        );
         manager.shutdown_all().await;
     }
 }

@@ -199,7 +199,8 @@ impl FakeDiscord {
             oauth: oauth::OAuthState::default(),
         }));
         let gateway = gateway::Gateway::spawn().await;
-        let app = api::router(state.clone()).merge(gateway::routes(gateway.clone()));
+        let app =
+            api::router(state.clone(), gateway.clone()).merge(gateway::routes(gateway.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake Discord");
@@ -312,6 +313,19 @@ impl FakeDiscord {
     /// A member's roles; `None` when the user is not in the guild.
     pub fn member_roles(&self, guild_id: u64, user_id: u64) -> Option<Vec<u64>> {
         self.lock().members.get(&(guild_id, user_id)).cloned()
+    }
+
+    /// Every member of a guild with their roles, by ascending user id.
+    pub fn guild_members(&self, guild_id: u64) -> Vec<(u64, Vec<u64>)> {
+        let mut members: Vec<(u64, Vec<u64>)> = self
+            .lock()
+            .members
+            .iter()
+            .filter(|((g, _), _)| *g == guild_id)
+            .map(|((_, u), roles)| (*u, roles.clone()))
+            .collect();
+        members.sort_by_key(|(u, _)| *u);
+        members
     }
 
     /// Sets a member's roles by hand, as a moderator would (not recorded as a request).

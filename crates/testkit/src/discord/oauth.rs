@@ -305,6 +305,28 @@ impl FakeDiscord {
         self.lock().new_user(username)
     }
 
+    /// Registers a Discord account with a chosen id (a fixture, or an account kept from an
+    /// earlier run). An account already known by that id, or by that username, is returned
+    /// unchanged.
+    pub fn add_discord_user(&self, id: u64, username: &str) -> FakeUser {
+        let mut s = self.lock();
+        if let Some(u) = s
+            .oauth
+            .users
+            .iter()
+            .find(|u| u.id == id || u.username == username)
+        {
+            return u.clone();
+        }
+        let user = FakeUser {
+            id,
+            username: username.to_owned(),
+            global_name: None,
+        };
+        s.oauth.users.push(user.clone());
+        user
+    }
+
     /// Every Discord account the fake knows.
     pub fn discord_users(&self) -> Vec<FakeUser> {
         self.lock().oauth.users.clone()
