@@ -409,3 +409,102 @@ async fn staff_find_by_discord_name_see_the_link_and_unlink_with_a_reason() {
         audit.documents[0].data
     );
 }
+
+#[tokio::test]
+async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
+    let app = TestApp::spawn_configured(|s| {
+        s.plan_roles = g3_core::plans::PlanRoles::parse("vip=7001").unwrap();
+    })
+    .await;
+    let mut staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    // A verified customer with a plan and a link: the role is due.
+    let _customer = app.verified("roles@x.io").await;
+    app.grant("roles@x.io").await;
+    let user = app.user_id("roles@x.io").await;
+    let access = app
+        .access()
+        .with_roles(g3_core::plans::PlanRoles::parse("vip=7001").unwrap());
+    access
+        .link_discord(&user, "5150", Some("roler"), "customer:roles@x.io")
+        .await
+        .unwrap();
+    // The bot applied it once; staff force a fresh look.
+    app.backend
+        .client
+        .documents(g3_store::schema::DATABASE_ID, "role_state")
+        .update::<_, serde_json::Value>(
+            &g3_access::role_state_id(&user, "7001"),
+            &serde_json::json!({"applied": true, "applied_discord_user_id": "5150"}),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let page = staff.get("/admin/customers/roles%40x.io").await;
+    assert!(
+        page.body
+            .contains("Should hold the plan roles? active plans: vip."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<td>7001</td><td>yes</td><td>yes</td><td>5150</td>"),
+        "{}",
+        page.body
+    );
+
+    let r = staff
+        .post(
+            "/admin/customers/roles%40x.io",
+            &[("action", "resync"), ("reason", "")],
+        )
+        .await;
+    let after = staff.get(r.location()).await;
+    assert!(
+        after
+            .body
+            .contains("Resync queued: the bot checks Discord now and makes sure they hold 7001."),
+        "{}",
+        after.body
+    );
+    assert!(
+        after
+            .body
+            .contains("<td>7001</td><td>yes</td><td>unknown</td>"),
+        "marked unchecked for the bot: {}",
+        after.body
+    );
+    let audit = app
+        .backend
+        .client
+        .documents(g3_store::schema::DATABASE_ID, "audit_log")
+        .list::<AuditEntry>(&[g3_appwrite::Query::equal("action", "roles.resync")])
+        .await
+        .unwrap();
+    assert_eq!(audit.total, 1);
+    assert_eq!(audit.documents[0].data.actor, "staff:boss@g3.io");
+    assert!(
+        after.body.contains("roles.resync"),
+        "shown in the audit trail"
+    );
+
+    // The failures page resync button works on user ids and goes back there.
+    let r = staff
+        .post(
+            &format!("/admin/users/{user}/resync"),
+            &[("back", "failures")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(
+        r.location().starts_with("/admin/failures?notice=Resync"),
+        "{}",
+        r.location()
+    );
+    let r = staff
+        .post("/admin/users/nobody-here/resync", &[("back", "failures")])
+        .await;
+    assert_eq!(r.status, 404);
+}
