@@ -8,7 +8,7 @@ use std::time::Duration;
 use bot::mirror::mirror_id;
 use g3_appwrite::Document;
 use g3_store::{
-    models::{Mirror, Route, Signal, SignalStatus},
+    models::{Mirror, Route, Signal},
     schema::DATABASE_ID,
 };
 use serenity::all::ChannelId;
@@ -42,30 +42,9 @@ async fn route(backend: &Backend, key: &str, channels: &[u64], enabled: bool) {
 
 async fn put(backend: &Backend, id: &str, route: &str, content: &str, revision: i64) {
     let signal = Signal {
-        source_guild_id: "100".into(),
         source_channel_id: format!("2{route}"),
-        source_message_id: id.into(),
         route_key: route.into(),
-        author_id: None,
-        author_name: None,
-        content: Some(content.into()),
-        embeds: None,
-        content_hash: None,
-        pair: None,
-        side: None,
-        entries: Vec::new(),
-        targets: Vec::new(),
-        stop: None,
-        leverage: None,
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
-        revision,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at: OffsetDateTime::now_utc(),
-        edited_at: None,
-        deleted_at: None,
+        ..support::live_signal(id, content, revision, OffsetDateTime::now_utc())
     };
     backend
         .client

@@ -6,10 +6,7 @@ mod support;
 use std::time::Duration;
 
 use bot::gateway::{GatewayMode, MemberJoined};
-use g3_store::{
-    models::{Route, Signal, SignalStatus},
-    schema::DATABASE_ID,
-};
+use g3_store::schema::DATABASE_ID;
 use serenity::all::GatewayIntents;
 use support::{eventually, start};
 use testkit::discord::FakeDiscord;
@@ -77,22 +74,7 @@ async fn member_joins_of_the_customer_guild_are_forwarded() {
 #[tokio::test]
 async fn the_gateway_stays_off_unless_something_needs_it() {
     let backend = support::backend().await;
-    backend
-        .client
-        .documents(DATABASE_ID, "routes")
-        .upsert(
-            "main",
-            &Route {
-                source_channel_id: "200".into(),
-                source_guild_id: None,
-                name: "Main".into(),
-                customer_channel_ids: vec![MIRROR_CHANNEL.to_string()],
-                enabled: Some(true),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    support::main_route(&backend, MIRROR_CHANNEL).await;
     let fake = FakeDiscord::spawn().await;
     for (i, mode) in [GatewayMode::Auto, GatewayMode::Off]
         .into_iter()
@@ -105,32 +87,12 @@ async fn the_gateway_stays_off_unless_something_needs_it() {
         }
         let bot = start(settings);
         let id = format!("60{i}");
-        let signal = Signal {
-            source_guild_id: "100".into(),
-            source_channel_id: "200".into(),
-            source_message_id: id.clone(),
-            route_key: "main".into(),
-            author_id: None,
-            author_name: None,
-            content: Some(format!("signal {i}")),
-            embeds: None,
-            content_hash: None,
-            pair: None,
-            side: None,
-            entries: Vec::new(),
-            targets: Vec::new(),
-            stop: None,
-            leverage: None,
-            flags: Vec::new(),
-            attachments: None,
-            assets_pending: None,
-            revision: 1,
-            edit_stamps: None,
-            status: SignalStatus::Live,
-            posted_at: time::OffsetDateTime::now_utc(),
-            edited_at: None,
-            deleted_at: None,
-        };
+        let signal = support::live_signal(
+            &id,
+            &format!("signal {i}"),
+            1,
+            time::OffsetDateTime::now_utc(),
+        );
         backend
             .client
             .documents(DATABASE_ID, "signals")

@@ -2,8 +2,9 @@
 //! grants and revocations from deliveries, cancellation to the end of the period, drift repair,
 //! rejoins, relinks and unlinks, a misconfigured bot role, and Discord failures.
 
+mod support;
+
 use std::{
-    future::Future,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -21,16 +22,17 @@ use g3_core::{
 };
 use g3_store::{
     models::{AuditEntry, RoleState},
-    schema::{DATABASE_ID, TEAM_STAFF},
+    schema::DATABASE_ID,
 };
 use serde_json::json;
 use serenity::{all::GuildId, http::HttpBuilder};
+use support::{STAFF_EMAIL, STAFF_PASSWORD, eventually};
 use testkit::{
-    backend::{Backend, backend},
+    backend::Backend,
     discord::{BOT_USER_ID, FakeDiscord, FakeRole, Fault, permissions},
 };
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 const GUILD: u64 = 920_000_000_000_000_001;
 /// The bot's own role, with Manage Roles.
@@ -39,8 +41,6 @@ const BOT_ROLE: u64 = 920_000_000_000_000_010;
 const VIP: u64 = 920_000_000_000_000_020;
 /// A role the bot does not manage.
 const OTHER: u64 = 920_000_000_000_000_030;
-const STAFF_EMAIL: &str = "bot-service@test.local";
-const STAFF_PASSWORD: &str = "bot service password";
 
 fn plan_roles() -> PlanRoles {
     PlanRoles::parse(&format!("vip={VIP}")).unwrap()
@@ -55,24 +55,7 @@ struct World {
 /// The backend with a staff service user, and a guild where the bot's role (at
 /// `bot_position`) has Manage Roles, VIP sits at 3 and an unmanaged role at 1.
 async fn world(bot_position: u16) -> World {
-    let backend = backend().await;
-    let user = backend
-        .client
-        .users()
-        .create(
-            "bot-service",
-            STAFF_EMAIL,
-            Some(STAFF_PASSWORD),
-            Some("bot"),
-        )
-        .await
-        .unwrap();
-    backend
-        .client
-        .teams()
-        .add_member_if_absent(TEAM_STAFF, &user.id, &[] as &[&str])
-        .await
-        .unwrap();
+    let backend = support::backend().await;
     let fake = FakeDiscord::spawn().await;
     fake.add_guild_role(
         GUILD,
@@ -141,50 +124,15 @@ fn start_roles(w: &World, timing: Timing) -> RoleSync {
     RoleSync { joins, task }
 }
 
-/// The whole bot (`bot::run`) with role sync configured through its settings.
-struct Bot {
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn start_bot(w: &World, timing: Timing) -> Bot {
-    let settings = Settings {
-        discord_token: Secret::new("test-token"),
-        appwrite: w.backend.client_config(),
-        staff_email: STAFF_EMAIL.into(),
-        staff_password: Secret::new(STAFF_PASSWORD),
-        order: bot::Order::OldestFirst,
-        discord_timeout: Duration::from_millis(500),
-        retry: RetryPolicy {
-            attempts: 5,
-            base: Duration::from_millis(10),
-            max: Duration::from_millis(50),
-        },
-        discord_client: Some(w.fake.client(Duration::from_millis(500))),
-        reconcile_every: Duration::from_secs(3600),
-        verify_window: Duration::from_secs(24 * 3600),
-        retry_failed_after: Duration::from_millis(100),
+/// The whole bot (`bot::run`) with role sync configured through its settings; it stops when
+/// the returned handle is dropped.
+fn start_bot(w: &World, timing: Timing) -> support::Running {
+    support::start(Settings {
         guild_id: Some(GUILD),
         plan_roles: plan_roles(),
         role_timing: timing,
-        gateway: Default::default(),
-    };
-    let (stop, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        bot::run(settings, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Bot { stop: Some(stop) }
+        ..support::settings(&w.backend, &w.fake)
+    })
 }
 
 /// A verified customer linked to `discord` (who is in the guild when `in_guild`).
@@ -265,19 +213,6 @@ fn role_requests_for(fake: &FakeDiscord, discord: u64) -> Vec<testkit::discord::
         .into_iter()
         .filter(|r| r.path.contains(&part))
         .collect()
-}
-
-/// Polls `cond` until it holds or `timeout` passes.
-async fn eventually<F: Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    mut cond: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until role sync has listed the guild (its first reconciliation pass got that far).

@@ -1,138 +1,35 @@
 //! The whole bot (`bot::run`): start-up reconciliation, Realtime follow, order and pacing.
 
-use std::{
-    future::Future,
-    time::{Duration, Instant},
-};
+mod support;
 
-use bot::{Order, RetryPolicy, Secret, Settings};
+use std::time::Duration;
+
+use bot::{Order, Settings};
 use g3_appwrite::{Document, UploadFile};
 use g3_store::{
-    models::{AttachmentRef, AttachmentState, Route, Signal, SignalStatus},
-    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID, TEAM_STAFF},
+    models::{AttachmentRef, AttachmentState, Signal, SignalStatus},
+    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
 };
+use support::{Running, eventually, live_signal};
 use testkit::{
-    backend::{Backend, backend},
+    backend::Backend,
     discord::{ChannelLimit, FakeDiscord},
 };
-use time::{OffsetDateTime, macros::datetime};
-use tokio::sync::oneshot;
+use time::macros::datetime;
 
 const CHANNEL: u64 = 910_000_000_000_000_001;
-const STAFF_EMAIL: &str = "bot-service@test.local";
-const STAFF_PASSWORD: &str = "bot service password";
 
 async fn setup() -> (Backend, FakeDiscord) {
-    let backend = backend().await;
-    let user = backend
-        .client
-        .users()
-        .create(
-            "bot-service",
-            STAFF_EMAIL,
-            Some(STAFF_PASSWORD),
-            Some("bot"),
-        )
-        .await
-        .unwrap();
-    backend
-        .client
-        .teams()
-        .add_member_if_absent(TEAM_STAFF, &user.id, &[] as &[&str])
-        .await
-        .unwrap();
-    backend
-        .client
-        .documents(DATABASE_ID, "routes")
-        .upsert(
-            "main",
-            &Route {
-                source_channel_id: "200".into(),
-                source_guild_id: None,
-                name: "Main".into(),
-                customer_channel_ids: vec![CHANNEL.to_string()],
-                enabled: Some(true),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let backend = support::backend().await;
+    support::main_route(&backend, CHANNEL).await;
     (backend, FakeDiscord::spawn().await)
 }
 
-/// A running bot; [`Running::kill`] stops it wherever it is and waits until it has stopped.
-struct Running {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn kill(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap();
-    }
-}
-
 fn start(backend: &Backend, fake: &FakeDiscord, order: Order) -> Running {
-    let settings = Settings {
-        discord_token: Secret::new("test-token"),
-        appwrite: backend.client_config(),
-        staff_email: STAFF_EMAIL.into(),
-        staff_password: Secret::new(STAFF_PASSWORD),
+    support::start(Settings {
         order,
-        discord_timeout: Duration::from_millis(500),
-        retry: RetryPolicy {
-            attempts: 5,
-            base: Duration::from_millis(10),
-            max: Duration::from_millis(50),
-        },
-        discord_client: Some(fake.client(Duration::from_millis(500))),
-        reconcile_every: Duration::from_secs(3600),
-        verify_window: Duration::from_secs(24 * 3600),
-        retry_failed_after: Duration::from_millis(100),
-        guild_id: None,
-        plan_roles: Default::default(),
-        role_timing: Default::default(),
-        gateway: Default::default(),
-    };
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        bot::run(settings, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running { stop, task }
-}
-
-fn signal(id: &str, content: &str, revision: i64, posted_at: OffsetDateTime) -> Signal {
-    Signal {
-        source_guild_id: "100".into(),
-        source_channel_id: "200".into(),
-        source_message_id: id.into(),
-        route_key: "main".into(),
-        author_id: None,
-        author_name: None,
-        content: Some(content.into()),
-        embeds: None,
-        content_hash: None,
-        pair: None,
-        side: None,
-        entries: Vec::new(),
-        targets: Vec::new(),
-        stop: None,
-        leverage: None,
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
-        revision,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at,
-        edited_at: None,
-        deleted_at: None,
-    }
+        ..support::settings(backend, fake)
+    })
 }
 
 async fn put(backend: &Backend, id: &str, s: &Signal) -> Document<Signal> {
@@ -144,25 +41,13 @@ async fn put(backend: &Backend, id: &str, s: &Signal) -> Document<Signal> {
         .unwrap()
 }
 
-/// Polls `cond` until it holds or `timeout` passes.
-async fn eventually<F: Future<Output = bool>>(timeout: Duration, mut cond: impl FnMut() -> F) {
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn the_bot_catches_up_then_follows_creates_edits_and_deletes() {
     let (backend, fake) = setup().await;
     put(
         &backend,
         "2001",
-        &signal(
+        &live_signal(
             "2001",
             "written while down",
             1,
@@ -172,7 +57,7 @@ async fn the_bot_catches_up_then_follows_creates_edits_and_deletes() {
     .await;
     let _stop = start(&backend, &fake, Order::OldestFirst);
     let f = fake.clone();
-    eventually(Duration::from_secs(10), || {
+    eventually("the backlog mirrored", Duration::from_secs(10), || {
         let f = f.clone();
         async move { f.messages(CHANNEL).len() == 1 }
     })
@@ -181,11 +66,11 @@ async fn the_bot_catches_up_then_follows_creates_edits_and_deletes() {
     put(
         &backend,
         "2002",
-        &signal("2002", "live one", 1, datetime!(2026-03-01 11:00 UTC)),
+        &live_signal("2002", "live one", 1, datetime!(2026-03-01 11:00 UTC)),
     )
     .await;
     let f = fake.clone();
-    eventually(Duration::from_secs(10), || {
+    eventually("the live signal mirrored", Duration::from_secs(10), || {
         let f = f.clone();
         async move { f.messages(CHANNEL).len() == 2 }
     })
@@ -194,20 +79,24 @@ async fn the_bot_catches_up_then_follows_creates_edits_and_deletes() {
     put(
         &backend,
         "2001",
-        &signal("2001", "edited", 2, datetime!(2026-03-01 10:00 UTC)),
+        &live_signal("2001", "edited", 2, datetime!(2026-03-01 10:00 UTC)),
     )
     .await;
-    let mut gone = signal("2002", "live one", 1, datetime!(2026-03-01 11:00 UTC));
+    let mut gone = live_signal("2002", "live one", 1, datetime!(2026-03-01 11:00 UTC));
     gone.status = SignalStatus::Deleted;
     put(&backend, "2002", &gone).await;
     let f = fake.clone();
-    eventually(Duration::from_secs(10), || {
-        let f = f.clone();
-        async move {
-            let m = f.messages(CHANNEL);
-            m.len() == 1 && m[0].content == "edited"
-        }
-    })
+    eventually(
+        "the edit and the delete mirrored",
+        Duration::from_secs(10),
+        || {
+            let f = f.clone();
+            async move {
+                let m = f.messages(CHANNEL);
+                m.len() == 1 && m[0].content == "edited"
+            }
+        },
+    )
     .await;
     assert_eq!(fake.creates().len(), 2);
 }
@@ -224,13 +113,13 @@ async fn a_backlog_is_mirrored_newest_first_within_the_channel_limit() {
         put(
             &backend,
             &format!("30{i:02}"),
-            &signal(&format!("30{i:02}"), &format!("signal {i}"), 1, posted),
+            &live_signal(&format!("30{i:02}"), &format!("signal {i}"), 1, posted),
         )
         .await;
     }
     let _stop = start(&backend, &fake, Order::NewestFirst);
     let f = fake.clone();
-    eventually(Duration::from_secs(20), || {
+    eventually("all eight mirrored", Duration::from_secs(20), || {
         let f = f.clone();
         async move { f.messages(CHANNEL).len() == 8 }
     })
@@ -303,7 +192,7 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
                 }
                 Some((_, rev, true)) => (format!("signal {n} r{}", rev + 1), rev + 1, true),
             };
-            let mut s = signal(
+            let mut s = live_signal(
                 &id,
                 &content,
                 revision,
@@ -339,7 +228,7 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
             let seen = fake.requests().len();
             let more = rng.random_range(5..40);
             let f = fake.clone();
-            eventually(Duration::from_secs(30), || {
+            eventually("more requests", Duration::from_secs(30), || {
                 let f = f.clone();
                 async move { f.requests().len() >= seen + more }
             })
@@ -348,7 +237,7 @@ async fn chaos_converges_to_exactly_one_mirror_per_live_signal() {
         } else {
             let f = fake.clone();
             let expected = truth.clone();
-            eventually(Duration::from_secs(90), || {
+            eventually("converged", Duration::from_secs(90), || {
                 let f = f.clone();
                 let expected = expected.clone();
                 async move {

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
+use appwrite_emulator::util::escape_html as escape;
 use axum::{Router, extract::State, response::Html, routing::get};
 
 use crate::{
-    sandbox::{Sandbox, escape},
+    sandbox::Sandbox,
     store::{self, Store},
 };
 

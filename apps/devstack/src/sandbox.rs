@@ -12,6 +12,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context as _;
+use appwrite_emulator::util::escape_html as escape;
 use g3_access::{Access, LinkOutcome};
 use g3_core::plans::PlanRoles;
 use testkit::discord::{BOT_USER_ID, FakeDiscord, FakeRole, OAuthApp, permissions};
@@ -333,32 +334,9 @@ impl Sandbox {
 /// The bot token in the sandbox (the fake takes any).
 pub const BOT_TOKEN: &str = "devstack-sandbox-token";
 
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            escape("<b>\"x\" & 'y'</b>"),
-            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
-        );
-    }
 
     #[test]
     fn the_plan_roles_name_the_guilds_roles_below_the_bot() {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use appwrite_emulator::util::escape_html as escape;
 use axum::{
     Form,
     extract::{Query, State},
@@ -13,7 +14,7 @@ use axum::{
 use g3_core::Email;
 use serde::Deserialize;
 
-use crate::{DemoPurchase, sandbox::escape};
+use crate::DemoPurchase;
 
 /// The plans on sale: key, label.
 pub const PRODUCTS: &[(&str, &str)] = &[

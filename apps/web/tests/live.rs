@@ -18,6 +18,21 @@ async fn member(app: &TestApp, email: &str) -> common::Browser {
     b
 }
 
+/// An admin revokes `email`'s plan (a refund).
+async fn revoke(app: &TestApp, email: &str) {
+    app.access()
+        .revoke(
+            &g3_core::Email::parse(email).unwrap(),
+            None,
+            &g3_access::Cause::Admin {
+                actor: "test".into(),
+                reason: "refund".into(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn signals_reach_the_stream_as_create_update_delete_and_resume() {
     let app = TestApp::spawn().await;
@@ -144,17 +159,7 @@ async fn a_revoked_customers_stream_ends() {
     let mut b = member(&app, "leaving@example.com").await;
     let mut s = b.stream(None).await;
     assert_eq!(s.status, 200);
-    app.access()
-        .revoke(
-            &g3_core::Email::parse("leaving@example.com").unwrap(),
-            None,
-            &g3_access::Cause::Admin {
-                actor: "test".into(),
-                reason: "refund".into(),
-            },
-        )
-        .await
-        .unwrap();
+    revoke(&app, "leaving@example.com").await;
     assert!(s.next().await.is_none(), "the stream ends");
 }
 
@@ -356,17 +361,7 @@ async fn the_shared_newest_page_is_never_older_than_the_stream() {
         }
     }
     // Not a member any more: the shared page is not theirs to see.
-    app.access()
-        .revoke(
-            &g3_core::Email::parse("second@example.com").unwrap(),
-            None,
-            &g3_access::Cause::Admin {
-                actor: "test".into(),
-                reason: "refund".into(),
-            },
-        )
-        .await
-        .unwrap();
+    revoke(&app, "second@example.com").await;
     let r = b.get("/feed").await;
     assert_eq!(r.status, 403);
     assert!(!r.body.contains("second take"), "{}", r.body);

@@ -1,4 +1,4 @@
-//! Small helpers shared by every route: Appwrite ids, timestamps, secrets.
+//! Small helpers shared by every route: Appwrite ids, timestamps, secrets, HTML escaping.
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -89,6 +89,23 @@ pub fn otp_code() -> String {
     format!("{:06}", rand::rng().random_range(0..1_000_000u32))
 }
 
+/// HTML-escapes text for element content and double- or single-quoted attributes (also used
+/// by the test kit's and devstack's small HTML pages).
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +136,14 @@ mod tests {
         assert_eq!(
             normalize_time("2024-05-01T14:34:56.789+02:00").as_deref(),
             Some("2024-05-01T12:34:56.789+00:00")
+        );
+    }
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            escape_html("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
         );
     }
 }

@@ -20,9 +20,13 @@ use axum::{
 };
 use bot::{RetryPolicy, Secret, Settings, collect::CollectorSettings};
 use g3_appwrite::Document;
-use g3_store::{models::Signal, schema::TEAM_STAFF};
+use g3_store::{
+    models::{Route, Signal, SignalStatus},
+    schema::{DATABASE_ID, TEAM_STAFF},
+};
 use serde_json::Value;
 use testkit::{backend::Backend, discord::FakeDiscord};
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 pub const STAFF_EMAIL: &str = "bot-service@test.local";
@@ -50,6 +54,56 @@ pub async fn backend() -> Backend {
         .await
         .unwrap();
     backend
+}
+
+/// The enabled route `main`: source channel 200 mirrored into `channel`.
+pub async fn main_route(backend: &Backend, channel: u64) {
+    backend
+        .client
+        .documents(DATABASE_ID, "routes")
+        .upsert(
+            "main",
+            &Route {
+                source_channel_id: "200".into(),
+                source_guild_id: None,
+                name: "Main".into(),
+                customer_channel_ids: vec![channel.to_string()],
+                enabled: Some(true),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+/// A live signal of route `main` (source guild 100, channel 200) with plain `content`.
+pub fn live_signal(id: &str, content: &str, revision: i64, posted_at: OffsetDateTime) -> Signal {
+    Signal {
+        source_guild_id: "100".into(),
+        source_channel_id: "200".into(),
+        source_message_id: id.into(),
+        route_key: "main".into(),
+        author_id: None,
+        author_name: None,
+        content: Some(content.into()),
+        embeds: None,
+        content_hash: None,
+        pair: None,
+        side: None,
+        entries: Vec::new(),
+        targets: Vec::new(),
+        stop: None,
+        leverage: None,
+        flags: Vec::new(),
+        attachments: None,
+        assets_pending: None,
+        revision,
+        edit_stamps: None,
+        status: SignalStatus::Live,
+        posted_at,
+        edited_at: None,
+        deleted_at: None,
+    }
 }
 
 /// HTTP-only settings with fast timings (no gateway unless a test adds it).
@@ -92,7 +146,8 @@ pub fn collector(guild: u64, channels: Vec<u64>, ingest: &Ingest) -> CollectorSe
     c
 }
 
-/// A running bot; [`Running::kill`] stops it and waits until it has stopped.
+/// A running bot; [`Running::kill`] stops it and waits until it has stopped. Dropping it
+/// stops the bot too (the stop channel closes) without waiting.
 pub struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,

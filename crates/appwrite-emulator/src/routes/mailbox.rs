@@ -161,31 +161,15 @@ async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     for m in &messages {
         html.push_str(&format!(
             "<article><h2>{}</h2><p class=\"meta\">To {} &middot; {} &middot; {}</p><pre>{}</pre></article>\n",
-            escape(&m.subject),
-            escape(&m.to),
-            escape(&m.kind),
-            escape(&m.created_at),
+            util::escape_html(&m.subject),
+            util::escape_html(&m.to),
+            util::escape_html(&m.kind),
+            util::escape_html(&m.created_at),
             linkify(&m.body),
         ));
     }
     html.push_str("</body></html>\n");
     Ok(Html(html))
-}
-
-/// HTML-escapes text for element content and double-quoted attributes.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Escapes a body and turns its http(s) URLs into links; other schemes stay text so a
@@ -198,16 +182,16 @@ fn linkify(body: &str) -> String {
         .filter_map(|p| rest.find(p))
         .min()
     {
-        out.push_str(&escape(&rest[..start]));
+        out.push_str(&util::escape_html(&rest[..start]));
         let tail = &rest[start..];
         let end = tail
             .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
             .unwrap_or(tail.len());
         let url = &tail[..end];
-        out.push_str(&format!("<a href=\"{0}\">{0}</a>", escape(url)));
+        out.push_str(&format!("<a href=\"{0}\">{0}</a>", util::escape_html(url)));
         rest = &tail[end..];
     }
-    out.push_str(&escape(rest));
+    out.push_str(&util::escape_html(rest));
     out
 }
 

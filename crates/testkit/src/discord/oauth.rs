@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use appwrite_emulator::util::escape_html as escape;
 use axum::{
     Form, Json,
     extract::{Query, Request, State as AxState},
@@ -438,21 +439,6 @@ fn fault_response(status: u16) -> Response {
         Json(json!({ "message": format!("{}: {}", status.as_u16(), status.canonical_reason().unwrap_or("Error")), "code": 0 })),
     )
         .into_response()
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
