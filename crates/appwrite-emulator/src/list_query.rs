@@ -1,12 +1,16 @@
 //! List queries for the account-side services (users, sessions, teams, memberships, buckets,
-//! files): parses `queries[]` JSON strings and `search`, then filters, orders and pages the
-//! response objects in memory, which is plenty for an emulator's handful of rows.
+//! files): takes the `queries[]` parsed by [`crate::query::parse_queries`] (the one parser of
+//! Appwrite's query JSON) and `search`, then filters, orders and pages the response objects in
+//! memory, which is plenty for an emulator's handful of rows.
 
 use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{
+    error::{ApiError, ApiResult},
+    query::{self, Query},
+};
 
 /// Appwrite's default page size and the cap on `total`.
 const DEFAULT_LIMIT: usize = 25;
@@ -66,39 +70,27 @@ impl ListQuery {
         let Some(raw) = raw else {
             return Ok(out);
         };
-        for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-            if key == "search" {
-                let term = value.trim();
-                if !term.is_empty() {
-                    out.search = Some(term.to_lowercase());
-                }
-            } else if key == "total" {
-                out.skip_total = value == "false" || value == "0";
-            } else if key == "queries" || (key.starts_with("queries[") && key.ends_with(']')) {
-                out.add(&value, allowed)?;
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+            .into_owned()
+            .collect();
+        if let Some((_, term)) = params.iter().find(|(k, _)| k == "search") {
+            let term = term.trim();
+            if !term.is_empty() {
+                out.search = Some(term.to_lowercase());
             }
+        }
+        out.skip_total = !query::wants_total(&params);
+        for q in query::parse_queries(&params)? {
+            out.add(&q, allowed)?;
         }
         Ok(out)
     }
 
-    fn add(&mut self, raw: &str, allowed: &[&str]) -> ApiResult<()> {
+    fn add(&mut self, q: &Query, allowed: &[&str]) -> ApiResult<()> {
         let invalid = |why: &str| ApiError::query_invalid(format!("Invalid query: {why}"));
-        let parsed: Value =
-            serde_json::from_str(raw).map_err(|_| invalid(&format!("Syntax error in {raw}")))?;
-        let method = parsed
-            .get("method")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("Method is missing"))?;
-        let values: Vec<Value> = match parsed.get("values") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(v)) => v.clone(),
-            Some(_) => return Err(invalid("Values must be an array")),
-        };
-        let attribute = parsed
-            .get("attribute")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let method = q.method.as_str();
+        let values = &q.values;
+        let attribute = q.attribute.clone();
         let check_attr = || -> ApiResult<String> {
             let system = ["$id", "$createdAt", "$updatedAt"];
             if system.contains(&attribute.as_str()) || allowed.contains(&attribute.as_str()) {
