@@ -66,21 +66,26 @@ impl ListQuery {
     /// Parses the raw query string. `allowed` names the attributes a client may filter and order
     /// on (besides `$id`, `$createdAt`, `$updatedAt`), as Appwrite rejects any other.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> ApiResult<Self> {
-        let mut out = ListQuery::default();
         let Some(raw) = raw else {
-            return Ok(out);
+            return Ok(ListQuery::default());
         };
         let params: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
             .into_owned()
             .collect();
+        Self::from_params(&params, allowed)
+    }
+
+    /// As [`ListQuery::parse`], from parameters already split into pairs.
+    pub fn from_params(params: &[(String, String)], allowed: &[&str]) -> ApiResult<Self> {
+        let mut out = ListQuery::default();
         if let Some((_, term)) = params.iter().find(|(k, _)| k == "search") {
             let term = term.trim();
             if !term.is_empty() {
                 out.search = Some(term.to_lowercase());
             }
         }
-        out.skip_total = !query::wants_total(&params);
-        for q in query::parse_queries(&params)? {
+        out.skip_total = !query::wants_total(params);
+        for q in query::parse_queries(params)? {
             out.add(&q, allowed)?;
         }
         Ok(out)
@@ -222,9 +227,11 @@ impl ListQuery {
                 let id = match cursor {
                     Cursor::After(id) | Cursor::Before(id) => id,
                 };
+                // Schema lists (attributes, indexes) name their items by `key`.
+                let id_of = |r: &Value| r.get("$id").or_else(|| r.get("key")).cloned();
                 let pos = rows
                     .iter()
-                    .position(|r| r.get("$id").and_then(Value::as_str) == Some(id.as_str()))
+                    .position(|r| id_of(r).as_ref().and_then(Value::as_str) == Some(id.as_str()))
                     .ok_or_else(|| {
                         ApiError::new(
                             400,

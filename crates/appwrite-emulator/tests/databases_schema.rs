@@ -5,7 +5,7 @@ mod documents_common;
 
 use documents_common::*;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn databases_collections_crud_and_conflicts() {
@@ -331,4 +331,108 @@ async fn attributes_and_indexes() {
         .key(Method::GET, &format!("{base}/attributes/title"), None)
         .await;
     assert_eq!((s, e["type"].as_str()), (404, Some("attribute_not_found")));
+}
+
+/// Schema lists take the same queries as every other list: filters on the attributes Appwrite
+/// allows there, cursors by `$id` or (attributes, indexes) by `key`, and refusals otherwise.
+#[tokio::test]
+async fn schema_lists_filter_page_and_refuse_like_appwrite() {
+    let emu = Emu::start().await;
+    emu.create_db().await;
+    for col in ["alpha", "beta", "gamma"] {
+        emu.create_collection(col, &[], false).await;
+    }
+    for key in ["a", "b", "c"] {
+        emu.attr(
+            "alpha",
+            "string",
+            json!({"key": key, "size": 8, "required": false}),
+        )
+        .await;
+    }
+    emu.attr("alpha", "integer", json!({"key": "n", "required": false}))
+        .await;
+    let q = |queries: &[Value]| {
+        queries
+            .iter()
+            .map(|q| {
+                format!(
+                    "queries[]={}",
+                    url::form_urlencoded::byte_serialize(q.to_string().as_bytes())
+                        .collect::<String>()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let cols = format!("/databases/{DB}/collections");
+    let (s, list) = emu
+        .key(
+            Method::GET,
+            &format!(
+                "{cols}?{}",
+                q(&[
+                    json!({"method": "orderDesc", "attribute": "name"}),
+                    json!({"method": "cursorAfter", "values": ["gamma"]}),
+                    json!({"method": "limit", "values": [1]}),
+                ])
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["collections"][0]["$id"], "beta", "{list}");
+
+    let attrs = format!("{cols}/alpha/attributes");
+    let (s, list) = emu
+        .key(
+            Method::GET,
+            &format!(
+                "{attrs}?{}",
+                q(&[
+                    json!({"method": "equal", "attribute": "type", "values": ["string"]}),
+                    json!({"method": "cursorAfter", "values": ["a"]}),
+                ])
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let keys: Vec<&str> = list["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["b", "c"], "{list}");
+    assert_eq!(list["total"], 3, "three string attributes in all");
+
+    let (s, e) = emu
+        .key(
+            Method::GET,
+            &format!(
+                "{attrs}?{}",
+                q(&[json!({"method": "equal", "attribute": "secret", "values": ["x"]})])
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["type"].as_str()),
+        (400, Some("general_query_invalid"))
+    );
+    let (s, e) = emu
+        .key(
+            Method::GET,
+            &format!(
+                "{attrs}?{}",
+                q(&[json!({"method": "cursorAfter", "values": ["nope"]})])
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, e["type"].as_str()),
+        (400, Some("general_cursor_not_found"))
+    );
 }

@@ -16,12 +16,21 @@ use super::Body;
 use crate::{
     auth::Caller,
     error::{ApiError, ApiResult},
+    list_query::ListQuery,
     permissions,
-    query::ListParams,
     schema::{self, Attr, CollectionMeta, Kind, quote_ident},
     state::AppState,
     util,
 };
+
+/// What Appwrite lets a list of databases, collections, attributes or indexes be filtered and
+/// ordered by (besides `$id`, `$createdAt`, `$updatedAt`).
+const DATABASE_QUERY_ATTRS: &[&str] = &["name"];
+const COLLECTION_QUERY_ATTRS: &[&str] = &["name", "enabled", "documentSecurity"];
+const ATTRIBUTE_QUERY_ATTRS: &[&str] = &[
+    "key", "type", "size", "required", "array", "status", "error",
+];
+const INDEX_QUERY_ATTRS: &[&str] = &["key", "type", "status", "attributes", "error"];
 
 pub fn router() -> Router<AppState> {
     let col = "/databases/{db}/collections/{col}";
@@ -148,7 +157,10 @@ async fn list_databases(
     params: super::documents::Params,
 ) -> ApiResult<Json<Value>> {
     caller.require_key("databases.read")?;
-    let list = ListParams::parse(&super::documents::query_params(params)?)?;
+    let list = ListQuery::from_params(
+        &super::documents::query_params(params)?,
+        DATABASE_QUERY_ATTRS,
+    )?;
     let items = state
         .store
         .call(|conn| {
@@ -167,7 +179,7 @@ async fn list_databases(
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
-    let (total, page) = list.apply(items)?;
+    let (total, page) = list.apply(items, &["name"])?;
     Ok(Json(json!({ "total": total, "databases": page })))
 }
 
@@ -339,7 +351,10 @@ async fn list_collections(
     params: super::documents::Params,
 ) -> ApiResult<Json<Value>> {
     caller.require_key("collections.read")?;
-    let list = ListParams::parse(&super::documents::query_params(params)?)?;
+    let list = ListQuery::from_params(
+        &super::documents::query_params(params)?,
+        COLLECTION_QUERY_ATTRS,
+    )?;
     let items = state
         .store
         .call(move |conn| {
@@ -353,7 +368,7 @@ async fn list_collections(
                 .collect::<ApiResult<Vec<_>>>()
         })
         .await?;
-    let (total, page) = list.apply(items)?;
+    let (total, page) = list.apply(items, &["name"])?;
     Ok(Json(json!({ "total": total, "collections": page })))
 }
 
@@ -634,13 +649,16 @@ async fn list_attributes(
     params: super::documents::Params,
 ) -> ApiResult<Json<Value>> {
     caller.require_key("collections.read")?;
-    let list = ListParams::parse(&super::documents::query_params(params)?)?;
+    let list = ListQuery::from_params(
+        &super::documents::query_params(params)?,
+        ATTRIBUTE_QUERY_ATTRS,
+    )?;
     let meta = state
         .store
         .call(move |conn| schema::load_collection(conn, &db, &col))
         .await?;
     let items: Vec<Value> = meta.attrs.iter().map(Attr::to_json).collect();
-    let (total, page) = list.apply(items)?;
+    let (total, page) = list.apply(items, &[])?;
     Ok(Json(json!({ "total": total, "attributes": page })))
 }
 
@@ -856,13 +874,13 @@ async fn list_indexes(
     params: super::documents::Params,
 ) -> ApiResult<Json<Value>> {
     caller.require_key("collections.read")?;
-    let list = ListParams::parse(&super::documents::query_params(params)?)?;
+    let list = ListQuery::from_params(&super::documents::query_params(params)?, INDEX_QUERY_ATTRS)?;
     let meta = state
         .store
         .call(move |conn| schema::load_collection(conn, &db, &col))
         .await?;
     let items: Vec<Value> = meta.indexes.iter().map(|i| i.to_json()).collect();
-    let (total, page) = list.apply(items)?;
+    let (total, page) = list.apply(items, &[])?;
     Ok(Json(json!({ "total": total, "indexes": page })))
 }
 
