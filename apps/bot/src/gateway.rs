@@ -202,13 +202,7 @@ pub fn start(
         customer_guild: settings.guild_id,
         joins,
     });
-    let client = match &settings.discord_client {
-        Some(c) => c.clone(),
-        None => reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(settings.discord_timeout)
-            .build()?,
-    };
+    let client = crate::discord_client(settings)?;
     let token = settings.discord_token.clone();
     let pause = settings.retry.max.max(Duration::from_secs(1));
     let slot = manager.clone();

@@ -198,15 +198,21 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     Ok(())
 }
 
-/// serenity's `Http` with its rate limiter on, over our client.
-pub fn discord_http(settings: &Settings) -> anyhow::Result<Arc<Http>> {
-    let client = match &settings.discord_client {
+/// The HTTP client for Discord: the injected one (tests, the devstack sandbox) or rustls with
+/// the per-request timeout.
+pub fn discord_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    Ok(match &settings.discord_client {
         Some(c) => c.clone(),
         None => reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(settings.discord_timeout)
             .build()?,
-    };
+    })
+}
+
+/// serenity's `Http` with its rate limiter on, over our client.
+pub fn discord_http(settings: &Settings) -> anyhow::Result<Arc<Http>> {
+    let client = discord_client(settings)?;
     Ok(Arc::new(
         HttpBuilder::new(settings.discord_token.expose())
             .client(client)

@@ -233,6 +233,16 @@ async fn discord_section(access: &Access, user_id: &str, out: &mut String) -> an
     Ok(())
 }
 
+/// The customer's Appwrite account, or a clear error.
+async fn account(access: &Access, email: &Email) -> anyhow::Result<g3_appwrite::User> {
+    access
+        .client()
+        .users()
+        .find_by_email(email.as_str())
+        .await?
+        .with_context(|| format!("no account for {email}"))
+}
+
 /// `ops roles resync`: recompute desired roles and have the bot check Discord again, for one
 /// customer or everyone linked, printing progress.
 pub async fn roles_resync(
@@ -246,15 +256,7 @@ pub async fn roles_resync(
         "PLAN_ROLES is empty: no Discord roles are managed, nothing to resync"
     );
     let users: Vec<String> = match email {
-        Some(email) => {
-            let user = access
-                .client()
-                .users()
-                .find_by_email(email.as_str())
-                .await?
-                .with_context(|| format!("no account for {email}"))?;
-            vec![user.id]
-        }
+        Some(email) => vec![account(access, email).await?.id],
         None => access
             .all_links()
             .await?
@@ -327,12 +329,7 @@ pub async fn link_remove(
     actor: &str,
     reason: &str,
 ) -> anyhow::Result<String> {
-    let user = access
-        .client()
-        .users()
-        .find_by_email(email.as_str())
-        .await?
-        .with_context(|| format!("no account for {email}"))?;
+    let user = account(access, email).await?;
     Ok(
         match access.unlink_discord(&user.id, actor, reason).await? {
             Some(l) => format!(
