@@ -664,11 +664,11 @@ impl Collector {
     }
 
     fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .settings
-            .backoff_base
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
-            .min(self.settings.backoff_max);
+        let exp = crate::exponential(
+            self.settings.backoff_base,
+            self.settings.backoff_max,
+            attempt.saturating_sub(1),
+        );
         let half = exp / 2;
         half + half.mul_f64(rand::rng().random::<f64>())
     }

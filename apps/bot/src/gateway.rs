@@ -51,8 +51,8 @@ impl std::str::FromStr for GatewayMode {
     }
 }
 
-/// What the gateway does; the default runs it only for the customer guild's member joins
-/// (`Settings::guild_id`).
+/// What the gateway does; the default runs it for the collector and for the customer guild's
+/// member joins when role sync is on (`Settings::guild_id` and `plan_roles`).
 #[derive(Clone, Debug, Default)]
 pub struct GatewaySettings {
     pub mode: GatewayMode,
@@ -67,8 +67,15 @@ pub fn enabled(settings: &Settings) -> bool {
     match settings.gateway.mode {
         GatewayMode::Off => false,
         GatewayMode::On => true,
-        GatewayMode::Auto => settings.gateway.collector.is_some() || settings.guild_id.is_some(),
+        GatewayMode::Auto => settings.gateway.collector.is_some() || wants_member_joins(settings),
     }
+}
+
+/// Member joins of the customer guild matter only to role sync (or to whoever asked for them):
+/// without `PLAN_ROLES` the privileged members intent is not requested.
+fn wants_member_joins(settings: &Settings) -> bool {
+    settings.guild_id.is_some()
+        && (!settings.plan_roles.is_empty() || settings.gateway.member_joins.is_some())
 }
 
 /// The intents a configuration needs.
@@ -77,7 +84,7 @@ pub fn intents(settings: &Settings) -> GatewayIntents {
     if settings.gateway.collector.is_some() {
         intents |= GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
     }
-    if settings.guild_id.is_some() {
+    if wants_member_joins(settings) {
         intents |= GatewayIntents::GUILD_MEMBERS;
     }
     intents

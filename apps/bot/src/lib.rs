@@ -29,6 +29,18 @@ use serenity::{
 
 pub use mirror::{MirrorError, Mirrorer, Outcome, RetryPolicy};
 
+/// `base` doubled `doublings` times (at most 16), capped at `max`: the step of every backoff in
+/// the bot, each adding its own jitter.
+pub(crate) fn exponential(base: Duration, max: Duration, doublings: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(doublings.min(16)))
+        .min(max)
+}
+
+/// A Discord id (snowflake) as stored in documents: a non-zero number.
+pub(crate) fn snowflake(s: &str) -> Option<u64> {
+    s.parse::<u64>().ok().filter(|n| *n != 0)
+}
+
 /// A secret that never prints.
 #[derive(Clone)]
 pub struct Secret(String);

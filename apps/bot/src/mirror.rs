@@ -61,10 +61,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Exponential, capped, with up to 50 % random jitter so many callers do not retry in step.
     pub fn delay_for(&self, retry: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(2u32.saturating_pow(retry.min(16)))
-            .min(self.max);
+        let exp = crate::exponential(self.base, self.max, retry);
         let jitter = rand::rng().random_range(0..=exp.as_millis() as u64 / 2);
         exp + Duration::from_millis(jitter)
     }
@@ -555,19 +552,13 @@ impl Mirrorer {
     /// Deletes a mirror for good: its messages (already gone ones, or a deleted channel, count
     /// as deleted), then its mapping. Used when its channel is no longer a target.
     pub async fn remove(&self, mirror: &Document<Mirror>) -> Result<(), MirrorError> {
-        if let Some(channel) = mirror
-            .data
-            .target_channel_id
-            .parse::<u64>()
-            .ok()
-            .filter(|c| *c != 0)
-            .map(ChannelId::new)
+        if let Some(channel) = crate::snowflake(&mirror.data.target_channel_id).map(ChannelId::new)
         {
             for id in mirror
                 .data
                 .message_ids
                 .iter()
-                .filter_map(|m| m.parse::<u64>().ok().filter(|v| *v != 0))
+                .filter_map(|m| crate::snowflake(m))
             {
                 match self
                     .call(channel, || {

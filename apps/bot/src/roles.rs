@@ -52,7 +52,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{RetryPolicy, Secret, Settings};
+use crate::{RetryPolicy, Secret, Settings, snowflake};
 
 /// Realtime channels of the documents role sync follows.
 pub const ROLE_STATE_CHANNEL: &str = "databases.g3.collections.role_state.documents";
@@ -100,10 +100,7 @@ impl Default for Timing {
 impl Timing {
     /// The pause before retry number `attempts` (1 = the first): exponential, capped, ±25 %.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let exp = self
-            .retry_base
-            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
-            .min(self.retry_max);
+        let exp = crate::exponential(self.retry_base, self.retry_max, attempts.saturating_sub(1));
         exp.mul_f64(rand::rng().random_range(0.75..=1.25))
     }
 }
@@ -352,10 +349,6 @@ fn refused(e: serenity::Error) -> Refused {
     }
 }
 
-fn snowflake(s: &str) -> Option<u64> {
-    s.parse::<u64>().ok().filter(|n| *n != 0)
-}
-
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
@@ -424,32 +417,32 @@ impl RoleSync {
         self.appwrite.documents(DATABASE_ID, ROLE_STATE)
     }
 
-    fn manages(&self, role_id: &str) -> bool {
-        snowflake(role_id).is_some_and(|r| self.managed.contains(&r))
+    /// The role id of `role_id`, when it is a managed role (others are never touched).
+    fn managed_role(&self, role_id: &str) -> Option<u64> {
+        snowflake(role_id).filter(|r| self.managed.contains(r))
     }
 
     async fn grant(&self, discord: u64, role: u64, why: &str) -> Result<(), Refused> {
-        self.http
-            .add_member_role(
-                self.guild,
-                UserId::new(discord),
-                RoleId::new(role),
-                Some(&audit_reason(why)),
-            )
-            .await
-            .map_err(refused)
+        self.set_role(true, discord, role, why).await
     }
 
     async fn take(&self, discord: u64, role: u64, why: &str) -> Result<(), Refused> {
-        self.http
-            .remove_member_role(
-                self.guild,
-                UserId::new(discord),
-                RoleId::new(role),
-                Some(&audit_reason(why)),
-            )
-            .await
-            .map_err(refused)
+        self.set_role(false, discord, role, why).await
+    }
+
+    /// Adds (`add`) or removes one role of one member, with `why` in Discord's audit log.
+    async fn set_role(&self, add: bool, discord: u64, role: u64, why: &str) -> Result<(), Refused> {
+        let (user, role, reason) = (UserId::new(discord), RoleId::new(role), audit_reason(why));
+        let result = if add {
+            self.http
+                .add_member_role(self.guild, user, role, Some(&reason))
+                .await
+        } else {
+            self.http
+                .remove_member_role(self.guild, user, role, Some(&reason))
+                .await
+        };
+        result.map_err(refused)
     }
 
     async fn handle(&self, job: &Job) -> Result<(), SyncError> {
@@ -475,7 +468,7 @@ impl RoleSync {
         };
         let s = &doc.data;
         // Roles we do not manage (any more) are never touched.
-        let Some(role) = snowflake(&s.role_id).filter(|r| self.managed.contains(r)) else {
+        let Some(role) = self.managed_role(&s.role_id) else {
             return Ok(());
         };
         let p = plan(s);
@@ -596,7 +589,7 @@ impl RoleSync {
             .states_of(&account)
             .await?
             .into_iter()
-            .filter(|d| self.manages(&d.data.role_id))
+            .filter(|d| self.managed_role(&d.data.role_id).is_some())
             .collect();
         let roles_where = |f: &dyn Fn(&RoleState) -> bool| -> BTreeSet<u64> {
             docs.iter()
@@ -837,7 +830,7 @@ impl RoleSync {
         let mut recorded: HashMap<u64, BTreeSet<u64>> = HashMap::new();
         for doc in &states {
             let s = &doc.data;
-            let Some(role) = snowflake(&s.role_id).filter(|r| self.managed.contains(r)) else {
+            let Some(role) = self.managed_role(&s.role_id) else {
                 continue;
             };
             if let Some(account) = target(s).and_then(snowflake) {

@@ -64,11 +64,9 @@ impl Sandbox {
         }
         // The bot is in the guild (READY lists it) with its role.
         fake.add_guild(GUILD_ID);
-        fake.add_member(GUILD_ID, BOT_USER_ID);
-        fake.set_member_roles(GUILD_ID, BOT_USER_ID, vec![BOT_ROLE]);
+        join_guild(&fake, BOT_USER_ID, vec![BOT_ROLE]);
         fake.add_discord_user(MODERATOR_ID, MODERATOR_USERNAME);
-        fake.add_member(GUILD_ID, MODERATOR_ID);
-        fake.set_member_roles(GUILD_ID, MODERATOR_ID, vec![MODERATOR_ROLE]);
+        join_guild(&fake, MODERATOR_ID, vec![MODERATOR_ROLE]);
         fake.add_discord_user(DEMO_DISCORD_ID, DEMO_DISCORD_USERNAME);
         let oauth = fake.register_app("G3netic Signals (devstack)", &[redirect_uri]);
         Sandbox {
@@ -162,8 +160,7 @@ impl Sandbox {
                 })
                 .filter_map(|d| d.data.role_id.parse().ok())
                 .collect();
-            self.fake.add_member(GUILD_ID, id);
-            self.fake.set_member_roles(GUILD_ID, id, held);
+            join_guild(&self.fake, id, held);
             restored += 1;
         }
         Ok(restored)
@@ -329,6 +326,12 @@ impl Sandbox {
         }
         out
     }
+}
+
+/// `user` is in the customer guild holding exactly `roles`.
+fn join_guild(fake: &FakeDiscord, user: u64, roles: Vec<u64>) {
+    fake.add_member(GUILD_ID, user);
+    fake.set_member_roles(GUILD_ID, user, roles);
 }
 
 /// The bot token in the sandbox (the fake takes any).

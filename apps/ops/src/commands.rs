@@ -68,6 +68,7 @@ pub async fn revoke(
 
 /// Everything about one customer an admin needs to answer a support question.
 pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
+    let subs = access.subscriptions_of(email).await?;
     let client = access.client();
     let mut out = String::new();
     let _ = writeln!(out, "customer {email}");
@@ -104,10 +105,9 @@ pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
             if !user.labels.is_empty() {
                 let _ = writeln!(out, "  labels       {}", user.labels.join(", "));
             }
-            discord_section(access, &user.id, &mut out).await?;
+            discord_section(access, &user, &subs, &mut out).await?;
         }
     }
-    let subs = access.subscriptions_of(email).await?;
     let _ = writeln!(out, "  subscriptions ({})", subs.len());
     let now = OffsetDateTime::now_utc();
     for doc in &subs {
@@ -184,8 +184,14 @@ pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
 }
 
 /// The Discord part of `lookup`: link, why they should (not) hold roles, desired vs applied.
-async fn discord_section(access: &Access, user_id: &str, out: &mut String) -> anyhow::Result<()> {
-    match access.discord_link(user_id).await? {
+async fn discord_section(
+    access: &Access,
+    user: &g3_appwrite::User,
+    subs: &[g3_appwrite::Document<g3_store::models::Subscription>],
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let link = access.discord_link(&user.id).await?;
+    match &link {
         Some(l) => {
             let _ = writeln!(
                 out,
@@ -203,14 +209,18 @@ async fn discord_section(access: &Access, user_id: &str, out: &mut String) -> an
         let _ = writeln!(out, "  roles        not managed here (PLAN_ROLES is empty)");
         return Ok(());
     }
-    let desired = access.desired_roles(user_id).await?;
+    let desired = access.desired_from(
+        user.email_verification,
+        link.map(|l| l.discord_user_id),
+        subs.iter().map(|d| &d.data),
+    );
     let _ = writeln!(
         out,
         "  roles        should hold [{}]: {}",
         desired.roles.join(", "),
         desired.why
     );
-    for r in access.role_states(user_id).await? {
+    for r in access.role_states(&user.id).await? {
         let r = r.data;
         let applied = match r.applied {
             Some(true) => "held",

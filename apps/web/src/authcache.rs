@@ -7,8 +7,8 @@
 //! - only for `GET` requests: every form post checks the session with Appwrite afresh;
 //! - for at most the TTL (2 s by default, `WEB_AUTH_CACHE_MS`; 0 turns it off), so a session
 //!   ended elsewhere (another service, the Appwrite console) stops working within it;
-//! - whatever this service itself changes (sign-out, sign-out everywhere, verification,
-//!   password changes, admin actions) forgets the user at once.
+//! - whatever this service itself changes about a user (sign-out, sign-out everywhere,
+//!   verification, password changes) forgets them at once.
 //!
 //! Keys are SHA-256 digests of session secrets, never the secrets themselves.
 
@@ -24,7 +24,9 @@ use sha2::{Digest as _, Sha256};
 /// Entries kept at most; past it, expired ones are swept, and if that is not enough, all.
 const MAX_ENTRIES: usize = 50_000;
 
-type Key = [u8; 32];
+/// A session's digest: how the cache (and the pending Discord links) name a session without
+/// keeping its secret.
+pub type Key = [u8; 32];
 
 #[derive(Debug)]
 pub struct AuthCache {
@@ -32,24 +34,8 @@ pub struct AuthCache {
     sessions: Mutex<HashMap<Key, (User, Instant)>>,
 }
 
-fn key(secret: &str) -> Key {
+pub fn key(secret: &str) -> Key {
     Sha256::digest(secret.as_bytes()).into()
-}
-
-fn insert<K: std::hash::Hash + Eq, V>(
-    map: &mut HashMap<K, (V, Instant)>,
-    k: K,
-    v: V,
-    ttl: Duration,
-) {
-    let now = Instant::now();
-    if map.len() >= MAX_ENTRIES {
-        map.retain(|_, (_, at)| now.duration_since(*at) < ttl);
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-    }
-    map.insert(k, (v, now));
 }
 
 impl AuthCache {
@@ -81,10 +67,18 @@ impl AuthCache {
     }
 
     pub fn remember_user(&self, secret: &str, user: &User) {
-        if self.enabled() {
-            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            insert(&mut sessions, key(secret), user.clone(), self.ttl);
+        if !self.enabled() {
+            return;
         }
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if sessions.len() >= MAX_ENTRIES {
+            sessions.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+            if sessions.len() >= MAX_ENTRIES {
+                sessions.clear();
+            }
+        }
+        sessions.insert(key(secret), (user.clone(), now));
     }
 
     pub fn forget_session(&self, secret: &str) {
@@ -144,10 +138,12 @@ mod tests {
 
     #[test]
     fn stays_bounded() {
-        let mut map = HashMap::new();
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let u = user("a");
         for i in 0..MAX_ENTRIES + 10 {
-            insert(&mut map, i, (), Duration::from_secs(60));
+            cache.remember_user(&format!("secret-{i}"), &u);
         }
-        assert!(map.len() <= MAX_ENTRIES);
+        assert!(cache.sessions.lock().unwrap().len() <= MAX_ENTRIES);
+        assert!(cache.user("secret-50009").is_some(), "the newest is kept");
     }
 }

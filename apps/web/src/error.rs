@@ -57,9 +57,7 @@ impl AppError {
             }
         }
     }
-}
 
-impl AppError {
     /// 429 with `Retry-After` and when to try again.
     fn too_many(wait: Duration, what: &str) -> Response {
         let minutes = wait.as_secs().div_ceil(60).max(1);

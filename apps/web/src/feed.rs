@@ -211,9 +211,8 @@ pub async fn feed(
     let refused =
         |e: Option<&g3_appwrite::Error>| e.is_some_and(|e| matches!(e.status(), Some(401 | 403)));
     if refused(page.as_ref().err()) || refused(names.as_ref().err()) {
-        // Appwrite checks the read permission itself: access ended after the standing we
-        // had (remembered, or read a moment ago). Ask again and show the paywall.
-        state.auth_cache().forget_user(&viewer.user.id);
+        // Appwrite checks the read permission itself: access ended between reading the
+        // standing and the list. Ask again and show the paywall.
         let now = session::standing(&state, &viewer.user).await?;
         if !now.has_feed() {
             return paywall(&state, &csrf, &viewer, now).await;

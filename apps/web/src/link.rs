@@ -34,7 +34,7 @@ use url::Url;
 use crate::{
     AppState, Secret, cookies,
     error::AppError,
-    security::{CsrfToken, constant_time_eq},
+    security::{CsrfToken, constant_time_eq, new_token},
     session::Viewer,
     templates::{Layout, LinkProblemPage},
 };
@@ -135,9 +135,8 @@ impl Pending {
     }
 }
 
-fn session_hash(headers: &HeaderMap) -> [u8; 32] {
-    let secret = cookies::get(headers, cookies::SESSION).unwrap_or("");
-    Sha256::digest(secret.as_bytes()).into()
+fn session_hash(headers: &HeaderMap) -> crate::authcache::Key {
+    crate::authcache::key(cookies::get(headers, cookies::SESSION).unwrap_or(""))
 }
 
 fn pkce_pair() -> (Secret, String) {
@@ -195,7 +194,7 @@ pub async fn start(
         return not_configured(&csrf);
     };
     throttle(&state, &viewer.user.id)?;
-    let link_state = hex::encode(rand::random::<[u8; 32]>());
+    let link_state = new_token();
     let (verifier, challenge) = pkce_pair();
     state.0.pending_links.insert(
         link_state.clone(),
@@ -259,6 +258,11 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// A short OAuth `error` code, safe to log.
+fn is_error_code(code: &str) -> bool {
+    code.len() <= 64 && cookies::is_token(code)
+}
+
 async fn status_error(resp: reqwest::Response) -> CallError {
     let status = resp.status().as_u16();
     // Only Discord's fixed error code is kept: the body is not logged.
@@ -267,7 +271,7 @@ async fn status_error(resp: reqwest::Response) -> CallError {
         .await
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-        .filter(|c| c.len() <= 64 && cookies::is_token(c));
+        .filter(|c| is_error_code(c));
     CallError::Status(status, code)
 }
 
@@ -382,8 +386,17 @@ impl Discord {
 
 const UNREACHABLE: &str = "Discord is not answering right now, so nothing was changed. Please \
 try again in a few minutes.";
-const START_AGAIN: &str = "This link request has expired or was already used, so nothing was \
-changed. Start again from your account page.";
+
+/// The page for a callback that cannot be matched to a started link.
+fn start_again(csrf: &CsrfToken) -> Result<Response, AppError> {
+    problem(
+        csrf,
+        StatusCode::BAD_REQUEST,
+        "Link not completed",
+        "This link request has expired or was already used, so nothing was changed. Start \
+         again from your account page.",
+    )
+}
 
 /// `GET /account/discord/callback`: Discord sends the browser back here.
 #[tracing::instrument(skip_all)]
@@ -404,31 +417,23 @@ pub async fn callback(
         .and_then(|s| state.0.pending_links.take(s));
     let Some(pending) = pending else {
         tracing::info!("Discord callback with a missing, unknown, used or expired state");
-        return problem(
-            &csrf,
-            StatusCode::BAD_REQUEST,
-            "Link not completed",
-            START_AGAIN,
-        );
+        return start_again(&csrf);
     };
     if pending.user_id != viewer.user.id
         || !constant_time_eq(&pending.session, &session_hash(&headers))
     {
         tracing::warn!("Discord callback from another session than the one that started it");
-        return problem(
-            &csrf,
-            StatusCode::BAD_REQUEST,
-            "Link not completed",
-            START_AGAIN,
-        );
+        return start_again(&csrf);
     }
     if let Some(error) = q.error.as_deref() {
         if error == "access_denied" {
             return Ok(Redirect::to("/account?notice=discord-cancelled").into_response());
         }
-        let error = Some(error)
-            .filter(|e| e.len() <= 64 && cookies::is_token(e))
-            .unwrap_or("(malformed)");
+        let error = if is_error_code(error) {
+            error
+        } else {
+            "(malformed)"
+        };
         tracing::warn!(error = %error, "Discord refused the authorization");
         return problem(
             &csrf,
@@ -442,12 +447,7 @@ pub async fn callback(
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 512)
     else {
-        return problem(
-            &csrf,
-            StatusCode::BAD_REQUEST,
-            "Link not completed",
-            START_AGAIN,
-        );
+        return start_again(&csrf);
     };
     let token = match discord
         .exchange(code, &pending.verifier, &redirect_uri(&state))
@@ -546,9 +546,12 @@ async fn finish(
         LinkOutcome::Linked { .. } | LinkOutcome::Unchanged => {}
     }
     tracing::info!(discord = %me.id, "Discord linked by the customer");
-    let roles = access
-        .sync_roles(&viewer.user.id, "Discord linked by the customer")
-        .await?;
+    // `link_discord` has just synced the role state; only the roles themselves are needed.
+    let roles = if access.managed_roles().is_empty() {
+        Vec::new()
+    } else {
+        access.desired_roles(&viewer.user.id).await?.roles
+    };
     let joined = match discord.join(&me.id, token, &roles).await {
         Ok(()) => true,
         Err(e) => {

@@ -61,7 +61,8 @@ pub struct CsrfToken(pub String);
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
-fn new_token() -> String {
+/// 32 random bytes as 64 hex digits.
+pub(crate) fn new_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 

@@ -45,8 +45,10 @@ impl FromRequestParts<AppState> for MaybeViewer {
                 if reads {
                     cache.remember_user(secret, &user);
                 } else {
-                    // A form post may change who they are or what they may see.
-                    cache.forget_user(&user.id);
+                    // A form post may change the user (password, verification): the next
+                    // page of this session reads them afresh. Changes that concern every
+                    // session of a user forget the user where they happen.
+                    cache.forget_session(secret);
                 }
                 Ok(MaybeViewer(Some(Viewer { user, client })))
             }

@@ -9,7 +9,7 @@
 use g3_appwrite::{Document, Query};
 use g3_core::{Email, ids};
 use g3_store::{
-    models::{DiscordLink, RoleState},
+    models::{DiscordLink, RoleState, Subscription},
     schema::DATABASE_ID,
 };
 use serde_json::json;
@@ -234,41 +234,54 @@ impl Access {
                 why: "no such user".into(),
             });
         };
-        let plans: Vec<String> = match Email::parse(&user.email) {
-            Ok(email) => {
-                let now = OffsetDateTime::now_utc();
-                self.subscriptions_of(&email)
-                    .await?
-                    .into_iter()
-                    .filter(|d| d.data.grants_access(now))
-                    .map(|d| d.data.plan)
-                    .collect()
-            }
+        let subscriptions = match Email::parse(&user.email) {
+            Ok(email) => self.subscriptions_of(&email).await?,
             Err(_) => Vec::new(),
         };
+        Ok(self.desired_from(
+            user.email_verification,
+            discord_user_id,
+            subscriptions.iter().map(|d| &d.data),
+        ))
+    }
+
+    /// The roles due to a customer, from what is already read about them: whether their email
+    /// is verified, their linked Discord account and their subscriptions.
+    pub fn desired_from<'a>(
+        &self,
+        verified: bool,
+        discord_user_id: Option<String>,
+        subscriptions: impl IntoIterator<Item = &'a Subscription>,
+    ) -> DesiredRoles {
+        let now = OffsetDateTime::now_utc();
+        let plans: Vec<&str> = subscriptions
+            .into_iter()
+            .filter(|s| s.grants_access(now))
+            .map(|s| s.plan.as_str())
+            .collect();
         let why = if plans.is_empty() {
             "no active plan".to_owned()
-        } else if !user.email_verification {
+        } else if !verified {
             "email not verified".to_owned()
         } else if discord_user_id.is_none() {
             "Discord not linked".to_owned()
         } else {
             format!("active plans: {}", plans.join(", "))
         };
-        let roles = if !plans.is_empty() && user.email_verification && discord_user_id.is_some() {
+        let roles = if !plans.is_empty() && verified && discord_user_id.is_some() {
             self.roles
-                .roles_for(plans.iter().map(String::as_str))
+                .roles_for(plans.iter().copied())
                 .into_iter()
                 .map(str::to_owned)
                 .collect()
         } else {
             Vec::new()
         };
-        Ok(DesiredRoles {
+        DesiredRoles {
             roles,
             discord_user_id,
             why,
-        })
+        }
     }
 
     /// Recomputes the customer's roles and records them in `role_state` (one document per
@@ -284,10 +297,12 @@ impl Access {
         let desired = self.desired_roles(user_id).await?;
         let why = truncate(&format!("{reason}; {}", desired.why), 256);
         let docs = self.client.documents(DATABASE_ID, ROLE_STATE);
+        // One read for all of the user's roles, then only the changes are written.
+        let recorded = self.role_states(user_id).await?;
         for role in self.roles.managed() {
             let wanted = desired.roles.iter().any(|r| r == role);
             let id = role_state_id(user_id, role);
-            match docs.get_optional::<RoleState>(&id).await? {
+            match recorded.iter().find(|d| d.id == id) {
                 Some(doc)
                     if doc.data.desired == wanted
                         && doc.data.discord_user_id == desired.discord_user_id => {}

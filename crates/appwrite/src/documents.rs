@@ -179,11 +179,7 @@ impl Documents {
         &self,
         queries: &[Query],
     ) -> Result<DocumentList<T>, Error> {
-        let mut url = self.collection_url();
-        append_queries(&mut url, queries);
-        self.client
-            .json(Request::new(Method::GET, url), "document list")
-            .await
+        self.list_counting(queries, true).await
     }
 
     /// One page without the total (`total=false`, Appwrite 1.8): `total` comes back as 0, and
@@ -193,9 +189,19 @@ impl Documents {
         &self,
         queries: &[Query],
     ) -> Result<DocumentList<T>, Error> {
+        self.list_counting(queries, false).await
+    }
+
+    async fn list_counting<T: DeserializeOwned>(
+        &self,
+        queries: &[Query],
+        total: bool,
+    ) -> Result<DocumentList<T>, Error> {
         let mut url = self.collection_url();
         append_queries(&mut url, queries);
-        url.query_pairs_mut().append_pair("total", "false");
+        if !total {
+            url.query_pairs_mut().append_pair("total", "false");
+        }
         self.client
             .json(Request::new(Method::GET, url), "document list")
             .await

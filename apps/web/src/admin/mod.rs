@@ -303,33 +303,43 @@ pub async fn customer(
     };
     let user = client.users().find_by_email(email.as_str()).await?;
     let access = state.access();
-    let (discord, roles, roles_why) = match &user {
+    let subs = access.subscriptions_of(&email).await?;
+    let (discord, roles, teams) = match &user {
         Some(u) => {
             let links = client.documents(DATABASE_ID, "discord_links");
-            let (link, roles, desired) = tokio::join!(
+            let users = client.users();
+            let (link, roles, memberships) = tokio::join!(
                 links.get_optional::<DiscordLink>(&u.id),
                 access.role_states(&u.id),
-                access.desired_roles(&u.id),
+                users.list_memberships(&u.id),
             );
-            (link?.map(|d| d.data), roles?, desired?.why)
+            let teams: Vec<String> = memberships?
+                .memberships
+                .into_iter()
+                .filter(|m| m.confirm)
+                .map(|m| m.team_id)
+                .collect();
+            (link?.map(|d| d.data), roles?, teams)
         }
-        None => (None, Vec::new(), "no account".into()),
+        None => (None, Vec::new(), Vec::new()),
     };
-    let (paid, staff_member) = match &user {
+    // From what is already read here, exactly as g3-access decides it for the bot.
+    let roles_why = match &user {
         Some(u) => {
-            let teams = client.teams();
-            (
-                teams.find_membership(TEAM_PAID, &u.id).await?.is_some(),
-                teams.find_membership(TEAM_STAFF, &u.id).await?.is_some(),
-            )
+            access
+                .desired_from(
+                    u.email_verification,
+                    discord.as_ref().map(|l| l.discord_user_id.clone()),
+                    subs.iter().map(|d| &d.data),
+                )
+                .why
         }
-        None => (false, false),
+        None => "no account".into(),
     };
+    let paid = teams.iter().any(|t| t == TEAM_PAID);
+    let staff_member = teams.iter().any(|t| t == TEAM_STAFF);
     let now = OffsetDateTime::now_utc();
-    let subscriptions = state
-        .access()
-        .subscriptions_of(&email)
-        .await?
+    let subscriptions = subs
         .iter()
         .map(|d| {
             let s = &d.data;
@@ -575,15 +585,6 @@ pub async fn change(
         }
         _ => return Err(AppError::NotFound),
     };
-    // Their standing may have changed: no page of theirs may reuse the old one.
-    if let Some(user) = state
-        .appwrite()
-        .users()
-        .find_by_email(email.as_str())
-        .await?
-    {
-        state.auth_cache().forget_user(&user.id);
-    }
     Ok(back(email.as_str(), &notice))
 }
 

@@ -69,7 +69,7 @@ pub(crate) fn router(state: Shared, gateway: Arc<super::gateway::Gateway>) -> Ro
         .with_state(state)
 }
 
-fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+pub(super) fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -813,17 +813,12 @@ async fn list_members(
                 "Invalid Form Body (limit: int value should be less than or equal to 1000.)",
             );
         }
-        let mut members: Vec<(u64, &Vec<u64>)> = s
-            .members
-            .iter()
-            .filter(|((g, u), _)| *g == guild && *u > after)
-            .map(|((_, u), roles)| (*u, roles))
-            .collect();
-        members.sort_by_key(|(u, _)| *u);
-        let body: Vec<Value> = members
+        let body: Vec<Value> = s
+            .members_of(guild)
             .into_iter()
+            .filter(|(u, _)| *u > after)
             .take(limit as usize)
-            .map(|(u, roles)| member_json(guild, u, roles))
+            .map(|(u, roles)| member_json(guild, u, &roles))
             .collect();
         Json(body).into_response()
     })
@@ -899,6 +894,13 @@ async fn add_member(
     response
 }
 
+/// Discord's answer when the bot may not grant or remove `role` in `guild`.
+fn manage_refusal(s: &State, guild: u64, role: u64) -> Option<Response> {
+    let (status, code, message) = s.may_manage(guild, role).err()?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    Some(error(status, code, message))
+}
+
 async fn add_role(
     AxState(state): AxState<Shared>,
     Path((guild, user, role)): Path<(u64, u64, u64)>,
@@ -908,9 +910,8 @@ async fn add_role(
     let mut req = MemberRequest::new(Method::PUT, path);
     req.reason = audit_reason(&headers);
     member_route(&state, req, guild, |s| {
-        if let Err((status, code, message)) = s.may_manage(guild, role) {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-            return error(status, code, message);
+        if let Some(refused) = manage_refusal(s, guild, role) {
+            return refused;
         }
         match s.members.get_mut(&(guild, user)) {
             Some(roles) => {
@@ -934,9 +935,8 @@ async fn remove_role(
     let mut req = MemberRequest::new(Method::DELETE, path);
     req.reason = audit_reason(&headers);
     member_route(&state, req, guild, |s| {
-        if let Err((status, code, message)) = s.may_manage(guild, role) {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-            return error(status, code, message);
+        if let Some(refused) = manage_refusal(s, guild, role) {
+            return refused;
         }
         match s.members.get_mut(&(guild, user)) {
             Some(roles) => {

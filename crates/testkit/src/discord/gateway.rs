@@ -145,14 +145,19 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Sets `guild_id` on an event about a source channel whose guild is known.
+    fn add_guild_id(&self, event: &mut Value, channel_id: u64) {
+        if let Some(guild) = self.lock().channel_guilds.get(&channel_id) {
+            event["guild_id"] = json!(guild.to_string());
+        }
+    }
+
     /// GUILD_MEMBER_ADD of a member who joined through the REST API (with `roles`), to
     /// sessions with GUILD_MEMBERS. Returns the sessions reached.
     pub(crate) fn member_added(&self, guild_id: u64, user_id: u64, roles: &[u64]) -> usize {
         let mut member = member_json(guild_id, user_id);
         member["roles"] = json!(roles.iter().map(u64::to_string).collect::<Vec<_>>());
-        self.dispatch("GUILD_MEMBER_ADD", &member, INTENT_GUILD_MEMBERS, |_, d| {
-            d.clone()
-        })
+        self.dispatch("GUILD_MEMBER_ADD", &member, INTENT_GUILD_MEMBERS, as_is)
     }
 }
 
@@ -316,6 +321,11 @@ fn receive(gw: &Gateway, socket: u64, tx: &mpsc::UnboundedSender<Out>, frame: Va
     }
 }
 
+/// A dispatch payload sent the same to every session.
+fn as_is(_intents: u64, data: &Value) -> Value {
+    data.clone()
+}
+
 /// A message as gateway events carry it: the REST shape plus `guild_id`, with content, embeds
 /// and attachments blanked for a session without MESSAGE_CONTENT.
 fn gateway_message(intents: u64, message: &Value) -> Value {
@@ -392,7 +402,7 @@ impl FakeDiscord {
     /// Sends any dispatch (`t` = `event`, `d` = `data`) to every session, whatever its intents.
     /// Returns how many sessions it reached.
     pub fn gateway_dispatch(&self, event: &str, data: Value) -> usize {
-        self.gateway.dispatch(event, &data, 0, |_, d| d.clone())
+        self.gateway.dispatch(event, &data, 0, as_is)
     }
 
     /// Closes every open socket with `code` (4000 "unknown error": clients resume). Their
@@ -451,7 +461,7 @@ impl FakeDiscord {
             g.guilds.insert(guild_id);
             g.channel_guilds.insert(channel_id, guild_id);
         }
-        let json = {
+        let (id, json) = {
             let mut s = self.lock();
             let (id, ms) = s.snowflake();
             let message = StoredMessage {
@@ -468,12 +478,8 @@ impl FakeDiscord {
             };
             let json = api::fetched_json(&message);
             s.channels.entry(channel_id).or_default().push(message);
-            json
+            (id, json)
         };
-        let id = json["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
         let mut d = json;
         d["guild_id"] = json!(guild_id.to_string());
         self.gateway
@@ -500,9 +506,7 @@ impl FakeDiscord {
             api::fetched_json(m)
         };
         let mut d = json;
-        if let Some(guild) = self.gateway.lock().channel_guilds.get(&channel_id) {
-            d["guild_id"] = json!(guild.to_string());
-        }
+        self.gateway.add_guild_id(&mut d, channel_id);
         self.gateway
             .dispatch("MESSAGE_UPDATE", &d, INTENT_GUILD_MESSAGES, gateway_message);
         true
@@ -515,13 +519,9 @@ impl FakeDiscord {
             return false;
         }
         let mut d = json!({ "id": message_id.to_string(), "channel_id": channel_id.to_string() });
-        if let Some(guild) = self.gateway.lock().channel_guilds.get(&channel_id) {
-            d["guild_id"] = json!(guild.to_string());
-        }
+        self.gateway.add_guild_id(&mut d, channel_id);
         self.gateway
-            .dispatch("MESSAGE_DELETE", &d, INTENT_GUILD_MESSAGES, |_, d| {
-                d.clone()
-            });
+            .dispatch("MESSAGE_DELETE", &d, INTENT_GUILD_MESSAGES, as_is);
         true
     }
 
@@ -534,7 +534,7 @@ impl FakeDiscord {
             "GUILD_MEMBER_ADD",
             &member_json(guild_id, user_id),
             INTENT_GUILD_MEMBERS,
-            |_, d| d.clone(),
+            as_is,
         )
     }
 }

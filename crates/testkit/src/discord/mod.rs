@@ -317,15 +317,7 @@ impl FakeDiscord {
 
     /// Every member of a guild with their roles, by ascending user id.
     pub fn guild_members(&self, guild_id: u64) -> Vec<(u64, Vec<u64>)> {
-        let mut members: Vec<(u64, Vec<u64>)> = self
-            .lock()
-            .members
-            .iter()
-            .filter(|((g, _), _)| *g == guild_id)
-            .map(|((_, u), roles)| (*u, roles.clone()))
-            .collect();
-        members.sort_by_key(|(u, _)| *u);
-        members
+        self.lock().members_of(guild_id)
     }
 
     /// Sets a member's roles by hand, as a moderator would (not recorded as a request).
@@ -385,6 +377,18 @@ impl FakeDiscord {
 }
 
 impl State {
+    /// Every member of a guild with their roles, by ascending user id.
+    fn members_of(&self, guild_id: u64) -> Vec<(u64, Vec<u64>)> {
+        let mut members: Vec<(u64, Vec<u64>)> = self
+            .members
+            .iter()
+            .filter(|((g, _), _)| *g == guild_id)
+            .map(|((_, u), roles)| (*u, roles.clone()))
+            .collect();
+        members.sort_by_key(|(u, _)| *u);
+        members
+    }
+
     /// A guild's roles with `@everyone` (id = guild id) unless it was added explicitly;
     /// `None` when the guild has no roles configured.
     fn roles_of(&self, guild_id: u64) -> Option<Vec<FakeRole>> {

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{FakeDiscord, State};
+use super::{FakeDiscord, State, api::lock};
 
 type Shared = std::sync::Arc<std::sync::Mutex<State>>;
 
@@ -163,6 +163,10 @@ impl State {
             return u.clone();
         }
         let (id, _) = self.snowflake();
+        self.push_user(id, username)
+    }
+
+    fn push_user(&mut self, id: u64, username: &str) -> FakeUser {
         let user = FakeUser {
             id,
             username: username.to_owned(),
@@ -278,6 +282,17 @@ fn redirect_target(p: &AuthorizeParams, outcome: Result<String, (String, String)
     url.to_string()
 }
 
+/// Where "Cancel" sends the browser: `error=access_denied` (and the `state`).
+fn denied_target(p: &AuthorizeParams) -> String {
+    redirect_target(
+        p,
+        Err((
+            "access_denied".into(),
+            "The resource owner or authorization server denied the request".into(),
+        )),
+    )
+}
+
 /// Discord usernames: 2 to 32 of lower-case letters, digits, `_` and `.`.
 fn valid_username(name: &str) -> bool {
     (2..=32).contains(&name.len())
@@ -319,13 +334,7 @@ impl FakeDiscord {
         {
             return u.clone();
         }
-        let user = FakeUser {
-            id,
-            username: username.to_owned(),
-            global_name: None,
-        };
-        s.oauth.users.push(user.clone());
-        user
+        s.push_user(id, username)
     }
 
     /// Every Discord account the fake knows.
@@ -362,13 +371,7 @@ impl FakeDiscord {
         let p = AuthorizeParams::from_url(authorize_url)?;
         match self.lock().check_authorize(&p) {
             Err(AuthorizeError::Refused(why)) => Err(why),
-            _ => Ok(redirect_target(
-                &p,
-                Err((
-                    "access_denied".into(),
-                    "The resource owner or authorization server denied the request".into(),
-                )),
-            )),
+            _ => Ok(denied_target(&p)),
         }
     }
 
@@ -398,10 +401,6 @@ impl FakeDiscord {
     pub fn set_down(&self, down: bool) {
         self.lock().oauth.down = down;
     }
-}
-
-fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Records an OAuth request (its body is not kept: it holds codes and secrets).
@@ -581,14 +580,7 @@ pub(crate) async fn authorize_submit(
             Err(AuthorizeError::Redirect { error, description }) => {
                 Redirect::to(&redirect_target(&p, Err((error, description)))).into_response()
             }
-            Ok(_) if form.decision != "allow" => Redirect::to(&redirect_target(
-                &p,
-                Err((
-                    "access_denied".into(),
-                    "The resource owner or authorization server denied the request".into(),
-                )),
-            ))
-            .into_response(),
+            Ok(_) if form.decision != "allow" => Redirect::to(&denied_target(&p)).into_response(),
             Ok(app) => {
                 let username = form.username.trim().to_lowercase();
                 if valid_username(&username) {
@@ -675,20 +667,18 @@ fn exchange(s: &mut State, headers: &HeaderMap, form: &HashMap<String, String>) 
         );
     }
     // A code is spent by its first exchange, good or bad.
-    let Some(grant) = s.oauth.codes.remove(field("code")) else {
+    let Some(grant) = s
+        .oauth
+        .codes
+        .remove(field("code"))
+        .filter(|g| g.expires >= Instant::now() && g.client_id == client_id)
+    else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "Invalid \"code\" in request.",
         );
     };
-    if grant.expires < Instant::now() || grant.client_id != client_id {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "Invalid \"code\" in request.",
-        );
-    }
     if grant.redirect_uri != field("redirect_uri") {
         return oauth_error(
             StatusCode::BAD_REQUEST,
