@@ -26,7 +26,12 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq nodejs npm >/dev/null; fi
 fi
-echo "cargo: $(cargo --version)"; echo "nextest: $(cargo nextest --version | head -1)"; echo "node: $(node --version)"
+if ! command -v python3 >/dev/null; then
+  step "installing Python 3 from Debian's packages (first run only)"
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq python3 python3-venv >/dev/null; fi
+fi
+echo "cargo: $(cargo --version)"; echo "python: $(python3 --version)"; echo "nextest: $(cargo nextest --version | head -1)"; echo "node: $(node --version)"
 
 # The read-only shared folder (Appwrite's OpenAPI specs, Sell.app examples) sits beside the repo.
 export G3_SHARED_DIR="${G3_SHARED_DIR:-$root/../shared}"
@@ -52,6 +57,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Rust tests (cargo nextest)"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "scale-out: 2 web, 2 webhook and 2 bot processes on one Appwrite, kill -9 mid-run"
+# The test runs the services' binaries, which the nextest run above does not build for it.
+cargo build --locked --bins --workspace
+cargo nextest run --locked -p scaleout --run-ignored ignored-only --no-capture
+
 if [ -f tests/conformance/package.json ]; then
   step "conformance: Appwrite's Node SDK against the emulator"
   cargo build --locked -p appwrite-emulator --bin appwrite-emulator
@@ -59,7 +69,13 @@ if [ -f tests/conformance/package.json ]; then
     tests/conformance/
 fi
 
-step "collector (Vencord plugin): TypeScript build and node tests"
+if [ -f tests/conformance-python/requirements.txt ]; then
+  step "conformance: Appwrite's Python SDK (appwrite 15.3.0) against the emulator"
+  cargo build --locked -p appwrite-emulator --bin appwrite-emulator
+  EMULATOR_BIN="$root/target/debug/appwrite-emulator" tests/conformance-python/run.sh -q
+fi
+
+step "collector (Vencord plugin): build, type check against @vencord/types, Vencord lint, node tests"
 (cd apps/collector && npm test)
 
 step "collector against the real ingest service (devstack on free ports)"
@@ -74,5 +90,8 @@ if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt 
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 (cd tests/browser && npm test)
+
+step "container images + compose stack, offline (own dockerd, debootstrap base)"
+./scripts/docker-test.sh
 
 step "all tests passed in $((SECONDS - started))s"

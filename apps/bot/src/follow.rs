@@ -173,28 +173,42 @@ pub async fn load_cursor(appwrite: &Client) -> Result<Option<OffsetDateTime>, g3
         }))
 }
 
-/// Stores the cursor now (if there is one); returns what was stored.
+/// Stores the cursor now (if there is one) under the lease's generation; returns what was
+/// stored. Nothing is stored once the lease is lost or a newer generation wrote the cursor.
 pub async fn store_cursor(
     appwrite: &Client,
     progress: &Progress,
+    fence: &g3_store::lease::Fence,
 ) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
     let Some(cursor) = progress.cursor() else {
         return Ok(None);
     };
-    crate::state::save(appwrite, CURSOR_KEY, &g3_appwrite::format_datetime(cursor)).await?;
-    Ok(Some(cursor))
+    let stored = crate::state::save_fenced(
+        appwrite,
+        CURSOR_KEY,
+        &g3_appwrite::format_datetime(cursor),
+        fence,
+    )
+    .await?;
+    Ok(stored.then_some(cursor))
 }
 
 /// Stores the cursor whenever it moved, checking every `every`.
-pub async fn keep_cursor(appwrite: Client, progress: Arc<Progress>, every: Duration) {
+pub async fn keep_cursor(
+    appwrite: Client,
+    progress: Arc<Progress>,
+    every: Duration,
+    fence: g3_store::lease::Fence,
+) {
     let mut saved: Option<OffsetDateTime> = None;
     loop {
         tokio::time::sleep(every).await;
         if progress.cursor() == saved {
             continue;
         }
-        match store_cursor(&appwrite, &progress).await {
-            Ok(c) => saved = c,
+        match store_cursor(&appwrite, &progress, &fence).await {
+            Ok(Some(c)) => saved = Some(c),
+            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "catch-up cursor not stored; tried again"),
         }
     }

@@ -15,7 +15,6 @@ use serenity::{
     },
     async_trait,
     client::ClientBuilder,
-    http::HttpBuilder,
 };
 use tokio::{sync::mpsc, task::JoinHandle};
 
@@ -209,16 +208,23 @@ pub fn start(
         customer_guild: settings.guild_id,
         joins,
     });
-    let client = crate::discord_client(settings)?;
-    let token = settings.discord_token.clone();
+    // The gateway's own `Http`, built like the REST one (token, client, `DISCORD_API_URL`).
+    let mut settings_for_http = settings.clone();
+    settings_for_http.gateway = GatewaySettings::default();
+    // Fails here (not in the task) when the client cannot be built.
+    drop(crate::discord_http_builder(settings)?);
     let pause = settings.retry.max.max(Duration::from_secs(1));
     let slot = manager.clone();
     tasks.push(tokio::spawn(async move {
         let mut failures = 0u32;
         loop {
-            let http = HttpBuilder::new(token.expose())
-                .client(client.clone())
-                .build();
+            let http = match crate::discord_http_builder(&settings_for_http) {
+                Ok(b) => b.build(),
+                Err(e) => {
+                    tracing::error!(error = %e, "gateway HTTP client could not be built");
+                    return;
+                }
+            };
             let client = ClientBuilder::new_with_http(http, intents)
                 .event_handler_arc(handler.clone())
                 .await;
@@ -244,15 +250,25 @@ pub fn start(
 
 impl Gateway {
     /// Closes the connection and stops the collector (its spool keeps what was not delivered).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         if let Some(manager) = self.manager.lock().await.take() {
             manager.shutdown_all().await;
         }
-        for t in &self.tasks {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
             t.abort();
         }
-        for t in self.tasks {
+        for t in tasks {
             let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    /// Dropped without [`Gateway::stop`] (the bot's task aborted): its tasks end with it.
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
         }
     }
 }

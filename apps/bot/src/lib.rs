@@ -2,18 +2,29 @@
 //! crashes, rate limits and faults ([`mirror`]), rendered by [`render`], following signals with
 //! a durable cursor ([`follow`]). When configured it also connects to the gateway ([`gateway`])
 //! to collect the source guild's messages for ingest ([`collect`]) and to see members join.
-//! Settings are loaded once in `main`; tests build them as a literal and inject the fake
-//! Discord's HTTP client.
+//! Any number of bot processes may run: one holds the lease and works ([`lead`]), the others
+//! stand by ([`g3_store::lease`]). Settings are loaded once in `main`; tests build them as a
+//! literal and inject the fake Discord's HTTP client.
 
 pub mod collect;
+pub mod config;
 pub mod follow;
 pub mod gateway;
+pub mod health;
+pub mod lead;
 pub mod mirror;
 pub mod render;
 pub mod roles;
+pub mod startup;
 pub mod state;
 
-use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    str::FromStr,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
@@ -41,24 +52,7 @@ pub(crate) fn snowflake(s: &str) -> Option<u64> {
     s.parse::<u64>().ok().filter(|n| *n != 0)
 }
 
-/// A secret that never prints.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use g3_service::Secret;
 
 /// Which end of a backlog (e.g. after downtime) is mirrored first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,103 +105,99 @@ pub struct Settings {
     pub role_timing: roles::Timing,
     /// The gateway connection: the source-guild collector and member joins ([`gateway`]).
     pub gateway: gateway::GatewaySettings,
+    /// Where REST requests go instead of `https://discord.com` (`DISCORD_API_URL`): a fake
+    /// Discord or sandbox. `None` is Discord itself.
+    pub discord_api_url: Option<String>,
+    /// Leader election among bot processes (`BOT_LEASE_*`).
+    pub lease: LeaseSettings,
+    /// Where `GET /healthz` answers (`BOT_HEALTH_BIND`); `None` serves nothing.
+    pub health_bind: Option<SocketAddr>,
 }
 
-/// Runs the bot until `shutdown` resolves: reconcile at start and periodically, follow signals
-/// through Realtime, mirror them one at a time.
+/// Leader election among bot processes: one lease per name, one holder at a time.
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    /// `BOT_LEASE_NAME`: processes sharing it elect one leader (one per customer guild).
+    pub name: String,
+    /// This process in the lease documents (`BOT_INSTANCE_ID`; default host, pid and a nonce).
+    pub holder: String,
+    /// `BOT_LEASE_TTL_SECS` and `BOT_LEASE_RENEW_SECS`, with what follows from them.
+    pub timing: g3_store::lease::Timing,
+    /// Tests: while set, the leader sends no renewals (a stalled leader).
+    pub hold_renewals: Option<Arc<AtomicBool>>,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            name: "bot".into(),
+            holder: default_holder(None),
+            timing: g3_store::lease::Timing::default(),
+            hold_renewals: None,
+        }
+    }
+}
+
+/// A holder id unique to this process: `<host>-<pid>-<random>`, at most 120 characters.
+pub fn default_holder(host: Option<&str>) -> String {
+    use rand::Rng as _;
+    let nonce: u32 = rand::rng().random();
+    let host: String = host
+        .unwrap_or("bot")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    format!("{host}-{}-{nonce:08x}", std::process::id())
+}
+
+/// Discord's own API origin, which `DISCORD_API_URL` replaces.
+pub const DISCORD_API: &str = "https://discord.com";
+
+/// Runs the bot until `shutdown` resolves, serving `/healthz` on `settings.health_bind`.
+/// See [`run_with`].
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let health = match settings.health_bind {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("BOT_HEALTH_BIND: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    run_with(settings, health, shutdown).await
+}
+
+/// Runs the bot until `shutdown` resolves: checks the token (and role sync's permissions), then
+/// stands by until it holds the lease and works as the leader ([`lead`]) until `shutdown` (it
+/// then drains, stores its cursor and releases the lease) or until it loses the lease (it then
+/// stops all work and stands by again). `health`, if given, serves `GET /healthz`.
+pub async fn run_with(
+    settings: Settings,
+    health: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let http = discord_http(&settings)?;
     let appwrite =
         g3_appwrite::Client::new(settings.appwrite.clone()).context("appwrite settings")?;
-    let mirrorer = Arc::new(Mirrorer::new(
-        http.clone(),
-        appwrite.clone(),
-        settings.retry.clone(),
-    ));
-    let queue = Arc::new(follow::WorkQueue::default());
-    // A stored catch-up cursor replaces the full reconciliation at start (see `follow`).
-    let stored = follow::load_cursor(&appwrite).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "catch-up cursor unreadable: reconciling everything");
-        None
+    let (role, role_rx) = tokio::sync::watch::channel(health::Role::Starting);
+    let (stop_health, health_stopped) = tokio::sync::oneshot::channel::<()>();
+    let health_task = health.map(|listener| {
+        tokio::spawn(g3_service::http::serve(
+            listener,
+            health::router(role_rx),
+            g3_service::http::Timeouts::default(),
+            async {
+                let _ = health_stopped.await;
+            },
+        ))
     });
-    let progress = Arc::new(follow::Progress::starting_at(stored));
-    let turn = Arc::new(tokio::sync::Mutex::new(()));
-    // Without one, the reconciliation pass at start covers everything before now.
-    let cursor =
-        stored.unwrap_or_else(|| time::OffsetDateTime::now_utc() - time::Duration::seconds(5));
-    // Member joins reach role sync through this channel (from the gateway).
-    let (member_joins, joins) = tokio::sync::mpsc::channel::<roles::MemberJoined>(1024);
-    let role_sync = roles::Config::from_settings(&settings)
-        .map(|config| tokio::spawn(roles::run(config, http.clone(), appwrite.clone(), joins)));
-    if role_sync.is_none() {
-        tracing::info!("role sync is off: DISCORD_GUILD_ID and PLAN_ROLES are not both set");
+    let result = lead::run(&settings, http, appwrite, &role, shutdown).await;
+    let _ = stop_health.send(());
+    if let Some(task) = health_task {
+        let _ = task.await;
     }
-    let gateway = if gateway::enabled(&settings) {
-        let joins = settings
-            .gateway
-            .member_joins
-            .clone()
-            .unwrap_or_else(|| member_joins.clone());
-        Some(gateway::start(
-            &settings,
-            appwrite.clone(),
-            http.clone(),
-            joins,
-        )?)
-    } else {
-        None
-    };
-    let mut tasks = vec![
-        tokio::spawn(follow::reconcile(follow::Reconciler {
-            appwrite: appwrite.clone(),
-            mirrorer: mirrorer.clone(),
-            queue: queue.clone(),
-            progress: progress.clone(),
-            order: settings.order,
-            every: settings.reconcile_every,
-            verify_window: settings.verify_window,
-            at_start: stored.is_none(),
-            turn: turn.clone(),
-        })),
-        tokio::spawn(follow::follow(
-            appwrite.clone(),
-            settings.clone(),
-            queue.clone(),
-            progress.clone(),
-            cursor,
-        )),
-        tokio::spawn(follow::keep_cursor(
-            appwrite.clone(),
-            progress.clone(),
-            Duration::from_secs(1),
-        )),
-        tokio::spawn(follow::work(
-            mirrorer,
-            appwrite.clone(),
-            queue,
-            progress.clone(),
-            settings.retry_failed_after,
-            turn,
-        )),
-    ];
-    tasks.extend(role_sync);
-    shutdown.await;
-    if let Some(gateway) = gateway {
-        gateway.stop().await;
-    }
-    drop(member_joins);
-    for t in &tasks {
-        t.abort();
-    }
-    // Stopped means stopped: no mirror call outlives `run`.
-    for t in tasks {
-        let _ = t.await;
-    }
-    // What was mirrored by now stays behind the cursor; the rest is caught up next time.
-    if let Err(e) = follow::store_cursor(&appwrite, &progress).await {
-        tracing::warn!(error = %e, "catch-up cursor not stored at shutdown");
-    }
-    Ok(())
+    result
 }
 
 /// The HTTP client for Discord: the injected one (tests, the devstack sandbox) or rustls with
@@ -222,14 +212,34 @@ pub fn discord_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
     })
 }
 
-/// serenity's `Http` with its rate limiter on, over our client.
-pub fn discord_http(settings: &Settings) -> anyhow::Result<Arc<Http>> {
+/// serenity's `HttpBuilder` over our client and, with `discord_api_url`, pointed there.
+///
+/// serenity 0.12 applies `HttpBuilder::proxy` (which replaces the `https://discord.com` prefix of
+/// every request URL, keeping `/api/v10/...`) only when its rate limiter is off: the limiter
+/// builds requests without the proxy. So with `DISCORD_API_URL` the limiter is off, and 429s are
+/// retried by the mirrorer's own backoff instead.
+pub fn discord_http_builder(settings: &Settings) -> anyhow::Result<HttpBuilder> {
     let client = discord_client(settings)?;
-    Ok(Arc::new(
-        HttpBuilder::new(settings.discord_token.expose())
-            .client(client)
-            .build(),
-    ))
+    let builder = HttpBuilder::new(settings.discord_token.expose()).client(client);
+    Ok(match api_url(settings) {
+        Some(url) => builder.proxy(url).ratelimiter_disabled(true),
+        None => builder,
+    })
+}
+
+/// `discord_api_url`, unless it names Discord itself.
+fn api_url(settings: &Settings) -> Option<String> {
+    settings
+        .discord_api_url
+        .as_deref()
+        .map(|u| u.trim().trim_end_matches('/'))
+        .filter(|u| !u.is_empty() && *u != DISCORD_API)
+        .map(str::to_owned)
+}
+
+/// serenity's `Http` (rate limiter on when talking to Discord itself), over our client.
+pub fn discord_http(settings: &Settings) -> anyhow::Result<Arc<Http>> {
+    Ok(Arc::new(discord_http_builder(settings)?.build()))
 }
 
 /// The customer channels a signal's route names (none for an unknown or disabled route).

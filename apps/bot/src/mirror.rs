@@ -11,15 +11,21 @@
 //! again; deletes delete. 5xx and timeouts are retried here with backoff and jitter (serenity
 //! retries only 429s); a missing channel or permission marks the mapping `failed` and is
 //! returned, to be retried later rather than spun on.
+//!
+//! With a lease [`Fence`] (the bot's leader), every Discord call and mapping write first checks
+//! that the lease still holds, mappings carry its generation, and a mapping written under a newer
+//! generation is left alone: a leader that lost its lease stops touching anything.
 
 use std::{sync::Arc, time::Duration};
 
 use g3_appwrite::{Client, Document, Documents};
+use g3_store::lease::Fence;
 use g3_store::{
     models::{AttachmentState, Mirror, MirrorState, Signal, SignalStatus},
     schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
 };
 use rand::Rng as _;
+use serde::{Deserialize, Serialize};
 use serenity::{
     all::{
         ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, EditAttachments,
@@ -77,6 +83,9 @@ pub enum MirrorError {
     Discord(String),
     #[error("appwrite: {0}")]
     Store(#[from] g3_appwrite::Error),
+    /// The lease was lost, or a newer leader wrote the mapping: nothing more is done.
+    #[error("not the leader: {0}")]
+    Fenced(String),
 }
 
 /// What one call did, for logs and tests.
@@ -98,6 +107,8 @@ enum Failure {
     UnknownChannel(String),
     Unavailable(String),
     Other(String),
+    /// The lease no longer holds: the call was not made.
+    Fenced(String),
 }
 
 impl Failure {
@@ -111,6 +122,7 @@ impl Failure {
             }
             Failure::UnknownMessage => MirrorError::Discord("unknown message".into()),
             Failure::Other(e) => MirrorError::Discord(e),
+            Failure::Fenced(e) => MirrorError::Fenced(e),
         }
     }
 }
@@ -132,7 +144,8 @@ fn classify(e: &serenity::Error) -> Result<Failure, String> {
                     "{status} {} (code {})",
                     r.error.message, r.error.code
                 )))
-            } else if status >= 500 {
+            } else if status >= 500 || status == 429 {
+                // 429 reaches us only with serenity's rate limiter off (`DISCORD_API_URL`).
                 Err(format!("{status} {}", r.error.message))
             } else {
                 Ok(Failure::Other(format!(
@@ -173,10 +186,20 @@ fn stem_of(parts: &[&str]) -> String {
     stem
 }
 
+/// A mapping as stored, with the lease generation that wrote it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Fenced {
+    #[serde(flatten)]
+    mirror: Mirror,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fence: Option<i64>,
+}
+
 pub struct Mirrorer {
     http: Arc<Http>,
     appwrite: Client,
     retry: RetryPolicy,
+    fence: Option<Fence>,
     /// Pages of 100 recent messages searched when resolving a pending mapping.
     scan_pages: u32,
     me: OnceCell<UserId>,
@@ -188,8 +211,26 @@ impl Mirrorer {
             http,
             appwrite,
             retry,
+            fence: None,
             scan_pages: 5,
             me: OnceCell::new(),
+        }
+    }
+
+    /// Acts only while `fence`'s lease holds (see the module doc).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// `Err` once the lease no longer holds.
+    fn guard(&self) -> Result<(), Failure> {
+        match &self.fence {
+            Some(f) if !f.is_valid() => Err(Failure::Fenced(format!(
+                "lease generation {} no longer holds",
+                f.generation()
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -235,13 +276,37 @@ impl Mirrorer {
         channel: ChannelId,
         verify: bool,
     ) -> Result<Outcome, MirrorError> {
-        let existing = self.mapping(&signal.id, channel).await?;
+        let existing = self
+            .mirrors()
+            .get_optional::<Fenced>(&mirror_id(&signal.id, channel))
+            .await?;
+        if let (Some(doc), Some(fence)) = (&existing, &self.fence)
+            && doc.data.fence.is_some_and(|f| f > fence.generation())
+        {
+            return Err(MirrorError::Fenced(format!(
+                "the mapping was written under lease generation {:?}, ours is {}",
+                doc.data.fence,
+                fence.generation()
+            )));
+        }
+        let existing = existing.map(|d| Document {
+            id: d.id,
+            sequence: d.sequence,
+            collection_id: d.collection_id,
+            database_id: d.database_id,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            permissions: d.permissions,
+            data: d.data.mirror,
+        });
         let result = self
             .converge(signal, channel, existing.as_ref(), verify)
             .await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, "mirror failed");
-            self.record_error(signal, channel, e).await;
+            if !matches!(e, MirrorError::Fenced(_)) {
+                self.record_error(signal, channel, e).await;
+            }
         }
         result
     }
@@ -595,6 +660,7 @@ impl Mirrorer {
     {
         let mut retry = 0;
         loop {
+            self.guard()?;
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) => match classify(&e) {
@@ -636,8 +702,13 @@ impl Mirrorer {
             nonce: nonce.map(str::to_owned),
             last_error: None,
         };
+        self.guard().map_err(|f| f.into_error(channel))?;
+        let stored = Fenced {
+            mirror,
+            fence: self.fence.as_ref().map(Fence::generation),
+        };
         self.mirrors()
-            .upsert(&mirror_id(&signal.id, channel), &mirror, None)
+            .upsert(&mirror_id(&signal.id, channel), &stored, None)
             .await?;
         Ok(())
     }

@@ -767,38 +767,7 @@ impl RoleSync {
 
     /// Whether the bot can manage every managed role in the guild.
     async fn check(&self, me: &mut Option<UserId>) -> Result<(), CheckFailure> {
-        let unreachable = |e: serenity::Error| CheckFailure::Unreachable(e.to_string());
-        let bot = match me {
-            Some(id) => *id,
-            None => {
-                let id = self.http.get_current_user().await.map_err(unreachable)?.id;
-                *me = Some(id);
-                id
-            }
-        };
-        let roles = self
-            .http
-            .get_guild_roles(self.guild)
-            .await
-            .map_err(unreachable)?;
-        let member = match self.http.get_member(self.guild, bot).await {
-            Ok(m) => m,
-            Err(e) => {
-                return Err(match refused(e) {
-                    Refused::NotInGuild => CheckFailure::Misconfigured(vec![format!(
-                        "the bot is not a member of guild {}",
-                        self.guild
-                    )]),
-                    Refused::Failed(e) => CheckFailure::Unreachable(e),
-                });
-            }
-        };
-        let problems = problems(self.guild, &roles, &member.roles, &self.managed);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(CheckFailure::Misconfigured(problems))
-        }
+        check_permissions(&self.http, self.guild, &self.managed, me).await
     }
 
     /// Recomputes everyone's desired roles from the source, then compares the guild with
@@ -882,6 +851,69 @@ impl RoleSync {
             }
         }
         Ok((listed, queued))
+    }
+}
+
+/// Whether the bot (`me`, looked up once) can manage every role of `managed` in `guild`: Manage
+/// Roles (or Administrator) and a highest role above each, which must exist.
+async fn check_permissions(
+    http: &Http,
+    guild: GuildId,
+    managed: &BTreeSet<u64>,
+    me: &mut Option<UserId>,
+) -> Result<(), CheckFailure> {
+    let unreachable = |e: serenity::Error| CheckFailure::Unreachable(e.to_string());
+    let bot = match me {
+        Some(id) => *id,
+        None => {
+            let id = http.get_current_user().await.map_err(unreachable)?.id;
+            *me = Some(id);
+            id
+        }
+    };
+    let roles = http.get_guild_roles(guild).await.map_err(unreachable)?;
+    let member = match http.get_member(guild, bot).await {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match refused(e) {
+                Refused::NotInGuild => CheckFailure::Misconfigured(vec![format!(
+                    "the bot is not a member of guild {guild}"
+                )]),
+                Refused::Failed(e) => CheckFailure::Unreachable(e),
+            });
+        }
+    };
+    let problems = problems(guild, &roles, &member.roles, managed);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckFailure::Misconfigured(problems))
+    }
+}
+
+/// What the start-up check found about role sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// What keeps the bot from managing the roles, one problem per entry.
+    Misconfigured(Vec<String>),
+    /// Discord could not be asked.
+    Unreachable(String),
+}
+
+/// Role sync's permission check, as the bot runs it at start (role sync itself checks again
+/// and stays paused while it fails).
+pub async fn check_at_start(config: &Config, http: &Http, me: UserId) -> Readiness {
+    let managed: BTreeSet<u64> = config
+        .plan_roles
+        .managed()
+        .into_iter()
+        .filter_map(snowflake)
+        .collect();
+    match check_permissions(http, config.guild_id, &managed, &mut Some(me)).await {
+        Ok(()) => Readiness::Ready,
+        Err(CheckFailure::Misconfigured(p)) => Readiness::Misconfigured(p),
+        Err(CheckFailure::Unreachable(e)) => Readiness::Unreachable(e),
     }
 }
 

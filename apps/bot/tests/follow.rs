@@ -125,8 +125,12 @@ async fn a_restart_catches_up_from_the_stored_cursor() {
     // The full pass at start would have reposted "old one" right after these.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(contents(&fake, CH1), ["edited", "new one"]);
-    let cursor = stored_cursor(&backend).await.unwrap();
-    assert!(cursor >= updated_at(&backend, "5003").await);
+    // Stored within a tick of `keep_cursor` (waited for: the store races the sleep above).
+    let newest = updated_at(&backend, "5003").await;
+    eventually("the cursor moved past the new signal", WAIT, || async {
+        stored_cursor(b).await.is_some_and(|c| c >= newest)
+    })
+    .await;
     bot.kill().await;
 
     // Without the cursor: everything is reconciled at start, the deleted mirror comes back.

@@ -461,3 +461,58 @@ async fn resolution_pages_back_through_a_busy_channel() {
     let first = t.fake.messages(CHANNEL)[0].id.to_string();
     assert_eq!(t.mapping("1012").await.message_ids, vec![first]);
 }
+
+/// A mapping written under a newer lease generation is left alone by an older leader, and a
+/// leader whose lease is gone makes no Discord call at all.
+#[tokio::test]
+async fn an_older_or_lapsed_leader_touches_nothing() {
+    use g3_store::lease::Fence;
+    let bot = TestBot::spawn().await;
+    let newer = TestBot::mirrorer(&bot.backend, &bot.fake).with_fence(Fence::unfenced(7));
+    let older = TestBot::mirrorer(&bot.backend, &bot.fake).with_fence(Fence::unfenced(6));
+    let v1 = bot.put("6001", &signal("6001", "first", 1)).await;
+    assert_eq!(
+        newer.mirror(&v1, ChannelId::new(CHANNEL)).await.unwrap(),
+        Outcome::Posted
+    );
+    let stored: serde_json::Value = bot
+        .backend
+        .client
+        .documents(DATABASE_ID, "mirrors")
+        .get(&mirror_id("6001", ChannelId::new(CHANNEL)))
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(stored["fence"], 7, "{stored}");
+    let v2 = bot.put("6001", &signal("6001", "edited", 2)).await;
+    let refused = older.mirror(&v2, ChannelId::new(CHANNEL)).await;
+    assert!(
+        matches!(refused, Err(MirrorError::Fenced(_))),
+        "{refused:?}"
+    );
+    assert_eq!(bot.fake.messages(CHANNEL)[0].content, "first");
+
+    // A lapsed lease (dropped holder): no request reaches Discord.
+    let lease = g3_store::lease::Lease::new(
+        &bot.backend.client,
+        g3_store::lease::Config {
+            name: "t".into(),
+            holder: "h".into(),
+            timing: g3_store::lease::Timing::default(),
+            hold_renewals: None,
+        },
+    );
+    let held = lease.try_take(1).await.unwrap().unwrap();
+    let fence = held.fence();
+    drop(held);
+    assert!(!fence.is_valid());
+    let lapsed = TestBot::mirrorer(&bot.backend, &bot.fake).with_fence(fence);
+    let before = bot.fake.requests().len();
+    let v3 = bot.put("6002", &signal("6002", "never sent", 1)).await;
+    let refused = lapsed.mirror(&v3, ChannelId::new(CHANNEL)).await;
+    assert!(
+        matches!(refused, Err(MirrorError::Fenced(_))),
+        "{refused:?}"
+    );
+    assert_eq!(bot.fake.requests().len(), before);
+}

@@ -1,4 +1,10 @@
 /*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+/*
  * G3netic Signals collector: Vencord user plugin.
  *
  * Thin adapter between Vencord and the plain collector core (./core): it reads the plugin
@@ -25,10 +31,12 @@ import type { DiscordMessage, KeyValueStorage, Transport } from "./core/types";
 const PLUGIN_NAME = "G3Collector";
 const logger = new Logger(PLUGIN_NAME, "#f0b232");
 
+// The master switch must not be called `enabled`: Settings.plugins[name].enabled is Vencord's own
+// on/off switch of the plugin, kept in the same object as these settings.
 const settings = definePluginSettings({
-    enabled: {
+    collect: {
         type: OptionType.BOOLEAN,
-        description: "Forward messages from the source channels to ingest",
+        description: "Collect: forward messages from the source channels to ingest",
         default: false,
         onChange: () => scheduleReconfigure(),
     },
@@ -68,7 +76,7 @@ const settings = definePluginSettings({
 function readConfig(): CollectorConfig {
     const s = settings.store;
     return {
-        enabled: Boolean(s.enabled),
+        enabled: s.collect === true,
         ingestUrl: s.ingestUrl ?? "",
         secret: s.secret ?? "",
         guildId: s.guildId ?? "",
@@ -118,12 +126,24 @@ async function fetchMessagesAfter(channelId: string, afterId: string | undefined
 
 let collector: Collector | undefined;
 let reconfigureTimer: ReturnType<typeof setTimeout> | undefined;
+/** Start, stop and reconfigure, one after the other (Vencord does not await start/stop). */
+let lifecycle: Promise<void> = Promise.resolve();
+
+/**
+ * Runs `step` after every earlier start/stop/reconfigure has finished, so a collector never
+ * starts on the outbox while the previous one is still stopping. Never rejects: Vencord ignores
+ * what start()/stop() return, so a failure must be logged here or it would go unhandled.
+ */
+function inTurn(what: string, step: () => Promise<void>): void {
+    lifecycle = lifecycle.then(step).catch(err => logger.error(`${what} failed`, err));
+}
 
 /** Settings fire onChange per keystroke: apply them once typing pauses. */
 function scheduleReconfigure() {
     clearTimeout(reconfigureTimer);
     reconfigureTimer = setTimeout(() => {
-        collector?.configure(readConfig()).catch(err => logger.error("reconfigure failed", err));
+        const c = collector;
+        if (c) inTurn("reconfigure", () => c.configure(readConfig()));
     }, 1500);
 }
 
@@ -160,24 +180,29 @@ export default definePlugin({
         },
     },
 
-    async start() {
-        collector = new Collector({ storage, transport, fetchMessagesAfter, log: logger }, readConfig());
-        collector.status.subscribe(s => {
+    // Vencord calls start() and stop() without awaiting them and subscribes the Flux handlers
+    // right after start(): both return at once and queue their work (inTurn). The collector
+    // exists from the first line, so events arriving before it has started wait for it.
+    start() {
+        const c = new Collector({ storage, transport, fetchMessagesAfter, log: logger }, readConfig());
+        collector = c;
+        c.status.subscribe(s => {
             if (s.state === "auth_failed") logger.error(describeStatus(s, Date.now()));
         });
-        try {
-            await collector.start();
-        } catch (err) {
-            logger.error("failed to start", err);
-        }
-        logger.info(describeStatus(collector.status.get(), Date.now()));
+        inTurn("start", async () => {
+            try {
+                await c.start();
+            } finally {
+                logger.info(describeStatus(c.status.get(), Date.now()));
+            }
+        });
     },
 
-    async stop() {
+    stop() {
         clearTimeout(reconfigureTimer);
         const c = collector;
         collector = undefined;
-        await c?.stop();
+        if (c) inTurn("stop", () => c.stop());
     },
 
     // Flux handlers: the core filters by guild/channel and persists before returning.

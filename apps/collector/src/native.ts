@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Node side of the plugin (Electron main process). Vencord's build finds this file next to
  * index.ts and exposes its exports to the renderer as

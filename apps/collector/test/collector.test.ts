@@ -19,6 +19,9 @@ function make(storage = new MemoryStorage(), transport = new FakeTransport(), hi
     return { collector, storage, transport, history, time };
 }
 
+/** A snowflake created at `ms`. */
+const idAt = (ms: number) => ((BigInt(ms) - 1_420_070_400_000n) << 22n).toString();
+
 const ids = (t: FakeTransport) => t.delivered().map(e => `${e.type}:${e.message.id}`);
 
 test("config validation names every problem", () => {
@@ -215,5 +218,53 @@ test("with pollMinutes, history is checked periodically even without a reconnect
     t.history.post(quiet);
     await until(() => t.transport.delivered().some(e => e.message.id === quiet.id), 5000, "poll");
     assert.ok(t.time.sleeps.includes(300_000));
+    await t.collector.stop();
+});
+
+test("events that arrive before start() has even been called wait for it (Vencord does not await start)", async () => {
+    const t = make();
+    const m = message(CH_A, "before start");
+    const captured = t.collector.onMessageCreate(createPayload(m));
+    await t.collector.start();
+    await captured;
+    await t.collector.whenIdle();
+    assert.deepEqual(ids(t.transport), [`message.create:${m.id}`]);
+    await t.collector.stop();
+
+    // A collector that is stopped (or never runs) drops them instead of holding them forever.
+    const off = make(undefined, undefined, undefined, { ...config, enabled: false });
+    const dropped = off.collector.onMessageCreate(createPayload(message(CH_A, "off")));
+    await off.collector.start();
+    await dropped;
+    assert.equal(off.transport.requests.length, 0);
+});
+
+test("a re-dispatched copy of a forwarded message is not sent as an edit; a real edit is", async () => {
+    const t = make();
+    await t.collector.start();
+    // Posted "just now", so only the memory of what was forwarded can tell a copy from news.
+    const m = message(CH_A, "SOL long", idAt(t.time.now - 1000));
+    await t.collector.onMessageCreate(createPayload(m));
+    await t.collector.onMessageUpdate({ type: "MESSAGE_UPDATE", message: { ...m } });
+    const edit = { ...m, content: "SOL long (moved SL)", edited_timestamp: new Date(t.time.now).toISOString() };
+    await t.collector.onMessageUpdate({ message: edit });
+    await t.collector.onMessageUpdate({ message: { ...edit } });
+    await t.collector.onMessageUpdate({ message: { ...m } }); // the pre-edit copy, re-dispatched late
+    await t.collector.whenIdle();
+    assert.deepEqual(ids(t.transport), [`message.create:${m.id}`, `message.update:${m.id}`]);
+    await t.collector.stop();
+});
+
+test("a backfilled message re-dispatched unchanged is not sent as an edit", async () => {
+    const t = make();
+    await t.collector.start();
+    await t.collector.whenIdle(); // first sight: cursors recorded
+    const missed = message(CH_A, "posted while away", idAt(t.time.now - 1000));
+    t.history.post(missed);
+    t.collector.onReconnect();
+    await t.collector.whenIdle();
+    await t.collector.onMessageUpdate({ message: { ...missed } });
+    await t.collector.whenIdle();
+    assert.deepEqual(ids(t.transport), [`message.create:${missed.id}`]);
     await t.collector.stop();
 });

@@ -76,3 +76,19 @@ test("history messages become creates with the guild id", () => {
     const { guild_id: _g, ...rest } = message(CH_A, "old");
     assert.equal(fromHistory(filter, rest as ReturnType<typeof message>).message.guild_id, GUILD);
 });
+
+test("plugin-made deletes are not forwarded: MessageLogger's mlDeleted, ValidReply's id-less delete", () => {
+    assert.equal(fromDelete(filter, { type: "MESSAGE_DELETE", id: "55", channelId: CH_A, mlDeleted: true }), undefined);
+    assert.deepEqual(fromDeleteBulk(filter, { ids: ["1", "2"], channelId: CH_A, guildId: GUILD, mlDeleted: true }), []);
+    assert.equal(fromDelete(filter, { type: "MESSAGE_DELETE", channelId: CH_A, message: "55" }), undefined);
+    // A real delete with mlDeleted false (or absent) still goes through.
+    assert.equal(fromDelete(filter, { id: "55", channelId: CH_A, mlDeleted: false })?.type, "message.delete");
+});
+
+test("ephemeral messages (local bot replies only this client sees) are not forwarded", () => {
+    const clyde = { ...message(CH_A, "Only you can see this"), flags: 64, author: { id: "1", username: "Clyde" } };
+    assert.equal(fromCreate(filter, createPayload(clyde)), undefined);
+    assert.equal(fromUpdate(filter, { message: clyde }), undefined);
+    // Other flags (e.g. 4 = SUPPRESS_EMBEDS) do not matter.
+    assert.equal(fromCreate(filter, createPayload({ ...message(CH_A, "x"), flags: 4 }))?.type, "message.create");
+});

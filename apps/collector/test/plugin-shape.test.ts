@@ -33,3 +33,11 @@ test("renderer code imports no Node built-ins (Vencord's build bans them)", () =
         assert.doesNotMatch(text, /from\s+["'](node:|fs|path|http|https|crypto|net|electron)["'/]/, file);
     }
 });
+
+test("plugin files import nothing above their folder (Vencord's patched path-alias rule flags `../`)", () => {
+    const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true })
+        .flatMap(d => d.isDirectory() ? walk(join(dir, d.name)) : [join(dir, d.name)]);
+    for (const file of walk(SRC).filter(f => f.endsWith(".ts"))) {
+        assert.doesNotMatch(readFileSync(file, "utf8"), /from\s+["']\.\.\//, file);
+    }
+});

@@ -36,6 +36,8 @@ pub use discord::DiscordMode;
 pub const DEMO_PLANS: &str = "3301:9001=vip,3301=basic";
 /// The webhook secret devstack's demo purchase is signed with.
 pub const DEMO_SELLAPP_SECRET: &str = "devstack-sellapp-secret";
+/// The bearer token web and webhook ask for on `/metrics` in devstack.
+pub const DEMO_METRICS_TOKEN: &str = "devstack-metrics";
 /// The ingest secret the demo collector (and a real collector pointed at devstack) signs with.
 pub const DEMO_INGEST_SECRET: &str = "whsec_ZGV2c3RhY2staW5nZXN0LXNlY3JldA==";
 
@@ -195,7 +197,8 @@ impl Running {
             "  Web dashboard       {web}  (sign in as the demo customer for the feed; a new sign-up sees the paywall)\n"
         ));
         out.push_str(&format!(
-            "                      metrics {web}/metrics; admin console {web}/admin (demo staff)\n"
+            "                      admin console {web}/admin (demo staff); metrics {web}/metrics \
+             (header `Authorization: Bearer {DEMO_METRICS_TOKEN}`)\n"
         ));
         out.push_str(&format!(
             "  Appwrite emulator   {}  (project {}, API key {})\n",
@@ -209,7 +212,7 @@ impl Running {
             self.webhook_addr
         ));
         out.push_str(&format!(
-            "                      metrics http://{}/metrics\n",
+            "                      metrics http://{}/metrics (same bearer token)\n",
             self.webhook_addr
         ));
         out.push_str(&format!(
@@ -506,6 +509,15 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         ingest_secret: Some(webhook::Secret::new(DEMO_INGEST_SECRET)),
         intervals: webhook::Intervals::default(),
         background_jobs: true,
+        previous_secrets: Default::default(),
+        // Demo only: `/metrics` with `Authorization: Bearer devstack-metrics`.
+        http: webhook::HttpSettings {
+            metrics: webhook::MetricsAccess::from_token(Some(DEMO_METRICS_TOKEN)),
+            // Demo only: the demo collector's fake CDN serves attachments on 127.0.0.1.
+            attachment_policy: webhook::ingest::cdn::AttachmentPolicy::default()
+                .allowing_local("127.0.0.1", std::net::Ipv4Addr::LOCALHOST.into()),
+            ..Default::default()
+        },
     };
     let (webhook_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let webhook_task = tokio::spawn(webhook::run(
@@ -539,6 +551,10 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         plans,
         discord: web_discord,
         plan_roles: plan_roles.clone(),
+        link_ttl: web::link::STATE_TTL,
+        // Demo only: `/metrics` with `Authorization: Bearer devstack-metrics`.
+        metrics: web::MetricsAccess::from_token(Some(DEMO_METRICS_TOKEN)),
+        timeouts: Default::default(),
     };
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web_task = tokio::spawn(web::run(web_settings, web_listener, async move {
@@ -612,6 +628,9 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         plan_roles,
         role_timing: Default::default(),
         gateway: Default::default(),
+        discord_api_url: None,
+        lease: Default::default(),
+        health_bind: None,
     };
     let (bot_stop, bot_stopped) = tokio::sync::oneshot::channel::<()>();
     let bot_task = tokio::spawn(bot::run(bot_settings, async move {

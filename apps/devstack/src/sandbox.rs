@@ -17,6 +17,8 @@ use g3_access::{Access, LinkOutcome};
 use g3_core::plans::PlanRoles;
 use testkit::discord::{BOT_USER_ID, FakeDiscord, FakeRole, OAuthApp, permissions};
 
+/// The name of the OAuth2 app web links with.
+pub const APP_NAME: &str = "G3netic Signals (devstack)";
 /// The customer guild.
 pub const GUILD_ID: u64 = 1_400_000_000_000_000_001;
 /// The bot's own role: Manage Roles, above every role it manages.
@@ -59,6 +61,14 @@ impl Sandbox {
     /// redirect URI is `redirect_uri`.
     pub async fn start(channels: Vec<(String, u64)>, redirect_uri: &str) -> Sandbox {
         let fake = FakeDiscord::spawn().await;
+        let oauth = fake.register_app(APP_NAME, &[redirect_uri]);
+        Self::set_up(fake, oauth, channels)
+    }
+
+    /// Sets up the customer guild in a fake the caller started (the standalone
+    /// `discord-sandbox` binary starts it on a fixed address), with `oauth` as the app web
+    /// links with.
+    pub fn set_up(fake: FakeDiscord, oauth: OAuthApp, channels: Vec<(String, u64)>) -> Sandbox {
         for (id, name, position, perms) in ROLES {
             fake.add_guild_role(GUILD_ID, FakeRole::new(*id, name, *position, *perms));
         }
@@ -68,7 +78,6 @@ impl Sandbox {
         fake.add_discord_user(MODERATOR_ID, MODERATOR_USERNAME);
         join_guild(&fake, MODERATOR_ID, vec![MODERATOR_ROLE]);
         fake.add_discord_user(DEMO_DISCORD_ID, DEMO_DISCORD_USERNAME);
-        let oauth = fake.register_app("G3netic Signals (devstack)", &[redirect_uri]);
         Sandbox {
             fake,
             oauth,

@@ -306,7 +306,10 @@ async fn web_shows_the_feed_live_and_the_paywall(
     // A signal written now reaches the customer's open stream.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = reqwest::get(format!("{web}/metrics"))
+        let metrics = reqwest::Client::new()
+            .get(format!("{web}/metrics"))
+            .bearer_auth(devstack::DEMO_METRICS_TOKEN)
+            .send()
             .await
             .unwrap()
             .text()

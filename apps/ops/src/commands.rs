@@ -552,3 +552,147 @@ pub async fn routes_remove(client: &g3_appwrite::Client, key: &str) -> anyhow::R
         format!("no route {key}")
     })
 }
+
+// ---- staff and service users ----------------------------------------------------------------
+
+/// Puts an existing account in team `staff` (the admin console; audited). Customers make their
+/// account by signing up on the dashboard; services get theirs from [`service_user_create`].
+pub async fn staff_add(access: &Access, email: &Email, cause: &Cause) -> anyhow::Result<String> {
+    let client = access.client();
+    let user = client
+        .users()
+        .find_by_email(email.as_str())
+        .await?
+        .with_context(|| {
+            format!(
+                "no account for {email}: they sign up on the dashboard first \
+                 (a service gets one with `ops service-user create`)"
+            )
+        })?;
+    let added = client
+        .teams()
+        .add_member_if_absent(TEAM_STAFF, &user.id, &["admin"])
+        .await?;
+    if matches!(added, g3_appwrite::Upserted::Existed(_)) {
+        return Ok(format!("{email} is already staff: nothing changed"));
+    }
+    access
+        .audit(cause, "staff.added", email.as_str(), "joined team staff")
+        .await?;
+    Ok(format!("{email} is now staff (admin console at /admin)"))
+}
+
+/// Takes an account out of team `staff` (audited).
+pub async fn staff_remove(access: &Access, email: &Email, cause: &Cause) -> anyhow::Result<String> {
+    let client = access.client();
+    let Some(user) = client.users().find_by_email(email.as_str()).await? else {
+        anyhow::bail!("no account for {email}");
+    };
+    if !client
+        .teams()
+        .remove_member_if_present(TEAM_STAFF, &user.id)
+        .await?
+    {
+        return Ok(format!("{email} is not staff: nothing changed"));
+    }
+    access
+        .audit(cause, "staff.removed", email.as_str(), "left team staff")
+        .await?;
+    Ok(format!("{email} is no longer staff"))
+}
+
+/// Every member of team `staff`, with their roles (`service` marks service users).
+pub async fn staff_list(client: &g3_appwrite::Client) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut cursor: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let mut queries = vec![Query::limit(100)];
+        if let Some(c) = &cursor {
+            queries.push(Query::cursor_after(c));
+        }
+        let page = client
+            .teams()
+            .list_memberships(TEAM_STAFF, &queries)
+            .await?;
+        for m in &page.memberships {
+            let _ = writeln!(out, "{:<40} {}", m.user_email, m.roles.join(","));
+            n += 1;
+        }
+        match page.memberships.last() {
+            Some(last) if page.memberships.len() == 100 => cursor = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    let _ = write!(out, "{n} staff member(s)");
+    Ok(out)
+}
+
+/// A service user (web's live feed and the bot sign in as one for Realtime, which takes no API
+/// keys): the account is created if absent, its password set, its email marked verified, and
+/// it joins team `staff` with role `service`. Re-running sets the password again (rotation).
+pub async fn service_user_create(
+    access: &Access,
+    email: &Email,
+    password: &str,
+    cause: &Cause,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        password.chars().count() >= 12,
+        "a service user's password needs at least 12 characters"
+    );
+    let client = access.client();
+    let users = client.users();
+    let (user, created) = match users.find_by_email(email.as_str()).await? {
+        Some(user) => (user, false),
+        None => {
+            let name = email.as_str().split('@').next().unwrap_or("service");
+            match users
+                .create(
+                    g3_appwrite::Id::unique(),
+                    email.as_str(),
+                    Some(password),
+                    Some(name),
+                )
+                .await
+            {
+                Ok(user) => (user, true),
+                Err(e) if e.is_conflict() => (
+                    users
+                        .find_by_email(email.as_str())
+                        .await?
+                        .context("the account was created concurrently but cannot be read")?,
+                    false,
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if !created {
+        users.update_password(&user.id, password).await?;
+    }
+    if !user.email_verification {
+        users.update_email_verification(&user.id, true).await?;
+    }
+    client
+        .teams()
+        .add_member_if_absent(TEAM_STAFF, &user.id, &["service"])
+        .await?;
+    let what = if created { "created" } else { "password set" };
+    access
+        .audit(cause, "service_user.saved", email.as_str(), what)
+        .await?;
+    Ok(format!(
+        "service user {email}: {what}, email verified, member of team staff"
+    ))
+}
+
+/// A random password for a service user: 32 letters and digits (about 190 bits).
+pub fn generate_password() -> String {
+    use rand::{Rng as _, distr::Alphanumeric};
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}

@@ -26,8 +26,13 @@ struct Cli {
     #[arg(long, env = "APPWRITE_PROJECT_ID", global = true, default_value = "g3")]
     project: String,
     /// Appwrite server API key (prefer the environment variable: flags show up in `ps`).
-    #[arg(long, env = "APPWRITE_API_KEY", global = true, hide_env_values = true)]
-    key: Option<String>,
+    #[arg(
+        long = "api-key",
+        env = "APPWRITE_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
     /// Sell.app product ids to plans (`PRODUCT[:VARIANT]=PLAN,...`); needed to retry deliveries.
     #[arg(long, env = "SELLAPP_PLANS", global = true, default_value = "")]
     plans: String,
@@ -91,6 +96,47 @@ enum Command {
     /// Customers' Discord links.
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Who may use the admin console (team `staff`).
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Accounts the services sign in as for Realtime (web's live feed, the bot).
+    #[command(subcommand, name = "service-user")]
+    ServiceUser(ServiceUserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StaffCommand {
+    /// Make an existing account staff (they sign up on the dashboard first; audited).
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "staff added")]
+        reason: String,
+    },
+    /// Take an account out of staff (audited).
+    Remove {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "staff removed")]
+        reason: String,
+    },
+    /// List staff members and service users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServiceUserCommand {
+    /// Create a service user (or set its password again): verified, member of team `staff`.
+    /// Prints a generated password once unless --password-env names a variable holding one.
+    Create {
+        /// e.g. `web@service.internal` for WEB_SERVICE_EMAIL, `bot@service.internal` for
+        /// BOT_STAFF_EMAIL.
+        #[arg(long)]
+        email: String,
+        /// Take the password from this environment variable (keeps it out of `ps` and logs).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,19 +238,32 @@ fn plan(raw: &str) -> anyhow::Result<Plan> {
     Plan::parse(raw).with_context(|| format!("--plan {raw:?}"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+fn main() -> std::process::ExitCode {
+    let cli: Cli = g3_service::config::parse_args();
+    // Commands print their results on stdout; logs (warnings and worse by default) go to stderr.
+    if std::env::var_os("RUST_LOG").is_none() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        g3_service::init_tracing();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return g3_service::config::exit(Err(e.into())),
+    };
+    g3_service::config::exit(runtime.block_on(run(cli)))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Some(key) = g3_service::config::given(cli.api_key.as_deref()) else {
+        return Err(g3_service::config::ConfigError::one(
+            "APPWRITE_API_KEY",
+            "is not set (or pass --api-key): ops needs the server API key",
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    let key = cli
-        .key
-        .filter(|k| !k.is_empty())
-        .context("no API key: set APPWRITE_API_KEY (or pass --key)")?;
+        .into());
+    };
     let settings = Settings {
         endpoint: cli.endpoint,
         project_id: cli.project,
@@ -321,6 +380,35 @@ async fn main() -> anyhow::Result<()> {
         Command::Failures(FailuresCommand::Show { id }) => {
             commands::failures_show(&access, &id).await?
         }
+        Command::Staff(StaffCommand::Add { email: e, reason }) => {
+            commands::staff_add(&access, &email(&e)?, &admin(reason)).await?
+        }
+        Command::Staff(StaffCommand::Remove { email: e, reason }) => {
+            commands::staff_remove(&access, &email(&e)?, &admin(reason)).await?
+        }
+        Command::Staff(StaffCommand::List) => commands::staff_list(&client).await?,
+        Command::ServiceUser(ServiceUserCommand::Create {
+            email: e,
+            password_env,
+        }) => {
+            let (password, generated) = match password_env {
+                Some(var) => (
+                    g3_service::config::given(std::env::var(&var).ok().as_deref())
+                        .with_context(|| format!("--password-env: {var} is not set"))?,
+                    false,
+                ),
+                None => (commands::generate_password(), true),
+            };
+            let cause = admin("service user".into());
+            let mut out =
+                commands::service_user_create(&access, &email(&e)?, &password, &cause).await?;
+            if generated {
+                out.push_str(&format!(
+                    "\npassword (shown once; put it in WEB_SERVICE_PASSWORD or BOT_STAFF_PASSWORD): {password}"
+                ));
+            }
+            out
+        }
         Command::Failures(FailuresCommand::Retry { id, all: _ }) => {
             if plans.is_empty() {
                 eprintln!(
@@ -332,4 +420,66 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("{output}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn routes_add_key_is_the_route_key_not_the_api_key() {
+        let cli = Cli::try_parse_from([
+            "ops",
+            "routes",
+            "add",
+            "--key",
+            "vip",
+            "--channel",
+            "1",
+            "--name",
+            "VIP",
+        ])
+        .unwrap();
+        assert_ne!(cli.api_key.as_deref(), Some("vip"));
+        match cli.command {
+            Command::Routes(RoutesCommand::Add { key, .. }) => assert_eq!(key, "vip"),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["ops", "--api-key", "k", "routes", "remove", "--key", "vip"])
+                .unwrap();
+        assert_eq!(cli.api_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn staff_and_service_user_commands_parse() {
+        let cli = Cli::try_parse_from(["ops", "staff", "add", "--email", "a@b.c"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Staff(StaffCommand::Add { .. })
+        ));
+        let cli = Cli::try_parse_from([
+            "ops",
+            "service-user",
+            "create",
+            "--email",
+            "web@svc.local",
+            "--password-env",
+            "P",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::ServiceUser(ServiceUserCommand::Create {
+                password_env: Some(_),
+                ..
+            })
+        ));
+    }
 }

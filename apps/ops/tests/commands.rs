@@ -322,3 +322,87 @@ async fn roles_resync_without_plan_roles_says_why() {
         .unwrap_err();
     assert!(err.to_string().contains("PLAN_ROLES is empty"), "{err}");
 }
+
+#[tokio::test]
+async fn service_users_and_staff_are_made_and_removed_with_audit() {
+    let backend = testkit::backend::backend().await;
+    let access = Access::new(backend.client.clone(), PlanCatalog::default());
+    let svc = Email::parse("web@service.internal").unwrap();
+
+    let short = commands::service_user_create(&access, &svc, "short", &admin()).await;
+    assert!(short.is_err(), "a short password is refused");
+
+    let out = commands::service_user_create(&access, &svc, "a-long-service-password", &admin())
+        .await
+        .unwrap();
+    assert!(
+        out.contains("created, email verified, member of team staff"),
+        "{out}"
+    );
+    // The service can sign in with it, as web and the bot do for Realtime.
+    let session = backend
+        .client
+        .account()
+        .create_email_password_session(svc.as_str(), "a-long-service-password")
+        .await;
+    assert!(session.is_ok(), "{session:?}");
+    // Again with a new password: the password is set again (rotation), nothing duplicated.
+    let out = commands::service_user_create(&access, &svc, "another-long-password", &admin())
+        .await
+        .unwrap();
+    assert!(out.contains("password set"), "{out}");
+    let list = commands::staff_list(&backend.client).await.unwrap();
+    assert!(
+        list.contains("web@service.internal") && list.contains("service"),
+        "{list}"
+    );
+    assert!(list.ends_with("1 staff member(s)"), "{list}");
+
+    // Staff: only existing accounts; adding twice changes nothing; removing works.
+    let alice = Email::parse("alice@example.com").unwrap();
+    let err = commands::staff_add(&access, &alice, &admin())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("sign up on the dashboard first"),
+        "{err}"
+    );
+    backend
+        .client
+        .users()
+        .create("alice", alice.as_str(), Some("alice-password-1"), None)
+        .await
+        .unwrap();
+    let out = commands::staff_add(&access, &alice, &admin())
+        .await
+        .unwrap();
+    assert!(out.contains("is now staff"), "{out}");
+    let out = commands::staff_add(&access, &alice, &admin())
+        .await
+        .unwrap();
+    assert!(out.contains("already staff"), "{out}");
+    let out = commands::staff_remove(&access, &alice, &admin())
+        .await
+        .unwrap();
+    assert!(out.contains("no longer staff"), "{out}");
+    let out = commands::staff_remove(&access, &alice, &admin())
+        .await
+        .unwrap();
+    assert!(out.contains("not staff"), "{out}");
+
+    let audit = backend
+        .client
+        .documents("g3", "audit_log")
+        .list::<AuditEntry>(&[g3_appwrite::Query::equal("target", "alice@example.com")])
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit
+        .documents
+        .iter()
+        .map(|d| d.data.action.as_str())
+        .collect();
+    assert!(
+        actions.contains(&"staff.added") && actions.contains(&"staff.removed"),
+        "{actions:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Accounts: sign up, sign in with a password or an emailed code, email verification and sign
 //! out. Sessions are created with the server key so Appwrite hands us the secret, which goes
-//! into the HttpOnly `g3_session` cookie; the browser never talks to Appwrite itself.
+//! into the HttpOnly session cookie; the browser never talks to Appwrite itself.
 
 use askama::Template;
 use axum::{
@@ -86,8 +86,8 @@ fn page(status: StatusCode, template: &impl Template) -> Result<Response, AppErr
     Ok((status, Html(template.render()?)).into_response())
 }
 
-/// Signed in: the session cookie, a fresh CSRF token (nothing planted before sign-in survives),
-/// and on to `to`.
+/// Signed in: the session cookie, the CSRF token bound to this new session (nothing planted
+/// before sign-in survives), and on to `to`.
 fn signed_in(state: &AppState, session: &Session, to: &str) -> Response {
     let mut resp = Redirect::to(to).into_response();
     let max_age = session
@@ -96,7 +96,7 @@ fn signed_in(state: &AppState, session: &Session, to: &str) -> Response {
     let secure = state.secure_cookies();
     let headers = resp.headers_mut();
     if let Some(v) = cookies::set(
-        cookies::SESSION,
+        cookies::session_name(secure),
         session.secret.expose(),
         SameSite::Lax,
         secure,
@@ -104,22 +104,39 @@ fn signed_in(state: &AppState, session: &Session, to: &str) -> Response {
     ) {
         headers.append(header::SET_COOKIE, v);
     }
-    let csrf = hex::encode(rand::random::<[u8; 32]>());
-    if let Some(v) = cookies::set(cookies::CSRF, &csrf, SameSite::Strict, secure, None) {
+    let csrf = state.csrf_key().token_for(session.secret.expose());
+    if let Some(v) = cookies::set(
+        cookies::csrf_name(secure),
+        &csrf,
+        SameSite::Strict,
+        secure,
+        None,
+    ) {
         headers.append(header::SET_COOKIE, v);
     }
     resp
 }
 
+/// Signed out: the session cookie is cleared and the CSRF cookie gets a fresh random token,
+/// so nothing of the ended session's token is reused.
 fn signed_out(state: &AppState, to: &str) -> Response {
     let mut resp = Redirect::to(to).into_response();
-    if let Some(v) = cookies::set(
-        cookies::SESSION,
+    let secure = state.secure_cookies();
+    let cleared = cookies::set(
+        cookies::session_name(secure),
         "",
         SameSite::Lax,
-        state.secure_cookies(),
+        secure,
         Some(0),
-    ) {
+    );
+    let fresh = cookies::set(
+        cookies::csrf_name(secure),
+        &crate::security::new_token(),
+        SameSite::Strict,
+        secure,
+        None,
+    );
+    for v in [cleared, fresh].into_iter().flatten() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
@@ -241,7 +258,7 @@ pub async fn signin(
     Extension(ip): Extension<ClientIp>,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, AppError> {
-    state.throttle(&ip.0, Some(&form.email))?;
+    state.sign_in_gate(&ip.0, &form.email).await?;
     let refuse = |status: StatusCode, error: &str| {
         page(
             status,
@@ -266,11 +283,14 @@ pub async fn signin(
         .await
     {
         Ok(session) => Ok(signed_in(&state, &session, "/feed")),
-        Err(e) if e.status() == Some(401) => refuse(
-            StatusCode::UNAUTHORIZED,
-            "Wrong email or password. If you bought a plan before creating an account you have \
+        Err(e) if e.status() == Some(401) => {
+            state.sign_in_failed(&ip.0, &form.email);
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "Wrong email or password. If you bought a plan before creating an account you have \
              no password yet: sign in with an emailed code.",
-        ),
+            )
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -356,7 +376,7 @@ pub async fn code_verify(
     Extension(ip): Extension<ClientIp>,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
-    state.throttle(&ip.0, Some(&form.email))?;
+    state.sign_in_gate(&ip.0, &form.email).await?;
     let user_id_ok = form.user_id.len() <= 36 && cookies::is_token(&form.user_id);
     let code = form.code.trim();
     if user_id_ok && !code.is_empty() && code.len() <= 64 {
@@ -387,6 +407,7 @@ pub async fn code_verify(
             Err(e) => return Err(e.into()),
         }
     }
+    state.sign_in_failed(&ip.0, &form.email);
     page(
         StatusCode::UNAUTHORIZED,
         &CodeEnterPage {

@@ -1,5 +1,6 @@
 //! The two cookies the dashboard sets: the Appwrite session secret (HttpOnly, SameSite=Lax) and
 //! the CSRF token (SameSite=Strict). Parsing and `Set-Cookie` building, with no cookie framework.
+//! Over https both carry the `__Host-` prefix, so no sibling subdomain can plant or shadow them.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
@@ -7,6 +8,16 @@ use axum::http::{HeaderMap, HeaderValue, header};
 pub const SESSION: &str = "g3_session";
 /// Holds the double-submit CSRF token.
 pub const CSRF: &str = "g3_csrf";
+
+/// [`SESSION`] as named on the wire: `__Host-` prefixed when cookies are `Secure`.
+pub fn session_name(secure: bool) -> &'static str {
+    if secure { "__Host-g3_session" } else { SESSION }
+}
+
+/// [`CSRF`] as named on the wire: `__Host-` prefixed when cookies are `Secure`.
+pub fn csrf_name(secure: bool) -> &'static str {
+    if secure { "__Host-g3_csrf" } else { CSRF }
+}
 
 /// The value of cookie `name` from the request's `Cookie` headers.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -83,6 +94,8 @@ mod tests {
             "g3_session=x; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
         );
         assert!(is_token("abc-DEF_1.2"));
+        assert_eq!(session_name(true), "__Host-g3_session");
+        assert_eq!(csrf_name(false), "g3_csrf");
         assert!(!is_token("a;b"));
     }
 }

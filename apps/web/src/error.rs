@@ -33,6 +33,9 @@ pub enum AppError {
     LinkRateLimited(Duration),
     #[error("page not found")]
     NotFound,
+    /// A request body past [`crate::security::FORM_LIMIT`].
+    #[error("request too large")]
+    TooLarge,
     #[error("appwrite: {0}")]
     Backend(#[from] g3_appwrite::Error),
     #[error("access: {0}")]
@@ -83,7 +86,7 @@ impl IntoResponse for AppError {
             AppError::SessionEnded { secure } => {
                 let mut resp = Redirect::to("/signin?notice=session-ended").into_response();
                 if let Some(v) = cookies::set(
-                    cookies::SESSION,
+                    cookies::session_name(secure),
                     "",
                     cookies::SameSite::Lax,
                     secure,
@@ -107,6 +110,15 @@ impl IntoResponse for AppError {
             AppError::LinkRateLimited(wait) => Self::too_many(
                 wait,
                 "Too many Discord link or unlink requests for this account.",
+            ),
+            AppError::TooLarge => Self::page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request too large",
+                format!(
+                    "This request was too large: forms here take at most {} KB. Go back and \
+                     send less.",
+                    crate::security::FORM_LIMIT / 1024
+                ),
             ),
             AppError::NotFound => Self::page(
                 StatusCode::NOT_FOUND,

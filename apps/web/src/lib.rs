@@ -1,6 +1,10 @@
 //! The web dashboard: accounts through Appwrite (server-side sessions in an HttpOnly cookie),
 //! paid gating and the signal feed (live over SSE, see [`live`]), rendered with askama. Every
 //! route is listed in [`router`]; `main`, devstack and the tests all start it through [`run`].
+//!
+//! Any number of replicas may run behind a load balancer without sticky sessions: sessions are
+//! Appwrite's, started Discord links live in Appwrite (`pending`), and each replica keeps its
+//! own upstream Realtime subscription for the live feed.
 
 mod account;
 mod admin;
@@ -11,14 +15,16 @@ mod error;
 mod feed;
 pub mod link;
 pub mod live;
-mod markdown;
+// Public for the fuzz target in fuzz/ (render must never let raw HTML through).
+pub mod markdown;
 pub mod metrics;
+mod pending;
 pub mod ratelimit;
 pub mod security;
 mod session;
 mod templates;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::{
@@ -37,27 +43,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
 
 pub use error::AppError;
+pub use g3_service::{
+    Secret,
+    http::{MetricsAccess, Timeouts},
+};
 pub use link::DiscordSettings;
 pub use ratelimit::Limits;
-
-/// A secret that never prints.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// The `staff` service user web signs in as for Realtime (Realtime takes no API keys).
 #[derive(Clone, Debug)]
@@ -92,6 +83,14 @@ pub struct Settings {
     pub discord: Option<DiscordSettings>,
     /// The Discord roles each plan gives (`PLAN_ROLES`), for the roles a linked user joins with.
     pub plan_roles: PlanRoles,
+    /// How long a started Discord link waits for Discord's answer ([`link::STATE_TTL`]).
+    pub link_ttl: Duration,
+    /// Who may read `/metrics` on the public listener (`METRICS_TOKEN`); a separate metrics
+    /// listener (see [`run_with_metrics`]) serves them without asking.
+    pub metrics: MetricsAccess,
+    /// Read deadlines for request headers and bodies (`WEB_HEADER_TIMEOUT_SECS`,
+    /// `WEB_BODY_TIMEOUT_SECS`).
+    pub timeouts: Timeouts,
 }
 
 impl Settings {
@@ -109,6 +108,7 @@ struct Inner {
     secure: bool,
     limits: Limits,
     limiter: ratelimit::SlidingWindow,
+    csrf_key: security::CsrfKey,
     trust_proxy: bool,
     auth_cache: authcache::AuthCache,
     live: live::LiveOptions,
@@ -117,7 +117,8 @@ struct Inner {
     /// Turns true when the server shuts down: live streams end so the graceful stop can finish.
     closing: tokio::sync::watch::Sender<bool>,
     discord: Option<link::Discord>,
-    pending_links: link::Pending,
+    pending_links: pending::PendingLinks,
+    metrics_access: MetricsAccess,
     newest_page: feed::NewestPage,
     route_names: std::sync::Mutex<
         Option<(
@@ -141,6 +142,7 @@ impl AppState {
             appwrite.has_key(),
             "web needs the Appwrite server key (APPWRITE_API_KEY)"
         );
+        let pending_links = pending::PendingLinks::new(&appwrite, settings.link_ttl);
         Ok(Self(Arc::new(Inner {
             access: Access::new(appwrite.clone(), settings.plans.clone())
                 .with_roles(settings.plan_roles.clone()),
@@ -156,6 +158,13 @@ impl AppState {
             secure: settings.secure_cookies(),
             limits: settings.limits,
             limiter: ratelimit::SlidingWindow::default(),
+            csrf_key: security::CsrfKey::derive(
+                settings
+                    .appwrite
+                    .api_key
+                    .as_ref()
+                    .map_or("", |k| k.expose()),
+            ),
             trust_proxy: settings.trust_proxy,
             auth_cache: authcache::AuthCache::new(settings.auth_cache),
             hub: live::Hub::new(&settings.live),
@@ -168,7 +177,8 @@ impl AppState {
                 .map(link::Discord::new)
                 .transpose()
                 .context("Discord HTTP client")?,
-            pending_links: link::Pending::default(),
+            pending_links,
+            metrics_access: settings.metrics.clone(),
             newest_page: feed::NewestPage::default(),
             route_names: std::sync::Mutex::new(None),
         })))
@@ -249,25 +259,71 @@ impl AppState {
         format!("{base}/{}", path.trim_start_matches('/'))
     }
 
-    /// Counts a sign-in attempt against the client address and, if known, the email.
+    /// Counts a throttled form that is not a sign-in (a mailed code or reset link, a sign-up, a
+    /// password change) against the client address and, if known, the (email, address) pair:
+    /// refused past the limits.
     pub fn throttle(&self, ip: &str, email: Option<&str>) -> Result<(), AppError> {
         let l = self.0.limits;
-        self.0
-            .limiter
-            .check(&format!("ip:{ip}"), l.per_ip, l.window)
+        let limiter = &self.0.limiter;
+        let pair = email.map(|e| pair_key(e, ip));
+        limiter
+            .peek(&ip_key(ip), l.per_ip, l.window)
             .map_err(AppError::RateLimited)?;
-        if let Some(email) = email {
-            self.0
-                .limiter
-                .check(
-                    &format!("email:{}", email.trim().to_lowercase()),
-                    l.per_email,
-                    l.window,
-                )
+        if let Some(pair) = &pair {
+            limiter
+                .peek(pair, l.per_email, l.window)
                 .map_err(AppError::RateLimited)?;
+            limiter.record(pair, l.window);
+        }
+        limiter.record(&ip_key(ip), l.window);
+        Ok(())
+    }
+
+    /// Before a password or code is checked: refused when this address, or this address for
+    /// this email, failed too often; held back a little when the email failed often from
+    /// anywhere (a slowdown, so nobody elsewhere can lock the owner out).
+    pub async fn sign_in_gate(&self, ip: &str, email: &str) -> Result<(), AppError> {
+        let l = self.0.limits;
+        let limiter = &self.0.limiter;
+        limiter
+            .peek(&ip_key(ip), l.per_ip, l.window)
+            .map_err(AppError::RateLimited)?;
+        limiter
+            .peek(&pair_key(email, ip), l.per_email, l.window)
+            .map_err(AppError::RateLimited)?;
+        let wait = ratelimit::slowdown(limiter.count(&email_key(email), l.window), l.per_email);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         Ok(())
     }
+
+    /// A wrong password or code: counts against the address, the pair and the email. Good
+    /// sign-ins are never counted.
+    pub fn sign_in_failed(&self, ip: &str, email: &str) {
+        let window = self.0.limits.window;
+        let limiter = &self.0.limiter;
+        limiter.record(&ip_key(ip), window);
+        limiter.record(&pair_key(email, ip), window);
+        limiter.record(&email_key(email), window);
+    }
+
+    /// The key that binds CSRF tokens to sessions; the same on every replica.
+    pub(crate) fn csrf_key(&self) -> &security::CsrfKey {
+        &self.0.csrf_key
+    }
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("ip:{ip}")
+}
+
+fn email_key(email: &str) -> String {
+    format!("email:{}", email.trim().to_lowercase())
+}
+
+fn pair_key(email: &str, ip: &str) -> String {
+    format!("email-ip:{}|{ip}", email.trim().to_lowercase())
 }
 
 const APP_CSS: &str = include_str!("../static/app.css");
@@ -293,7 +349,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/signout", post(auth::signout))
         .route("/signout/all", post(auth::signout_all))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(public_metrics))
         .route("/feed", get(feed::feed))
         .route("/feed/stream", get(live::stream))
         .route("/account", get(account::account))
@@ -347,6 +403,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `GET /metrics` on the public listener: only with the bearer token, else as if absent.
+async fn public_metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: header::HeaderMap,
+) -> Result<axum::response::Response, AppError> {
+    if !state.0.metrics_access.allows(&headers) {
+        return Err(AppError::NotFound);
+    }
+    Ok(metrics_text(axum::extract::State(state))
+        .await
+        .into_response())
+}
+
+/// The router of the separate metrics listener (`WEB_METRICS_BIND`): `/metrics` for anyone who
+/// reaches it, so bind it to a private address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
+        .with_state(state)
+}
+
 async fn metrics_text(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> impl IntoResponse {
@@ -379,10 +458,26 @@ async fn js() -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` resolves.
+/// How long a stopping server waits for open connections after live streams were told to end:
+/// a client that stops reading must not hold the shutdown forever.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then drains: live streams end, requests in flight finish,
+/// and it returns (within [`DRAIN_LIMIT`] at most).
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with_metrics(settings, listener, None, shutdown).await
+}
+
+/// [`run`], with `/metrics` also served without authentication on `metrics_listener`
+/// (`WEB_METRICS_BIND`, a private address for the scraper).
+pub async fn run_with_metrics(
+    settings: Settings,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState::new(&settings)?;
@@ -395,77 +490,46 @@ pub async fn run(
         }
     };
     let closing = state.0.closing.clone();
-    let served = serve(listener, router(state), async move {
+    let stop = async move {
         shutdown.await;
         // Open event streams would hold the graceful stop forever.
         closing.send_replace(true);
-    })
-    .await;
+    };
+    let timeouts = settings.timeouts;
+    let public = g3_service::http::serve(listener, router(state.clone()), timeouts, stop);
+    let metrics = async {
+        let Some(listener) = metrics_listener else {
+            return Ok(());
+        };
+        tracing::info!(addr = %listener.local_addr()?, "web metrics listening");
+        let mut closing = state.closing();
+        g3_service::http::serve(
+            listener,
+            metrics_router(state.clone()),
+            timeouts,
+            async move {
+                let _ = closing.wait_for(|c| *c).await;
+            },
+        )
+        .await
+    };
+    let mut closing = state.closing();
+    let drain_limit = async move {
+        let _ = closing.wait_for(|c| *c).await;
+        tokio::time::sleep(DRAIN_LIMIT).await;
+    };
+    let served = tokio::select! {
+        served = async { tokio::try_join!(public, metrics).map(drop) } => served,
+        () = drain_limit => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; stopping anyway");
+            Ok(())
+        }
+    };
     if let Some(task) = upstream {
         task.abort();
     }
+    tracing::info!("web stopped");
     served
-}
-
-/// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then waits for open connections
-/// to finish (live streams end when `closing` turns true).
-///
-/// A plain hyper HTTP/1 connection per client rather than `axum::serve`: this service speaks
-/// HTTP/1.1 only (a reverse proxy terminates TLS and HTTP/2), and the single-protocol
-/// connection holds about 4 KB less per open live stream (measured at 5,000 streams).
-async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    use hyper_util::{
-        rt::{TokioIo, TokioTimer},
-        server::graceful::GracefulShutdown,
-        service::TowerToHyperService,
-    };
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, addr) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a little, keep serving.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Small event-stream writes must not wait for delayed ACKs (Nagle): ~40 ms.
-                let _ = tcp.set_nodelay(true);
-                let app = app.clone();
-                let service = tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
-                    let mut app = app.clone();
-                    async move {
-                        use tower::Service as _;
-                        app.call(req.map(axum::body::Body::new)).await
-                    }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    // Slow clients may not hold a connection open by trickling headers.
-                    .header_read_timeout(std::time::Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -485,6 +549,9 @@ mod tests {
             plans: PlanCatalog::default(),
             discord: None,
             plan_roles: PlanRoles::default(),
+            link_ttl: link::STATE_TTL,
+            metrics: MetricsAccess::Hidden,
+            timeouts: Timeouts::default(),
         }
     }
 

@@ -2,21 +2,15 @@
 //! scopes `identify guilds.join`.
 //!
 //! `POST /account/discord/link` (CSRF) remembers a random `state` with its PKCE verifier,
-//! bound to the signed-in user and their session (server side, single use, 10 minutes), and
-//! sends the browser to Discord. `GET /account/discord/callback` checks that state, exchanges
+//! bound to the signed-in user and their session (in Appwrite, see `pending.rs`: single
+//! use, 10 minutes, finished by whichever replica the callback reaches), and sends the browser
+//! to Discord. `GET /account/discord/callback` checks that state, exchanges
 //! the code, reads the Discord user, stores the link through `g3-access` (which recomputes the
 //! roles), adds the user to the customer guild with the roles they should hold, and revokes the
 //! access token: tokens live only for the length of the request and are never stored or logged.
 //! `POST /account/discord/unlink` (CSRF) removes the link; the bot takes the roles back.
-//!
-//! Started links live in this process's memory: behind a load balancer, run one web process
-//! or keep a browser on the same one (a callback elsewhere is told to start again).
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use askama::Template;
 use axum::{
@@ -29,11 +23,13 @@ use base64::Engine as _;
 use g3_access::LinkOutcome;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
 use url::Url;
 
 use crate::{
     AppState, Secret, cookies,
     error::AppError,
+    pending::Started,
     security::{CsrfToken, constant_time_eq, new_token},
     session::Viewer,
     templates::{Layout, LinkProblemPage},
@@ -41,13 +37,11 @@ use crate::{
 
 /// What linking asks Discord for.
 pub const SCOPES: &str = "identify guilds.join";
-/// How long a started link may wait for Discord's answer.
+/// How long a started link may wait for Discord's answer (the default of `Settings::link_ttl`).
 pub const STATE_TTL: Duration = Duration::from_secs(10 * 60);
 /// Link and unlink requests allowed per user within [`LINK_WINDOW`].
 pub const LINK_LIMIT: usize = 5;
 pub const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
-/// Started links kept at most (oldest dropped beyond); the per-user limit keeps it far lower.
-const MAX_PENDING: usize = 10_000;
 /// Every call to Discord gives up after this long.
 const DISCORD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,44 +93,9 @@ impl Discord {
     }
 }
 
-/// A link started in a browser and not yet finished.
-struct PendingLink {
-    user_id: String,
-    /// SHA-256 of the session secret that started it.
-    session: [u8; 32],
-    verifier: Secret,
-    started: Instant,
-}
-
-/// Started links by `state`. Each is taken out by the first callback that names it.
-#[derive(Default)]
-pub(crate) struct Pending(Mutex<HashMap<String, PendingLink>>);
-
-impl Pending {
-    fn insert(&self, state: String, link: PendingLink) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, l| l.started.elapsed() < STATE_TTL);
-        if map.len() >= MAX_PENDING
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, l)| l.started)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(state, link);
-    }
-
-    /// The link started with `state`, once, if still fresh.
-    fn take(&self, state: &str) -> Option<PendingLink> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(state)
-            .filter(|l| l.started.elapsed() < STATE_TTL)
-    }
-}
-
-fn session_hash(headers: &HeaderMap) -> crate::authcache::Key {
-    crate::authcache::key(cookies::get(headers, cookies::SESSION).unwrap_or(""))
+fn session_hash(state: &AppState, headers: &HeaderMap) -> crate::authcache::Key {
+    let name = cookies::session_name(state.secure_cookies());
+    crate::authcache::key(cookies::get(headers, name).unwrap_or(""))
 }
 
 fn pkce_pair() -> (Secret, String) {
@@ -196,15 +155,16 @@ pub async fn start(
     throttle(&state, &viewer.user.id)?;
     let link_state = new_token();
     let (verifier, challenge) = pkce_pair();
-    state.0.pending_links.insert(
-        link_state.clone(),
-        PendingLink {
-            user_id: viewer.user.id.clone(),
-            session: session_hash(&headers),
-            verifier,
-            started: Instant::now(),
-        },
-    );
+    let started = Started {
+        user_id: viewer.user.id.clone(),
+        session: session_hash(&state, &headers),
+        verifier,
+    };
+    state
+        .0
+        .pending_links
+        .insert(&link_state, &started, OffsetDateTime::now_utc())
+        .await?;
     let mut url = discord.settings.authorize_url.clone();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -410,17 +370,28 @@ pub async fn callback(
     let Some(discord) = state.discord() else {
         return not_configured(&csrf);
     };
-    let pending = q
+    // Taken (and so spent) before anything else is checked: a state tried by the wrong session
+    // is gone too.
+    let pending = match q
         .state
         .as_deref()
         .filter(|s| s.len() <= 128 && cookies::is_token(s))
-        .and_then(|s| state.0.pending_links.take(s));
+    {
+        Some(s) => {
+            state
+                .0
+                .pending_links
+                .take(s, OffsetDateTime::now_utc())
+                .await?
+        }
+        None => None,
+    };
     let Some(pending) = pending else {
         tracing::info!("Discord callback with a missing, unknown, used or expired state");
         return start_again(&csrf);
     };
     if pending.user_id != viewer.user.id
-        || !constant_time_eq(&pending.session, &session_hash(&headers))
+        || !constant_time_eq(&pending.session, &session_hash(&state, &headers))
     {
         tracing::warn!("Discord callback from another session than the one that started it");
         return start_again(&csrf);
@@ -590,25 +561,5 @@ mod tests {
             .encode(Sha256::digest(verifier.expose().as_bytes()));
         assert_eq!(challenge, again);
         assert_ne!(pkce_pair().1, challenge);
-    }
-
-    #[test]
-    fn a_pending_link_is_taken_once() {
-        let pending = Pending::default();
-        let link = || PendingLink {
-            user_id: "u".into(),
-            session: [0; 32],
-            verifier: Secret::new("v"),
-            started: Instant::now(),
-        };
-        pending.insert("s1".into(), link());
-        assert!(pending.take("s1").is_some());
-        assert!(pending.take("s1").is_none());
-        if let Some(then) = Instant::now().checked_sub(STATE_TTL) {
-            let mut old = link();
-            old.started = then;
-            pending.insert("s2".into(), old);
-            assert!(pending.take("s2").is_none(), "expired");
-        }
     }
 }

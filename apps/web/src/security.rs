@@ -1,4 +1,4 @@
-//! Request-level protections: security headers on every response, the double-submit CSRF check
+//! Request-level protections: security headers on every response, the body limit and CSRF check
 //! on every state-changing request, and the client address used by the sign-in rate limits.
 
 use std::net::SocketAddr;
@@ -10,6 +10,8 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+
+use sha2::{Digest as _, Sha256};
 
 use crate::{AppState, cookies, error::AppError};
 
@@ -37,8 +39,12 @@ pub fn csp(form_origin: Option<&str>) -> HeaderValue {
         .unwrap_or(HeaderValue::from_static(CSP))
 }
 
+/// Browser features no page here uses, denied to every page (and anything it might embed).
+pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=(), payment=(), \
+usb=(), interest-cohort=(), browsing-topics=()";
+
 /// Headers every response carries.
-pub fn headers(form_origin: Option<&str>) -> [(HeaderName, HeaderValue); 4] {
+pub fn headers(form_origin: Option<&str>) -> [(HeaderName, HeaderValue); 6] {
     [
         (header::CONTENT_SECURITY_POLICY, csp(form_origin)),
         (
@@ -50,6 +56,14 @@ pub fn headers(form_origin: Option<&str>) -> [(HeaderName, HeaderValue); 4] {
             HeaderValue::from_static("same-origin"),
         ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
     ]
 }
 
@@ -67,29 +81,90 @@ pub(crate) fn new_token() -> String {
 }
 
 /// Equal length and content, compared without an early exit.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+pub use g3_service::constant_time_eq;
+
+/// HMAC-SHA256 (RFC 2104) over `sha2`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
 }
 
-/// Double-submit CSRF: a random token lives in a SameSite=Strict cookie and is echoed in each
-/// form; a state-changing request must carry both, equal. Safe requests get a token (and the
-/// cookie, if it was missing). A foreign `Origin` is refused as well.
+/// Binds CSRF tokens to sessions: a signed-in user's token is
+/// `HMAC-SHA256(key, SHA-256(session secret))`. Replicas share no state but Appwrite, so the
+/// key is derived from the Appwrite server key they all hold (`HMAC(api_key, "g3 csrf")`):
+/// every replica computes the same token, and nobody without that key or the HttpOnly session
+/// cookie can. Rotating the server key makes open forms ask for a reload, nothing more.
+#[derive(Clone)]
+pub struct CsrfKey([u8; 32]);
+
+impl CsrfKey {
+    pub fn derive(api_key: &str) -> Self {
+        Self(hmac_sha256(api_key.as_bytes(), b"g3 csrf"))
+    }
+
+    /// The token forms of the session holding `session_secret` must carry (64 hex digits).
+    pub fn token_for(&self, session_secret: &str) -> String {
+        hex::encode(hmac_sha256(
+            &self.0,
+            &Sha256::digest(session_secret.as_bytes()),
+        ))
+    }
+}
+
+impl std::fmt::Debug for CsrfKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfKey(..)")
+    }
+}
+
+/// CSRF, after the body limit (a body past [`FORM_LIMIT`] is a 413, whatever else is wrong).
+/// With a session cookie the form must carry that session's token ([`CsrfKey::token_for`]),
+/// so a planted cookie or another session's token is refused; signed out (the sign-in and
+/// sign-up forms) it is double-submit: a random token in a SameSite=Strict cookie echoed by
+/// the form. Either way the cookie holds the token expected, and a foreign `Origin` is refused.
+/// Safe requests get the token, and the cookie when it is missing or stale, except on
+/// publicly cacheable responses (a shared cache would hand one token to everyone).
 pub async fn csrf(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let cookie = cookies::get(req.headers(), cookies::CSRF)
+    let secure = state.secure_cookies();
+    let bound = cookies::get(req.headers(), cookies::session_name(secure))
+        .filter(|v| cookies::is_token(v))
+        .map(|secret| state.csrf_key().token_for(secret));
+    let cookie = cookies::get(req.headers(), cookies::csrf_name(secure))
         .filter(|v| v.len() == 64 && cookies::is_token(v))
         .map(str::to_owned);
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        if let Some(origin) = req.headers().get(header::ORIGIN)
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > FORM_LIMIT as u64) {
+            return AppError::TooLarge.into_response();
+        }
+        let (parts, body) = req.into_parts();
+        // Past the limit without a length given (chunked), or cut short: refused unread.
+        let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+            return AppError::TooLarge.into_response();
+        };
+        if let Some(origin) = parts.headers.get(header::ORIGIN)
             && origin.as_bytes() != state.origin().as_bytes()
         {
             return AppError::Csrf.into_response();
         }
-        let Some(expected) = cookie else {
-            return AppError::Csrf.into_response();
-        };
-        let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        let Some(expected) = bound.or(cookie) else {
             return AppError::Csrf.into_response();
         };
         let given = url::form_urlencoded::parse(&bytes)
@@ -102,18 +177,25 @@ pub async fn csrf(State(state): State<AppState>, mut req: Request, next: Next) -
         req.extensions_mut().insert(CsrfToken(expected));
         return next.run(req).await;
     }
-    let (token, fresh) = match cookie {
-        Some(t) => (t, false),
-        None => (new_token(), true),
-    };
+    let token = bound
+        .clone()
+        .or_else(|| cookie.clone())
+        .unwrap_or_else(new_token);
+    let stale = cookie.as_deref() != Some(token.as_str());
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut resp = next.run(req).await;
-    if fresh
+    let cacheable = resp
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("public"));
+    if stale
+        && !cacheable
         && let Some(v) = cookies::set(
-            cookies::CSRF,
+            cookies::csrf_name(secure),
             &token,
             cookies::SameSite::Strict,
-            state.secure_cookies(),
+            secure,
             None,
         )
     {
@@ -154,6 +236,31 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert_eq!(new_token().len(), 64);
+    }
+
+    #[test]
+    fn hmac_matches_the_standard_construction() {
+        // RFC 4231 test case 2, and a key longer than a block.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let long = "k".repeat(100);
+        assert_eq!(
+            hex::encode(hmac_sha256(long.as_bytes(), b"body")),
+            g3_core::signing::sellapp_signature(&long, b"body")
+        );
+    }
+
+    #[test]
+    fn session_tokens_differ_per_session_and_agree_across_replicas() {
+        let a = CsrfKey::derive("server key");
+        let b = CsrfKey::derive("server key");
+        assert_eq!(a.token_for("s1"), b.token_for("s1"));
+        assert_ne!(a.token_for("s1"), a.token_for("s2"));
+        assert_ne!(a.token_for("s1"), CsrfKey::derive("other").token_for("s1"));
+        assert_eq!(a.token_for("s1").len(), 64);
+        assert_eq!(format!("{a:?}"), "CsrfKey(..)");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Who is asking: the Appwrite session behind the `g3_session` cookie, checked with Appwrite
+//! Who is asking: the Appwrite session behind the session cookie, checked with Appwrite
 //! (reused for a second or two on `GET`s only, see [`crate::authcache`]), and what that user
 //! may see.
 
@@ -25,7 +25,8 @@ impl FromRequestParts<AppState> for MaybeViewer {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(secret) = cookies::get(&parts.headers, cookies::SESSION) else {
+        let name = cookies::session_name(state.secure_cookies());
+        let Some(secret) = cookies::get(&parts.headers, name) else {
             return Ok(MaybeViewer(None));
         };
         let ended = AppError::SessionEnded {

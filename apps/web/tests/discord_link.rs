@@ -1,12 +1,17 @@
 //! Linking a Discord account against testkit's fake Discord: the OAuth2 round trip (state bound
 //! to the session, PKCE checked by the fake, token revoked after), the guild join with the plan
-//! role, relink, unlink, and every way a link can fail without leaving half a link behind.
+//! role, relink, unlink, and every way a link can fail without leaving half a link behind;
+//! started links live in Appwrite, so a link started on one replica finishes on another.
 
 mod common;
 
 use common::{Browser, Resp, TestApp};
+use g3_appwrite::Query;
 use g3_core::plans::PlanRoles;
-use g3_store::models::DiscordLink;
+use g3_store::{
+    models::{DiscordLink, PendingLink},
+    schema::DATABASE_ID,
+};
 use testkit::discord::{FakeDiscord, Fault, OAuthApp, OAuthRoute};
 use url::Url;
 use web::{DiscordSettings, Secret};
@@ -22,6 +27,14 @@ struct Linking {
 
 /// web with Discord linking pointed at a fake (or, with `api_url`, at another API base).
 async fn setup_with(api_url: Option<String>) -> Linking {
+    setup_configured(api_url, |_| {}).await
+}
+
+/// [`setup_with`], with other settings changed by `configure`.
+async fn setup_configured(
+    api_url: Option<String>,
+    configure: impl FnOnce(&mut web::Settings),
+) -> Linking {
     let fake = FakeDiscord::spawn().await;
     let mut registered = None;
     let app = TestApp::spawn_configured(|s| {
@@ -41,6 +54,7 @@ async fn setup_with(api_url: Option<String>) -> Linking {
         });
         s.plan_roles = PlanRoles::parse(&format!("vip={VIP_ROLE}")).unwrap();
         registered = Some(oauth);
+        configure(s);
     })
     .await;
     Linking {
@@ -92,6 +106,18 @@ impl Linking {
 
     fn discord_id(&self, username: &str) -> u64 {
         self.fake.discord_user(username).id
+    }
+
+    /// Started links not yet taken, on every replica.
+    async fn pending_links(&self) -> u64 {
+        self.app
+            .backend
+            .client
+            .documents(DATABASE_ID, PendingLink::COLLECTION)
+            .list::<PendingLink>(&[Query::limit(1)])
+            .await
+            .unwrap()
+            .total
     }
 
     /// A verified customer with an active vip plan.
@@ -480,4 +506,63 @@ async fn without_discord_settings_linking_is_off_and_says_so() {
     let r = b.post("/account/discord/link", &[]).await;
     assert_eq!(r.status, 404);
     assert!(r.body.contains("not available"));
+}
+
+#[tokio::test]
+async fn a_link_started_on_one_replica_finishes_on_another_and_is_spent_on_both() {
+    let t = setup().await;
+    let mut replica = t.app.replica().await;
+    let mut b = t.paid("max@example.com").await;
+
+    // Started on the first replica, Discord's answer lands on the second.
+    let url = t.start(&mut b).await;
+    assert_eq!(t.pending_links().await, 1);
+    let callback = t.fake.approve(&url, "max").unwrap();
+    b.switch_to(&replica.url);
+    let r = t.back(&mut b, &callback).await;
+    assert_linked(&r);
+    let link = t.link_of("max@example.com").await.expect("linked");
+    assert_eq!(link.discord_user_id, t.discord_id("max").to_string());
+    assert_eq!(t.pending_links().await, 0, "taken");
+
+    // The same state replayed on either replica is refused and exchanges nothing.
+    for base in [replica.url.clone(), t.app.url.clone()] {
+        b.switch_to(&base);
+        let again = t.back(&mut b, &callback).await;
+        assert_eq!(again.status, 400, "{base}");
+        assert!(again.body.contains("expired or was already used"));
+    }
+    assert_eq!(t.fake.oauth_tokens().len(), 1);
+
+    // And the other way round: started on the second, finished on the first.
+    b.switch_to(&replica.url);
+    let url = t.start(&mut b).await;
+    let callback = t.fake.approve(&url, "max.two").unwrap();
+    b.switch_to(&t.app.url);
+    assert_linked(&t.back(&mut b, &callback).await);
+    assert_eq!(
+        t.link_of("max@example.com").await.unwrap().discord_user_id,
+        t.discord_id("max.two").to_string()
+    );
+    b.switch_to(&replica.url);
+    assert_eq!(t.back(&mut b, &callback).await.status, 400);
+    replica
+        .shutdown(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_link_is_refused_before_discord_is_asked_and_is_removed() {
+    // Links expire the moment they start: the callback always comes after.
+    let t = setup_configured(None, |s| s.link_ttl = std::time::Duration::ZERO).await;
+    let mut b = t.paid("nina@example.com").await;
+    let url = t.start(&mut b).await;
+    let callback = t.fake.approve(&url, "nina").unwrap();
+    let r = t.back(&mut b, &callback).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("expired or was already used"), "{}", r.body);
+    assert!(t.link_of("nina@example.com").await.is_none());
+    assert!(t.fake.oauth_tokens().is_empty(), "no code was exchanged");
+    assert_eq!(t.pending_links().await, 0, "the expired link is gone");
 }

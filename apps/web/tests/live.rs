@@ -169,17 +169,9 @@ async fn a_revoked_customers_stream_ends() {
 async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
     let app = TestApp::spawn().await;
     let settings = web::Settings {
-        appwrite: app.backend.client_config(),
         public_url: url::Url::parse("http://127.0.0.1:1").unwrap(),
-        store_url: url::Url::parse(common::STORE_URL).unwrap(),
         service_user: None,
-        live: LiveOptions::default(),
-        limits: web::Limits::default(),
-        trust_proxy: false,
-        auth_cache: std::time::Duration::from_secs(2),
-        plans: Default::default(),
-        discord: None,
-        plan_roles: Default::default(),
+        ..app.settings.clone()
     };
     let state = web::AppState::new(&settings).unwrap();
     app.seed_signal("6000", |s| s["posted_at"] = minutes_ago(30).into())

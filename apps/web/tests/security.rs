@@ -317,6 +317,19 @@ async fn security_headers_on_every_response() {
         assert_eq!(h("content-security-policy"), web::security::CSP, "{path}");
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(h("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(h("cross-origin-opener-policy"), "same-origin", "{path}");
+        let permissions = h("permissions-policy");
+        for feature in [
+            "camera=()",
+            "microphone=()",
+            "geolocation=()",
+            "payment=()",
+            "usb=()",
+            "interest-cohort=()",
+            "browsing-topics=()",
+        ] {
+            assert!(permissions.contains(feature), "{path}: {permissions}");
+        }
     }
     let css = &responses[5].1;
     assert_eq!(css.status, 200);
@@ -332,7 +345,7 @@ async fn security_headers_on_every_response() {
 #[tokio::test]
 async fn sign_in_attempts_are_rate_limited_per_email_and_per_ip() {
     let app = TestApp::spawn_with(Limits {
-        per_ip: 6,
+        per_ip: 5,
         per_email: 3,
         window: Duration::from_secs(600),
     })
@@ -360,7 +373,7 @@ async fn cookies_are_secure_behind_https() {
     let csrf = r
         .set_cookies()
         .into_iter()
-        .find(|c| c.starts_with("g3_csrf="))
+        .find(|c| c.starts_with("__Host-g3_csrf="))
         .unwrap();
     assert!(
         csrf.contains("SameSite=Strict") && csrf.contains("HttpOnly") && csrf.contains("Secure")
@@ -369,10 +382,12 @@ async fn cookies_are_secure_behind_https() {
     let session = r
         .set_cookies()
         .into_iter()
-        .find(|c| c.starts_with("g3_session="))
+        .find(|c| c.starts_with("__Host-g3_session="))
         .unwrap();
     assert!(
         session.contains("Secure")
+            && session.contains("Path=/")
+            && !session.contains("Domain")
             && session.contains("SameSite=Lax")
             && session.contains("HttpOnly")
     );
@@ -419,4 +434,153 @@ async fn no_debug_endpoints_and_metrics_count_routes() {
         assert!(text.contains(family), "{family}");
     }
     assert!(!text.contains("secret") && !text.contains("@"), "{text}");
+}
+
+/// Limits for the sign-in tests: three failures per (email, address) within ten minutes.
+fn tight_limits(per_ip: usize) -> Limits {
+    Limits {
+        per_ip,
+        per_email: 3,
+        window: Duration::from_secs(600),
+    }
+}
+
+async fn spawn_behind_proxy(limits: Limits) -> TestApp {
+    TestApp::spawn_configured(|s| {
+        s.limits = limits;
+        s.trust_proxy = true;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
+    let app = spawn_behind_proxy(tight_limits(100)).await;
+    let email = "owner@example.com";
+    app.verified(email).await;
+
+    let mut attacker = app.browser().at_ip("10.0.0.1");
+    for _ in 0..3 {
+        assert_eq!(attacker.sign_in(email, "guess").await.status, 401);
+    }
+    for _ in 0..9 {
+        assert_eq!(attacker.sign_in(email, "guess").await.status, 429);
+    }
+    // The limit is per (email, address): the attacker's own address is stopped, even with
+    // the right password, while the owner elsewhere signs in and can ask for a code or a reset.
+    assert_eq!(attacker.sign_in(email, PASSWORD).await.status, 429);
+
+    let mut owner = app.browser().at_ip("10.0.0.2");
+    let r = owner.sign_in(email, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let mut owner = app.browser().at_ip("10.0.0.2");
+    let r = owner.post("/signin/code", &[("email", email)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = owner.post("/recover", &[("email", email)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn good_sign_ins_never_count_toward_the_limit() {
+    let app = spawn_behind_proxy(tight_limits(100)).await;
+    let email = "regular@example.com";
+    app.verified(email).await;
+    for i in 0..20 {
+        let mut b = app.browser().at_ip("10.0.0.3");
+        let r = b.sign_in(email, PASSWORD).await;
+        assert_eq!(r.status, 303, "sign-in {i}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn the_per_address_limit_still_holds_across_emails() {
+    let app = spawn_behind_proxy(tight_limits(4)).await;
+    let mut b = app.browser().at_ip("10.0.0.4");
+    for i in 0..4 {
+        let r = b.sign_in(&format!("nobody{i}@example.com"), "guess").await;
+        assert_eq!(r.status, 401);
+    }
+    let r = b.sign_in("nobody9@example.com", "guess").await;
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains_key("retry-after"));
+    // Another address is unaffected.
+    let mut other = app.browser().at_ip("10.0.0.5");
+    assert_eq!(
+        other.sign_in("nobody9@example.com", "guess").await.status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_planted_csrf_token_is_refused_on_an_admin_action() {
+    let app = TestApp::spawn().await;
+    let mut staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    app.grant("customer@x.io").await;
+
+    let planted = "a".repeat(64);
+    staff.jar.insert("g3_csrf".into(), planted.clone());
+    let r = staff
+        .post_raw(
+            "/admin/customers/customer%40x.io",
+            &[
+                ("action", "revoke"),
+                ("reason", "forged"),
+                ("csrf", planted.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let page = staff.get("/admin/customers/customer%40x.io").await;
+    assert!(page.body.contains("id=\"paid\">member"), "unchanged");
+}
+
+#[tokio::test]
+async fn a_csrf_token_of_another_session_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut mallory = app.verified("mallory@example.com").await;
+    let mut victim = app.verified("victim2@example.com").await;
+    let theirs = mallory.csrf().await;
+    victim.jar.insert("g3_csrf".into(), theirs.clone());
+    let r = victim
+        .post_raw("/signout/all", &[("csrf", theirs.as_str())])
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(victim.get("/account").await.status, 200, "still signed in");
+    // Its own page's token works.
+    let r = victim.get("/account").await;
+    let own = victim.csrf().await;
+    assert!(
+        r.body.contains(&own),
+        "the page carries the session's token"
+    );
+    assert_eq!(victim.post("/signout/all", &[]).await.status, 303);
+}
+
+#[tokio::test]
+async fn cacheable_responses_set_no_cookie() {
+    let app = TestApp::spawn().await;
+    for path in ["/static/app.css", "/static/app.js"] {
+        let r = app.browser().get(path).await;
+        assert_eq!(r.status, 200);
+        assert!(r.set_cookies().is_empty(), "{path}: {:?}", r.set_cookies());
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_post_is_refused_as_too_large() {
+    let app = TestApp::spawn().await;
+    let mut b = app.browser();
+    let big = "x".repeat(10 * 1024 * 1024);
+    for path in ["/signin", "/signup", "/no/such/page"] {
+        let r = b.post(path, &[("email", big.as_str())]).await;
+        assert_eq!(r.status, 413, "{path}");
+        assert!(r.body.contains("too large"), "{}", r.body);
+    }
+    // Without any token at all, too.
+    let r = app
+        .browser()
+        .post_raw("/signin", &[("email", big.as_str())])
+        .await;
+    assert_eq!(r.status, 413);
 }

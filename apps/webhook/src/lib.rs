@@ -3,6 +3,10 @@
 //! (grant, extend, revoke, cancel) through `g3-access`; it answers 2xx only once the effect (or
 //! the failure record) is durable. Background workers retry failures, expire ended periods and
 //! reconcile refunds. Routes are listed in [`router`].
+//!
+//! Any number of replicas may run: per-customer work is serialised by `g3-access`'s locks in
+//! Appwrite, and nothing else is shared. `/metrics` is hidden on the public listener unless a
+//! bearer token is configured; a separate private listener can serve it without one.
 
 pub mod ingest;
 pub mod metrics;
@@ -17,8 +21,8 @@ use anyhow::Context as _;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, State},
-    http::{StatusCode, header},
-    response::IntoResponse,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use g3_access::Access;
@@ -30,23 +34,30 @@ use crate::{metrics::Metrics, reconcile::SellappApi, spool::Spool};
 /// Largest accepted webhook body; larger ones get 413.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// A secret that never prints.
-#[derive(Clone)]
-pub struct Secret(String);
+pub use g3_service::{
+    Secret,
+    http::{MetricsAccess, Timeouts},
+};
 
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// Secrets still accepted beside the current ones while a rotation is under way.
+#[derive(Clone, Debug, Default)]
+pub struct PreviousSecrets {
+    /// `SELLAPP_WEBHOOK_SECRET_PREVIOUS`.
+    pub sellapp: Option<Secret>,
+    /// `INGEST_SECRET_PREVIOUS` (ignored while ingest is off).
+    pub ingest: Option<Secret>,
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
+/// How the service speaks HTTP: how it listens, and where ingest may download from.
+#[derive(Clone, Debug, Default)]
+pub struct HttpSettings {
+    /// Header and body read deadlines of every connection.
+    pub timeouts: Timeouts,
+    /// Who may read `/metrics` on the public listener.
+    pub metrics: MetricsAccess,
+    /// Which attachment URLs ingest downloads (`INGEST_ATTACHMENT_HOSTS`); tests with a fake
+    /// CDN on 127.0.0.1 add a local exception.
+    pub attachment_policy: ingest::cdn::AttachmentPolicy,
 }
 
 /// How often the background jobs run.
@@ -75,6 +86,8 @@ impl Default for Intervals {
 pub struct Settings {
     pub appwrite: g3_appwrite::Config,
     pub sellapp_secret: Secret,
+    /// Older secrets accepted during a rotation.
+    pub previous_secrets: PreviousSecrets,
     pub plans: PlanCatalog,
     /// Discord roles per plan, recorded as desired role state for the bot.
     pub roles: PlanRoles,
@@ -86,12 +99,15 @@ pub struct Settings {
     pub intervals: Intervals,
     /// Run the background jobs (tests that drive them by hand turn this off).
     pub background_jobs: bool,
+    pub http: HttpSettings,
 }
 
 #[derive(Clone)]
 pub struct AppState {
     pub access: Arc<Access>,
-    pub secret: Secret,
+    /// The current Sell.app secret first, then any previous one still accepted.
+    pub sellapp_secrets: Vec<Secret>,
+    pub metrics_access: MetricsAccess,
     pub spool: Spool,
     pub metrics: Arc<Metrics>,
     pub ingest: Option<ingest::SharedIngest>,
@@ -106,11 +122,23 @@ impl AppState {
                 Access::new(client.clone(), settings.plans.clone())
                     .with_roles(settings.roles.clone()),
             ),
-            secret: settings.sellapp_secret.clone(),
+            sellapp_secrets: std::iter::once(settings.sellapp_secret.clone())
+                .chain(settings.previous_secrets.sellapp.clone())
+                .collect(),
+            metrics_access: settings.http.metrics.clone(),
             spool: Spool::open(&settings.spool_dir)?,
             metrics: Arc::new(Metrics::default()),
             ingest: match settings.ingest_secret.clone() {
-                Some(secret) => Some(Arc::new(ingest::Ingest::new(client.clone(), secret)?)),
+                Some(secret) => {
+                    let secrets = std::iter::once(secret)
+                        .chain(settings.previous_secrets.ingest.clone())
+                        .collect();
+                    Some(Arc::new(ingest::Ingest::new(
+                        client.clone(),
+                        secrets,
+                        settings.http.attachment_policy.clone(),
+                    )?))
+                }
                 None => None,
             },
         })
@@ -124,7 +152,29 @@ impl AppState {
 
 pub use worker::RetryReport;
 
-/// Every route of the service.
+/// Whether the request says its body is JSON: `application/json`, parameters such as
+/// `; charset=utf-8` allowed. Both endpoints refuse anything else with 415 before reading it.
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The 415 both endpoints answer to a body that is not declared JSON; counted per endpoint.
+pub(crate) fn not_json(state: &AppState, endpoint: metrics::Endpoint) -> Response {
+    state.metrics.unsupported_media_type(endpoint);
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        axum::Json(serde_json::json!({
+            "error": "the body must be JSON, sent with Content-Type: application/json"
+        })),
+    )
+        .into_response()
+}
+
+/// Every route of the service (`/metrics` only for holders of the metrics token).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -139,9 +189,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(guarded_metrics))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The private metrics listener (`WEBHOOK_METRICS_BIND`): `/metrics` without a token.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Without the token the route does not exist, as far as the caller can tell.
+async fn guarded_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.metrics_access.allows(&headers) {
+        metrics(State(state)).await.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -171,19 +238,52 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_metrics(settings, listener, None, shutdown).await
+}
+
+/// Like [`run`], with `/metrics` also served without a token on `metrics_listener` (a private
+/// scrape network). When `shutdown` resolves both listeners stop accepting, requests in flight
+/// finish (a delivery being applied is answered), and the background jobs stop after their
+/// current step.
+pub async fn run_with_metrics(
+    settings: Settings,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = AppState::new(&settings)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let jobs = settings
         .background_jobs
-        .then(|| worker::spawn(state.clone(), settings.clone(), stop_rx));
+        .then(|| worker::spawn(state.clone(), settings.clone(), stop_rx.clone()));
+    let timeouts = settings.http.timeouts;
     tracing::info!(addr = %listener.local_addr()?, "webhook service listening");
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop_tx.send(true);
+    let private = match metrics_listener {
+        Some(metrics_listener) => {
+            tracing::info!(addr = %metrics_listener.local_addr()?, "metrics listening");
+            Some(tokio::spawn(g3_service::http::serve(
+                metrics_listener,
+                metrics_router(state.clone()),
+                timeouts,
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    let served = g3_service::http::serve(listener, router(state), timeouts, stopped(stop_rx)).await;
+    if let Some(private) = private {
+        private
+            .await
+            .context("metrics listener task")?
+            .context("serving metrics")?;
+    }
     if let Some(jobs) = jobs {
         let _ = jobs.await;
     }

@@ -1,5 +1,6 @@
-//! Prometheus metrics of the webhook service, rendered in the text exposition format.
-//! Hand-rolled: three metric families do not justify a metrics framework.
+//! Prometheus metrics of the webhook service, rendered in the text exposition format, and the
+//! rate limit on rejected-signature log lines (the counter keeps the exact number).
+//! Hand-rolled: a few metric families do not justify a metrics framework.
 
 use std::{
     collections::BTreeMap,
@@ -8,7 +9,7 @@ use std::{
         Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -24,6 +25,60 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     failures_pending: AtomicI64,
     spooled: AtomicI64,
+    /// Requests refused for a missing or wrong signature, per endpoint.
+    rejected_sellapp: AtomicU64,
+    rejected_ingest: AtomicU64,
+    /// Requests refused (415) for a body not declared as JSON, per endpoint.
+    not_json_sellapp: AtomicU64,
+    not_json_ingest: AtomicU64,
+    rejection_log: RejectionLog,
+}
+
+/// Which endpoint refused a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Sellapp,
+    Ingest,
+}
+
+impl Endpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Sellapp => "sellapp",
+            Endpoint::Ingest => "ingest",
+        }
+    }
+}
+
+/// At most one log line per [`RejectionLog::EVERY`] about rejected signatures, saying how many
+/// were rejected since the last line: a flood of forged requests must not flood the log.
+#[derive(Default)]
+pub struct RejectionLog {
+    /// When the last line was written, and how many rejections since then went unlogged.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RejectionLog {
+    pub const EVERY: Duration = Duration::from_secs(10);
+
+    /// Notes one rejection at `now`. `Some(n)`: write a line now, covering `n` rejections
+    /// (this one and those held back since the last line).
+    pub fn note(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, held_back) = &mut *state;
+        match last {
+            Some(at) if now.saturating_duration_since(*at) < Self::EVERY => {
+                *held_back += 1;
+                None
+            }
+            _ => {
+                let n = *held_back + 1;
+                *last = Some(now);
+                *held_back = 0;
+                Some(n)
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -45,6 +100,50 @@ impl Metrics {
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused for its signature and logs it, at most once per
+    /// [`RejectionLog::EVERY`] across endpoints.
+    pub fn rejected(&self, endpoint: Endpoint, error: &dyn std::fmt::Display) {
+        match endpoint {
+            Endpoint::Sellapp => &self.rejected_sellapp,
+            Endpoint::Ingest => &self.rejected_ingest,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = self.rejection_log.note(Instant::now()) {
+            tracing::warn!(
+                endpoint = endpoint.as_str(),
+                rejected = n,
+                last_error = %error,
+                "rejected unsigned or wrongly signed requests (one line per 10 s at most; \
+                 g3_webhook_rejected_signatures_total has the exact count)"
+            );
+        }
+    }
+
+    pub fn rejected_count(&self, endpoint: Endpoint) -> u64 {
+        match endpoint {
+            Endpoint::Sellapp => &self.rejected_sellapp,
+            Endpoint::Ingest => &self.rejected_ingest,
+        }
+        .load(Ordering::Relaxed)
+    }
+
+    /// Counts a request refused (415) because its body is not declared as JSON.
+    pub fn unsupported_media_type(&self, endpoint: Endpoint) {
+        match endpoint {
+            Endpoint::Sellapp => &self.not_json_sellapp,
+            Endpoint::Ingest => &self.not_json_ingest,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn unsupported_media_type_count(&self, endpoint: Endpoint) -> u64 {
+        match endpoint {
+            Endpoint::Sellapp => &self.not_json_sellapp,
+            Endpoint::Ingest => &self.not_json_ingest,
+        }
+        .load(Ordering::Relaxed)
     }
 
     pub fn set_failures_pending(&self, n: i64) {
@@ -112,6 +211,26 @@ impl Metrics {
             "g3_webhook_spooled {}",
             self.spooled.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP g3_webhook_rejected_signatures_total Requests refused for a missing or wrong signature.\n");
+        out.push_str("# TYPE g3_webhook_rejected_signatures_total counter\n");
+        for endpoint in [Endpoint::Sellapp, Endpoint::Ingest] {
+            let _ = writeln!(
+                out,
+                "g3_webhook_rejected_signatures_total{{endpoint=\"{}\"}} {}",
+                endpoint.as_str(),
+                self.rejected_count(endpoint)
+            );
+        }
+        out.push_str("# HELP g3_webhook_unsupported_media_type_total Requests refused (415) for a body not sent as application/json.\n");
+        out.push_str("# TYPE g3_webhook_unsupported_media_type_total counter\n");
+        for endpoint in [Endpoint::Sellapp, Endpoint::Ingest] {
+            let _ = writeln!(
+                out,
+                "g3_webhook_unsupported_media_type_total{{endpoint=\"{}\"}} {}",
+                endpoint.as_str(),
+                self.unsupported_media_type_count(endpoint)
+            );
+        }
         out
     }
 }
@@ -135,5 +254,34 @@ mod tests {
         assert!(text.contains("g3_webhook_delivery_seconds_bucket{le=\"0.05\"} 2"));
         assert!(text.contains("g3_webhook_delivery_seconds_bucket{le=\"+Inf\"} 3"));
         assert_eq!(m.count("order.completed", "applied"), 2);
+    }
+
+    #[test]
+    fn rejections_are_counted_exactly_but_logged_once_per_window() {
+        let log = RejectionLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.note(t0), Some(1), "the first one is logged at once");
+        let mut lines = 0;
+        for i in 1..=1000u64 {
+            if log.note(t0 + Duration::from_millis(i)).is_some() {
+                lines += 1;
+            }
+        }
+        assert_eq!(lines, 0, "a flood inside the window writes nothing more");
+        assert_eq!(
+            log.note(t0 + RejectionLog::EVERY + Duration::from_millis(1)),
+            Some(1001),
+            "the next line sums up what was held back"
+        );
+        assert_eq!(log.note(t0 + RejectionLog::EVERY * 2), None);
+
+        let m = Metrics::default();
+        for _ in 0..50 {
+            m.rejected(Endpoint::Sellapp, &"bad signature");
+        }
+        m.rejected(Endpoint::Ingest, &"bad signature");
+        let text = m.render();
+        assert!(text.contains("g3_webhook_rejected_signatures_total{endpoint=\"sellapp\"} 50"));
+        assert!(text.contains("g3_webhook_rejected_signatures_total{endpoint=\"ingest\"} 1"));
     }
 }

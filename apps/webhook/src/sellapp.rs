@@ -1,11 +1,11 @@
 //! `POST /webhooks/sellapp`: verify, record, apply, answer.
 //!
-//! Order of work, and why: the signature is checked over the raw bytes before anything else
-//! (an unsigned request writes nothing anywhere); only then is the JSON parsed; the delivery is
-//! applied through `Access::handle_delivery`, which is idempotent. The reply is 2xx only when
-//! the effect, or a durable failure record, exists: on a backend failure the delivery goes to
-//! `webhook_failures`, or to the local spool when Appwrite is unreachable, and Sell.app is told
-//! to retry (503).
+//! Order of work, and why: a body not sent as `application/json` is refused (415) unread; then
+//! the signature is checked over the raw bytes (an unsigned request writes nothing anywhere);
+//! only then is the JSON parsed; the delivery is applied through `Access::handle_delivery`,
+//! which is idempotent. The reply is 2xx only when the effect, or a durable failure record,
+//! exists: on a backend failure the delivery goes to `webhook_failures`, or to the local spool
+//! when Appwrite is unreachable, and Sell.app is told to retry (503).
 
 use std::time::Instant;
 
@@ -25,10 +25,25 @@ use g3_core::{
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::{AppState, spool::SpooledFailure};
+use crate::{AppState, Secret, metrics::Endpoint, spool::SpooledFailure};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether any of `secrets` (the current one first, then one being rotated out) signed the
+/// delivery; the current secret's error otherwise.
+fn verify_any(secrets: &[Secret], headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+    let mut first_error = None;
+    for secret in secrets {
+        match verify(secret.expose(), headers, body) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(SignatureError::Missing))
 }
 
 /// Standard Webhooks when all three of its headers are present, else Sell.app's `signature`.
@@ -83,8 +98,11 @@ pub(crate) async fn receive(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    if let Err(e) = verify(state.secret.expose(), &headers, &body) {
-        warn!(error = %e, "rejected unsigned or wrongly signed Sell.app delivery");
+    if !crate::is_json(&headers) {
+        return crate::not_json(&state, Endpoint::Sellapp);
+    }
+    if let Err(e) = verify_any(&state.sellapp_secrets, &headers, &body) {
+        state.metrics.rejected(Endpoint::Sellapp, &e);
         state
             .metrics
             .delivery("unverified", "rejected", started.elapsed());

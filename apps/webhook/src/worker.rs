@@ -1,5 +1,6 @@
 //! Background jobs: drain the local spool into `webhook_failures` and retry due failures;
-//! expire subscriptions whose paid period ended; reconcile refunds with Sell.app.
+//! expire subscriptions whose paid period ended (and sweep old lock generations); reconcile
+//! refunds with Sell.app. They stop after their current step when the service shuts down.
 
 use std::time::Duration;
 
@@ -108,28 +109,67 @@ pub fn spawn(
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = retry.tick() => {
-                    retry_once(&state).await;
-                    if let Some(ingest) = &state.ingest {
-                        ingest.retry_assets().await;
+                    let pass = async {
+                        retry_once(&state).await;
+                        if let Some(ingest) = &state.ingest {
+                            ingest.retry_assets().await;
+                        }
+                    };
+                    if cancelled_by(&mut stop, pass).await {
+                        break;
                     }
                 }
                 _ = expiry.tick() => {
-                    match state.access.expire_due(OffsetDateTime::now_utc()).await {
-                        Ok(0) => {}
-                        Ok(n) => info!(expired = n, "expired subscriptions whose paid period ended"),
-                        Err(e) => warn!(error = %e, "expiry pass failed; will try again"),
+                    if cancelled_by(&mut stop, expiry_pass(&state)).await {
+                        break;
                     }
                 }
                 _ = reconcile_tick.tick(), if settings.sellapp_api.is_some() => {
                     if let Some(api) = &settings.sellapp_api {
-                        match reconcile::run_once(&state.access, api).await {
-                            Ok(0) => {}
-                            Ok(n) => info!(revoked = n, "refund reconciliation revoked access"),
-                            Err(e) => warn!(error = %format!("{e:#}"), "refund reconciliation failed; will try again"),
+                        let pass = async {
+                            match reconcile::run_once(&state.access, api).await {
+                                Ok(0) => {}
+                                Ok(n) => info!(revoked = n, "refund reconciliation revoked access"),
+                                Err(e) => warn!(error = %format!("{e:#}"), "refund reconciliation failed; will try again"),
+                            }
+                        };
+                        if cancelled_by(&mut stop, pass).await {
+                            break;
                         }
                     }
                 }
             }
         }
     })
+}
+
+/// Runs one pass unless the service stops first: a pass cut short is safe (every step is
+/// idempotent and retried next time), and shutdown must not wait for a long pass.
+async fn cancelled_by(
+    stop: &mut watch::Receiver<bool>,
+    pass: impl std::future::Future<Output = ()>,
+) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = stop.changed() => {
+            info!("background pass cut short by shutdown");
+            true
+        }
+        () = pass => false,
+    }
+}
+
+async fn expiry_pass(state: &AppState) {
+    match state.access.expire_due(OffsetDateTime::now_utc()).await {
+        Ok(0) => {}
+        Ok(n) => info!(expired = n, "expired subscriptions whose paid period ended"),
+        Err(e) => warn!(error = %e, "expiry pass failed; will try again"),
+    }
+    match state.access.locks().sweep(OffsetDateTime::now_utc()).await {
+        Ok(0) => {}
+        Ok(n) => info!(swept = n, "old lock generations deleted"),
+        Err(e) => warn!(error = %e, "lock sweep failed; will try again"),
+    }
 }

@@ -169,6 +169,7 @@ async fn signature_failures_write_nothing_and_replays_have_no_second_effect() {
     }
     let unsigned = reqwest::Client::new()
         .post(format!("{}/ingest/v1/events", app.url))
+        .header("content-type", "application/json")
         .body(body.clone())
         .send()
         .await
@@ -511,4 +512,133 @@ async fn a_document_appwrite_refuses_is_reported_and_does_not_block_the_batch() 
         "1200000000000000040"
     );
     assert!(signal(&app, "1200000000000000041").await.is_some());
+}
+
+/// A TCP listener on 127.0.0.1 that only counts the connections it is offered.
+async fn probe() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, hits)
+}
+
+/// An "allowed CDN host" that redirects `/r/{n}` to `targets[n]`.
+async fn redirector(targets: Vec<String>) -> u16 {
+    use axum::{extract::Path, http::header, response::IntoResponse};
+    let app = axum::Router::new().route(
+        "/r/{n}",
+        axum::routing::get(move |Path(n): Path<usize>| {
+            let to = targets[n].clone();
+            async move { (axum::http::StatusCode::FOUND, [(header::LOCATION, to)]).into_response() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+#[tokio::test]
+async fn attachment_urls_outside_the_cdn_allow_list_or_on_private_addresses_are_refused() {
+    use g3_store::models::AttachmentState;
+    use webhook::ingest::cdn::AttachmentPolicy;
+    let (probe_port, probe_hits) = probe().await;
+    let cdn = testkit::cdn::FakeCdn::default();
+    let cdn_port = cdn.spawn().await.rsplit(':').next().unwrap().to_owned();
+    let hop = redirector(vec![
+        format!("http://127.0.0.1:{probe_port}/r0.png"),
+        format!("https://localhost:{probe_port}/r1.png"),
+        format!("http://[::ffff:127.0.0.1]:{probe_port}/r2.png"),
+    ])
+    .await;
+    // The production policy, with `localhost` allowed by name (so only the address check after
+    // DNS stands in the way) and one allowed CDN host, `cdn.test`, served locally for the test.
+    let mut policy = AttachmentPolicy::default()
+        .allowing_local("cdn.test", std::net::Ipv4Addr::LOCALHOST.into());
+    policy.hosts.push("localhost".into());
+    let app = TestApp::spawn_with_ingest_policy(INGEST_SECRET, policy).await;
+    app.backend
+        .client
+        .documents("g3", "routes")
+        .create(
+            "vip",
+            &Route {
+                source_channel_id: ROUTED.into(),
+                source_guild_id: None,
+                name: "VIP".into(),
+                customer_channel_ids: vec![],
+                enabled: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let urls = [
+        (
+            "loopback.png",
+            format!("http://127.0.0.1:{probe_port}/x.png"),
+        ),
+        ("evil.png", "https://evil.example/x.png".to_owned()),
+        ("dns.png", format!("https://localhost:{probe_port}/x.png")),
+        ("hop0.png", format!("http://cdn.test:{hop}/r/0")),
+        ("hop1.png", format!("http://cdn.test:{hop}/r/1")),
+        ("hop2.png", format!("http://cdn.test:{hop}/r/2")),
+        (
+            "chart.png",
+            format!("http://cdn.test:{cdn_port}/a/chart.png"),
+        ),
+    ];
+    let attachments: Vec<Value> = urls
+        .iter()
+        .enumerate()
+        .map(|(i, (n, url))| json!({ "id": format!("15{i:017}"), "filename": n, "size": 10, "url": url }))
+        .collect();
+    let id = "1200000000000000040";
+    let mut event = message("message.create", id, ROUTED, Some(CALL), None);
+    event["message"]["attachments"] = json!(attachments);
+    let reply = send(&app, vec![event]).await;
+    assert_eq!(
+        (reply.status, reply.body["stored"].as_u64()),
+        (200, Some(1))
+    );
+
+    let ingest = app.state.ingest.clone().unwrap();
+    ingest.store_assets(id).await;
+    let s = signal(&app, id).await.expect("the signal is stored");
+    let refs = s.attachment_refs();
+    for (name, _) in &urls[..6] {
+        let a = refs.iter().find(|a| a.filename == *name).unwrap();
+        assert_eq!(a.state, AttachmentState::Skipped, "{name}: {:?}", a.note);
+        assert!(
+            a.note.as_deref().unwrap_or_default().starts_with("refused"),
+            "{name}: {:?}",
+            a.note
+        );
+    }
+    // `localhost` passes the host check: the address it resolves to is what is refused.
+    for name in ["dns.png", "hop1.png"] {
+        let a = refs.iter().find(|a| a.filename == name).unwrap();
+        assert!(
+            a.note
+                .as_deref()
+                .unwrap_or_default()
+                .contains("non-public address"),
+            "{name}: {:?}",
+            a.note
+        );
+    }
+    let chart = refs.iter().find(|a| a.filename == "chart.png").unwrap();
+    assert_eq!(chart.state, AttachmentState::Stored, "{:?}", chart.note);
+    assert_eq!(s.assets_pending, Some(false));
+    assert_eq!(
+        probe_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing connected to the loopback probe"
+    );
 }

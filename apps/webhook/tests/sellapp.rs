@@ -271,6 +271,7 @@ async fn health_readiness_and_metrics() {
         .await;
     let text = http
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(common::METRICS_TOKEN)
         .send()
         .await
         .unwrap()

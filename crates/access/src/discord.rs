@@ -16,7 +16,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tracing::info;
 
-use crate::{Access, AccessError, Cause, ROLE_STATE, truncate};
+use crate::{Access, AccessError, Cause, LockGuard, ROLE_STATE, truncate};
 
 pub const DISCORD_LINKS: &str = "discord_links";
 
@@ -99,7 +99,22 @@ impl Access {
         username: Option<&str>,
         actor: &str,
     ) -> Result<LinkOutcome, AccessError> {
-        let _guard = self.locks.lock(&format!("link:{user_id}")).await;
+        let lock = self.locks.acquire(&format!("link:{user_id}")).await?;
+        let result = self
+            .link_locked(user_id, discord_user_id, username, actor, &lock)
+            .await;
+        lock.release().await;
+        result
+    }
+
+    async fn link_locked(
+        &self,
+        user_id: &str,
+        discord_user_id: &str,
+        username: Option<&str>,
+        actor: &str,
+        lock: &LockGuard,
+    ) -> Result<LinkOutcome, AccessError> {
         if let Some(other) = self.user_for_discord(discord_user_id).await?
             && other != user_id
         {
@@ -111,6 +126,7 @@ impl Access {
             linked_at: OffsetDateTime::now_utc(),
         };
         let previous = self.discord_link(user_id).await?;
+        lock.ensure_held()?;
         let outcome = match &previous {
             Some(p) if p.discord_user_id == discord_user_id => {
                 if p.discord_username.as_deref() != link.discord_username.as_deref() {
@@ -195,10 +211,23 @@ impl Access {
         actor: &str,
         reason: &str,
     ) -> Result<Option<DiscordLink>, AccessError> {
-        let _guard = self.locks.lock(&format!("link:{user_id}")).await;
+        let lock = self.locks.acquire(&format!("link:{user_id}")).await?;
+        let result = self.unlink_locked(user_id, actor, reason, &lock).await;
+        lock.release().await;
+        result
+    }
+
+    async fn unlink_locked(
+        &self,
+        user_id: &str,
+        actor: &str,
+        reason: &str,
+        lock: &LockGuard,
+    ) -> Result<Option<DiscordLink>, AccessError> {
         let Some(link) = self.discord_link(user_id).await? else {
             return Ok(None);
         };
+        lock.ensure_held()?;
         self.links().delete_if_exists(user_id).await?;
         let cause = Cause::Admin {
             actor: actor.to_owned(),

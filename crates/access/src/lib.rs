@@ -6,14 +6,18 @@
 //! be applied any number of times, concurrently or out of order, and the state converges to
 //! what the deliveries imply. Access itself is derived, never toggled: after any change the
 //! customer's `paid` membership is recomputed from all of their subscriptions.
+//!
+//! Read-modify-write of one customer's state runs under a lock that holds across processes
+//! ([`locks`]): a delivery locks its customer (or, naming none, itself), so any number of
+//! replicas apply concurrent deliveries as one process applying them in order would.
 
 mod discord;
-mod locks;
+pub mod locks;
 
 pub use discord::{DISCORD_LINKS, DesiredRoles, LinkOutcome, role_state_id};
-pub use locks::{KeyGuard, KeyedLocks};
+pub use locks::{KeyGuard, KeyedLocks, LockError, LockGuard, LockTiming, Locks};
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use g3_appwrite::{Client, Document, Query, Upserted};
 use g3_core::{
@@ -47,12 +51,29 @@ pub enum AccessError {
     /// input will not help until configuration or data changes.
     #[error("{0}")]
     Unprocessable(String),
+    /// Another process holds the customer's lock, or ours ran out mid-way: try again later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl AccessError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AccessError::Backend(_))
+        matches!(self, AccessError::Backend(_) | AccessError::Busy(_))
     }
+}
+
+impl From<LockError> for AccessError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Backend(e) => AccessError::Backend(e),
+            other => AccessError::Busy(other.to_string()),
+        }
+    }
+}
+
+/// The lock key of one customer's state.
+fn customer_key(email: &Email) -> String {
+    format!("customer:{email}")
 }
 
 /// What handling one delivery did.
@@ -69,7 +90,7 @@ pub enum Outcome {
 /// Who caused a change: recorded in history and the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
-    /// A Sell.app delivery, by its delivery id.
+    /// A Sell.app delivery, by its [`effect_key`] (the delivery id when it names no object).
     Delivery(String),
     /// An admin, by name, with their reason.
     Admin { actor: String, reason: String },
@@ -105,6 +126,32 @@ impl fmt::Display for Cause {
     }
 }
 
+/// What identifies a delivery's effect: its event, store, object (order or subscription), the
+/// object's status and period end. Sell.app may deliver the same event several times under
+/// different delivery ids (redeliveries, or once with Standard Webhooks headers and once with
+/// `signature`); they share this key, so history and audit (deduplicated by cause, under the
+/// customer's cross-process lock and by deterministic ids) record it once. A delivery naming
+/// no object keeps its own delivery id.
+pub fn effect_key(delivery_id: &str, event: &Event) -> String {
+    let Some(object) = event.object_id.as_deref() else {
+        return delivery_id.to_owned();
+    };
+    let period_end = event
+        .period_end
+        .map(g3_appwrite::format_datetime)
+        .unwrap_or_default();
+    ids::derive(
+        "sellapp-effect",
+        &[
+            event.kind.as_str(),
+            event.store_id.as_deref().unwrap_or(""),
+            object,
+            event.status.as_deref().unwrap_or(""),
+            &period_end,
+        ],
+    )
+}
+
 /// A subscription document's id: one per customer and plan.
 pub fn subscription_id(email: &Email, plan: &Plan) -> String {
     ids::derive("subscription", &[email.as_str(), plan.as_str()])
@@ -136,17 +183,41 @@ pub struct Access {
     client: Client,
     plans: PlanCatalog,
     roles: PlanRoles,
-    locks: KeyedLocks,
+    locks: Arc<Locks>,
 }
 
 impl Access {
     pub fn new(client: Client, plans: PlanCatalog) -> Self {
         Self {
-            client,
+            client: client.clone(),
             plans,
             roles: PlanRoles::default(),
-            locks: KeyedLocks::default(),
+            locks: Arc::new(Locks::new(client, LockTiming::default())),
         }
+    }
+
+    /// Lock lifetimes other than the default (tests use short ones).
+    pub fn with_lock_timing(mut self, timing: LockTiming) -> Self {
+        self.locks = Arc::new(Locks::new(self.client.clone(), timing));
+        self
+    }
+
+    /// The cross-process locks this instance uses (also for other per-key work).
+    pub fn locks(&self) -> &Arc<Locks> {
+        &self.locks
+    }
+
+    /// Takes the lock on one customer unless `held` already is that lock.
+    async fn lock_customer(
+        &self,
+        email: &Email,
+        held: Option<&LockGuard>,
+    ) -> Result<Option<LockGuard>, AccessError> {
+        let key = customer_key(email);
+        if held.is_some_and(|h| h.key() == key) {
+            return Ok(None);
+        }
+        Ok(Some(self.locks.acquire(&key).await?))
     }
 
     /// Also keep `role_state` (the Discord roles each customer should have) up to date.
@@ -175,7 +246,25 @@ impl Access {
         delivery_id: &str,
         event: &Event,
     ) -> Result<Outcome, AccessError> {
-        let _delivery = self.locks.lock(&format!("delivery:{delivery_id}")).await;
+        // One lock per delivery: its customer's, so that its read-modify-write and any other
+        // delivery for the same customer (including a copy of this one) take turns; a delivery
+        // naming no customer locks itself and its targets one by one.
+        let key = match &event.email {
+            Some(email) => customer_key(email),
+            None => format!("delivery:{delivery_id}"),
+        };
+        let lock = self.locks.acquire(&key).await?;
+        let result = self.handle_locked(delivery_id, event, &lock).await;
+        lock.release().await;
+        result
+    }
+
+    async fn handle_locked(
+        &self,
+        delivery_id: &str,
+        event: &Event,
+        lock: &LockGuard,
+    ) -> Result<Outcome, AccessError> {
         let events = self.client.documents(DATABASE_ID, WEBHOOK_EVENTS);
         let record = WebhookEvent {
             event: event.kind.as_str().to_owned(),
@@ -198,8 +287,10 @@ impl Access {
             return Ok(Outcome::Duplicate);
         }
 
-        let cause = Cause::Delivery(delivery_id.to_owned());
-        let result = self.apply_event(event, &cause).await;
+        // The effects (history, audit, membership) are keyed by what the delivery says, not by
+        // its delivery id: the same order event redelivered under another id applies once.
+        let cause = Cause::Delivery(effect_key(delivery_id, event));
+        let result = self.apply_locked(event, &cause, Some(lock)).await;
         let (status, detail) = match &result {
             Ok(Outcome::Ignored) => (EventStatus::Ignored, "event not acted on".to_owned()),
             Ok(Outcome::Applied(d)) => (EventStatus::Processed, d.clone()),
@@ -212,21 +303,45 @@ impl Access {
             "processed_at": g3_appwrite::format_datetime(OffsetDateTime::now_utc()),
             "detail": truncate(&detail, 1024),
         });
-        let marked = events
-            .update::<_, serde_json::Value>(delivery_id, &patch, None)
-            .await;
+        // A delivery whose lock ran out is not marked (it stays `Received`): its retry applies it
+        // again under a new lock.
+        let marked = match lock.ensure_held() {
+            Ok(()) => events
+                .update::<_, serde_json::Value>(delivery_id, &patch, None)
+                .await
+                .map_err(AccessError::from),
+            Err(e) => Err(e.into()),
+        };
         let outcome = result?;
         marked?;
         Ok(outcome)
     }
 
-    /// The effect of an event, without the idempotency record.
+    /// The effect of an event, without the idempotency record (under the customer's lock).
     pub async fn apply_event(&self, event: &Event, cause: &Cause) -> Result<Outcome, AccessError> {
+        let lock = match &event.email {
+            Some(email) => Some(self.locks.acquire(&customer_key(email)).await?),
+            None => None,
+        };
+        let result = self.apply_locked(event, cause, lock.as_ref()).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result
+    }
+
+    /// The effect of an event; `held` is the lock the caller holds, if any.
+    async fn apply_locked(
+        &self,
+        event: &Event,
+        cause: &Cause,
+        held: Option<&LockGuard>,
+    ) -> Result<Outcome, AccessError> {
         match event.kind.effect() {
             Effect::Ignore => Ok(Outcome::Ignored),
-            Effect::Grant | Effect::Extend => self.apply_grant(event, cause).await,
-            Effect::RevokeNow => self.apply_dispute(event, cause).await,
-            Effect::CancelAtPeriodEnd => self.apply_cancel(event, cause).await,
+            Effect::Grant | Effect::Extend => self.apply_grant(event, cause, held).await,
+            Effect::RevokeNow => self.apply_dispute(event, cause, held).await,
+            Effect::CancelAtPeriodEnd => self.apply_cancel(event, cause, held).await,
         }
     }
 
@@ -258,7 +373,12 @@ impl Access {
         Ok(plans)
     }
 
-    async fn apply_grant(&self, event: &Event, cause: &Cause) -> Result<Outcome, AccessError> {
+    async fn apply_grant(
+        &self,
+        event: &Event,
+        cause: &Cause,
+        held: Option<&LockGuard>,
+    ) -> Result<Outcome, AccessError> {
         let email = event.email.clone().ok_or_else(|| {
             AccessError::Unprocessable("the event carries no customer email".into())
         })?;
@@ -298,14 +418,35 @@ impl Access {
                 period_end: event.period_end,
                 renewal: event.kind.effect() == Effect::Extend,
             };
-            applied.push(self.grant_plan(grant, cause).await?);
+            applied.push(self.grant_plan(grant, cause, held).await?);
         }
         Ok(Outcome::Applied(applied.join("; ")))
     }
 
     /// Grants one plan to one customer. Returns a one-line description of what happened.
-    async fn grant_plan(&self, grant: Grant<'_>, cause: &Cause) -> Result<String, AccessError> {
-        let _customer = self.locks.lock(&format!("email:{}", grant.email)).await;
+    async fn grant_plan(
+        &self,
+        grant: Grant<'_>,
+        cause: &Cause,
+        held: Option<&LockGuard>,
+    ) -> Result<String, AccessError> {
+        let own = self.lock_customer(grant.email, held).await?;
+        let result = match own.as_ref().or(held) {
+            Some(lock) => self.grant_plan_locked(grant, cause, lock).await,
+            None => Err(AccessError::Busy("no lock held".into())),
+        };
+        if let Some(own) = own {
+            own.release().await;
+        }
+        result
+    }
+
+    async fn grant_plan_locked(
+        &self,
+        grant: Grant<'_>,
+        cause: &Cause,
+        lock: &LockGuard,
+    ) -> Result<String, AccessError> {
         let now = OffsetDateTime::now_utc();
         let id = subscription_id(grant.email, grant.plan);
         let existing = self
@@ -386,7 +527,9 @@ impl Access {
             status,
             detail: detail.clone(),
         });
+        lock.ensure_held()?;
         self.subscriptions().upsert(&id, &sub, None).await?;
+        lock.ensure_held()?;
         // The plan just written grants access by itself: no need to read every subscription.
         let has_access = if sub.grants_access(now) {
             self.client
@@ -408,7 +551,12 @@ impl Access {
         ))
     }
 
-    async fn apply_dispute(&self, event: &Event, cause: &Cause) -> Result<Outcome, AccessError> {
+    async fn apply_dispute(
+        &self,
+        event: &Event,
+        cause: &Cause,
+        held: Option<&LockGuard>,
+    ) -> Result<Outcome, AccessError> {
         let order_id = event.object_id.clone();
         let mut touched = Vec::new();
         // Subscriptions granted by this order (the normal case) ...
@@ -446,22 +594,24 @@ impl Access {
         }
         for (email, plan) in targets {
             let reason = format!("dispute of order {}", order_id.as_deref().unwrap_or("?"));
-            touched.push(
-                self.end_plan(
-                    &email,
-                    &plan,
-                    SubscriptionStatus::Revoked,
-                    &reason,
-                    order_id.as_deref(),
-                    cause,
-                )
-                .await?,
-            );
+            let end = EndPlan {
+                email: &email,
+                plan: &plan,
+                status: SubscriptionStatus::Revoked,
+                reason: &reason,
+                order_id: order_id.as_deref(),
+            };
+            touched.push(self.end_plan_with(end, cause, held).await?);
         }
         Ok(Outcome::Applied(touched.join("; ")))
     }
 
-    async fn apply_cancel(&self, event: &Event, cause: &Cause) -> Result<Outcome, AccessError> {
+    async fn apply_cancel(
+        &self,
+        event: &Event,
+        cause: &Cause,
+        held: Option<&LockGuard>,
+    ) -> Result<Outcome, AccessError> {
         let Some(sub_id) = event
             .subscription_id
             .as_deref()
@@ -504,72 +654,95 @@ impl Access {
         }
         let mut touched = Vec::new();
         for (email, plan) in targets {
-            let _customer = self.locks.lock(&format!("email:{email}")).await;
-            let now = OffsetDateTime::now_utc();
-            let id = subscription_id(&email, &plan);
-            let existing = self
-                .subscriptions()
-                .get_optional::<Subscription>(&id)
-                .await?;
-            let mut sub = match existing {
-                Some(d) => d.data,
-                None => Subscription {
-                    email: email.as_str().to_owned(),
-                    user_id: None,
-                    plan: plan.as_str().to_owned(),
-                    status: SubscriptionStatus::Cancelled,
-                    sellapp_order_id: None,
-                    sellapp_subscription_id: Some(sub_id.to_owned()),
-                    period_end: None,
-                    granted_at: None,
-                    revoked_at: None,
-                    reason: None,
-                    history: None,
-                },
+            let own = self.lock_customer(&email, held).await?;
+            let result = match own.as_ref().or(held) {
+                Some(lock) => {
+                    self.cancel_locked(&email, &plan, sub_id, event, cause, lock)
+                        .await
+                }
+                None => Err(AccessError::Busy("no lock held".into())),
             };
-            if matches!(
-                sub.status,
-                SubscriptionStatus::Revoked | SubscriptionStatus::Expired
-            ) {
-                touched.push(format!("{email} {plan}: already ended"));
-                continue;
+            if let Some(own) = own {
+                own.release().await;
             }
-            sub.period_end = match (sub.period_end, event.period_end) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            // Access runs to the end of the paid period; with no known period it ends now.
-            sub.status = if sub.period_end.is_some_and(|end| end > now) {
-                SubscriptionStatus::Cancelled
-            } else {
-                SubscriptionStatus::Expired
-            };
-            sub.reason = Some("cancelled by the customer".into());
-            let detail = match sub.period_end {
-                Some(end) => format!(
-                    "cancelled, access until {}",
-                    g3_appwrite::format_datetime(end)
-                ),
-                None => "cancelled, no paid period left".into(),
-            };
-            sub.push_history(HistoryEntry {
-                at: now,
-                cause: cause.key(),
-                status: sub.status,
-                detail: detail.clone(),
-            });
-            self.subscriptions().upsert(&id, &sub, None).await?;
-            self.recompute_membership(&email).await?;
-            self.audit(
-                cause,
-                "cancel",
-                email.as_str(),
-                &format!("{plan}: {detail}"),
-            )
-            .await?;
-            touched.push(format!("{email} {plan}: {detail}"));
+            touched.push(result?);
         }
         Ok(Outcome::Applied(touched.join("; ")))
+    }
+
+    async fn cancel_locked(
+        &self,
+        email: &Email,
+        plan: &Plan,
+        sub_id: &str,
+        event: &Event,
+        cause: &Cause,
+        lock: &LockGuard,
+    ) -> Result<String, AccessError> {
+        let now = OffsetDateTime::now_utc();
+        let id = subscription_id(email, plan);
+        let existing = self
+            .subscriptions()
+            .get_optional::<Subscription>(&id)
+            .await?;
+        let mut sub = match existing {
+            Some(d) => d.data,
+            None => Subscription {
+                email: email.as_str().to_owned(),
+                user_id: None,
+                plan: plan.as_str().to_owned(),
+                status: SubscriptionStatus::Cancelled,
+                sellapp_order_id: None,
+                sellapp_subscription_id: Some(sub_id.to_owned()),
+                period_end: None,
+                granted_at: None,
+                revoked_at: None,
+                reason: None,
+                history: None,
+            },
+        };
+        if matches!(
+            sub.status,
+            SubscriptionStatus::Revoked | SubscriptionStatus::Expired
+        ) {
+            return Ok(format!("{email} {plan}: already ended"));
+        }
+        sub.period_end = match (sub.period_end, event.period_end) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        // Access runs to the end of the paid period; with no known period it ends now.
+        sub.status = if sub.period_end.is_some_and(|end| end > now) {
+            SubscriptionStatus::Cancelled
+        } else {
+            SubscriptionStatus::Expired
+        };
+        sub.reason = Some("cancelled by the customer".into());
+        let detail = match sub.period_end {
+            Some(end) => format!(
+                "cancelled, access until {}",
+                g3_appwrite::format_datetime(end)
+            ),
+            None => "cancelled, no paid period left".into(),
+        };
+        sub.push_history(HistoryEntry {
+            at: now,
+            cause: cause.key(),
+            status: sub.status,
+            detail: detail.clone(),
+        });
+        lock.ensure_held()?;
+        self.subscriptions().upsert(&id, &sub, None).await?;
+        lock.ensure_held()?;
+        self.recompute_membership(email).await?;
+        self.audit(
+            cause,
+            "cancel",
+            email.as_str(),
+            &format!("{plan}: {detail}"),
+        )
+        .await?;
+        Ok(format!("{email} {plan}: {detail}"))
     }
 
     /// Ends a plan (revoked or expired) and recomputes access. Used for disputes, refunds found
@@ -583,7 +756,46 @@ impl Access {
         order_id: Option<&str>,
         cause: &Cause,
     ) -> Result<String, AccessError> {
-        let _customer = self.locks.lock(&format!("email:{email}")).await;
+        let end = EndPlan {
+            email,
+            plan,
+            status,
+            reason,
+            order_id,
+        };
+        self.end_plan_with(end, cause, None).await
+    }
+
+    async fn end_plan_with(
+        &self,
+        end: EndPlan<'_>,
+        cause: &Cause,
+        held: Option<&LockGuard>,
+    ) -> Result<String, AccessError> {
+        let own = self.lock_customer(end.email, held).await?;
+        let result = match own.as_ref().or(held) {
+            Some(lock) => self.end_plan_locked(end, cause, lock).await,
+            None => Err(AccessError::Busy("no lock held".into())),
+        };
+        if let Some(own) = own {
+            own.release().await;
+        }
+        result
+    }
+
+    async fn end_plan_locked(
+        &self,
+        end: EndPlan<'_>,
+        cause: &Cause,
+        lock: &LockGuard,
+    ) -> Result<String, AccessError> {
+        let EndPlan {
+            email,
+            plan,
+            status,
+            reason,
+            order_id,
+        } = end;
         let now = OffsetDateTime::now_utc();
         let id = subscription_id(email, plan);
         let mut sub = match self
@@ -618,7 +830,9 @@ impl Access {
             status,
             detail: reason.to_owned(),
         });
+        lock.ensure_held()?;
         self.subscriptions().upsert(&id, &sub, None).await?;
+        lock.ensure_held()?;
         let has_access = self.recompute_membership(email).await?;
         let action = if status == SubscriptionStatus::Expired {
             "expire"
@@ -653,7 +867,7 @@ impl Access {
             period_end: until,
             renewal: false,
         };
-        self.grant_plan(grant, cause).await
+        self.grant_plan(grant, cause, None).await
     }
 
     /// Admin revoke: every plan of the customer (or one), at once.
@@ -974,6 +1188,14 @@ pub struct NewFailure<'a> {
     /// Retry at the next worker pass instead of after the backoff delay (the outage that
     /// caused it is known to be over, e.g. when draining the local spool).
     pub retry_now: bool,
+}
+
+struct EndPlan<'a> {
+    email: &'a Email,
+    plan: &'a Plan,
+    status: SubscriptionStatus,
+    reason: &'a str,
+    order_id: Option<&'a str>,
 }
 
 struct Grant<'a> {

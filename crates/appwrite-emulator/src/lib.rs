@@ -10,10 +10,12 @@ pub mod auth;
 mod docstore;
 pub mod error;
 mod identity;
-mod list_query;
+// Public for the fuzz target in fuzz/ (the account-side list queries).
+pub mod list_query;
 mod params;
 pub mod permissions;
-mod query;
+// Public for the fuzz target in fuzz/ (parse_queries and compile).
+pub mod query;
 mod routes;
 pub mod schema;
 pub mod state;

@@ -84,7 +84,7 @@ impl ListQuery {
                 out.search = Some(term.to_lowercase());
             }
         }
-        out.skip_total = !query::wants_total(params);
+        out.skip_total = !query::wants_total(params)?;
         for q in query::parse_queries(params)? {
             out.add(&q, allowed)?;
         }

@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
-
 /// A local Appwrite 1.8-compatible server backed by SQLite.
-#[derive(Parser, Debug)]
+#[derive(clap::Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Address to listen on.
@@ -33,7 +31,9 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .init();
-    let args = Args::parse();
+    // A `.env` beside it (as in the compose file's local profile) gives the same project id
+    // and key the services read.
+    let args: Args = g3_service::config::parse_args();
     let storage_dir = args
         .storage_dir
         .or_else(|| args.db.as_ref().map(|db| db.with_extension("files")));
@@ -50,8 +50,6 @@ async fn main() -> anyhow::Result<()> {
         storage_dir,
         public_url: String::new(),
     };
-    appwrite_emulator::run(config, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    // SIGTERM (`docker stop`) and SIGINT both stop it cleanly.
+    appwrite_emulator::run(config, listener, g3_service::shutdown_signal()).await
 }

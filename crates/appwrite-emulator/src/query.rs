@@ -109,11 +109,24 @@ pub fn parse_queries(params: &[(String, String)]) -> ApiResult<Vec<Query>> {
         .collect()
 }
 
-/// `total=false` asks Appwrite to skip counting.
-pub fn wants_total(params: &[(String, String)]) -> bool {
-    !params
-        .iter()
-        .any(|(k, v)| k == "total" && matches!(v.as_str(), "false" | "0"))
+/// `total=false` asks Appwrite to skip counting. Appwrite validates the parameter with a loose
+/// boolean: `true`, `false`, `1` and `0` only (an empty value too is invalid), so Python's
+/// `total=False` (how Appwrite's Python SDK puts a boolean in a query string) is 400
+/// `general_argument_invalid` there, and here.
+pub fn wants_total(params: &[(String, String)]) -> ApiResult<bool> {
+    let mut want = true;
+    for (_, v) in params.iter().filter(|(k, _)| k == "total") {
+        want = match v.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(ApiError::argument_invalid(
+                    "Invalid `total` param: Value must be a valid boolean",
+                ));
+            }
+        };
+    }
+    Ok(want)
 }
 
 /// A queryable column: an attribute or one of the `$` system fields.

@@ -93,6 +93,9 @@ fn start(
         plan_roles: Default::default(),
         role_timing: Default::default(),
         gateway: Default::default(),
+        discord_api_url: None,
+        lease: bot::LeaseSettings::default(),
+        health_bind: None,
     };
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

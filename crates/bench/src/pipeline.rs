@@ -101,6 +101,8 @@ pub async fn ingest_row(events: usize, concurrency: usize) -> anyhow::Result<Row
         ingest_secret: Some(webhook::Secret::new(SECRET)),
         intervals: webhook::Intervals::default(),
         background_jobs: false,
+        previous_secrets: Default::default(),
+        http: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/ingest/v1/events", listener.local_addr()?);

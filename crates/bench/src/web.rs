@@ -174,6 +174,9 @@ async fn start() -> anyhow::Result<Stack> {
         plans: Default::default(),
         discord: None,
         plan_roles: Default::default(),
+        link_ttl: web::link::STATE_TTL,
+        metrics: web::MetricsAccess::Hidden,
+        timeouts: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(web::run(settings, listener, async move {

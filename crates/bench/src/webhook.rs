@@ -49,6 +49,8 @@ pub async fn rows(
         ingest_secret: None,
         intervals: webhook::Intervals::default(),
         background_jobs: false,
+        previous_secrets: Default::default(),
+        http: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/webhooks/sellapp", listener.local_addr()?);

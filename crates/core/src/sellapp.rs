@@ -131,6 +131,28 @@ fn first<'a>(data: &'a Value, paths: &[&str]) -> Option<&'a Value> {
         .find_map(|p| data.pointer(p).filter(|v| !v.is_null()))
 }
 
+/// Every place Sell.app is known to put the buyer's email, in the order they are read: the
+/// order's customer (current API), the legacy invoice's customer information, flat fields some
+/// payloads carry, and last the payment gateway's copy, which older invoice payloads have when
+/// nothing else names the buyer.
+pub const EMAIL_PLACES: &[&str] = &[
+    "/customer/email",
+    "/customer_information/email",
+    "/email",
+    "/customer_email",
+    "/payment/gateway/data/customer_email",
+    "/payment/gateway/data/email",
+];
+
+/// The first valid email in [`EMAIL_PLACES`]: a blank or malformed one in an earlier place does
+/// not hide a good one in a later place.
+fn buyer_email(data: &Value) -> Option<Email> {
+    EMAIL_PLACES
+        .iter()
+        .filter_map(|p| data.pointer(p).and_then(Value::as_str))
+        .find_map(|raw| Email::parse(raw).ok())
+}
+
 fn parse_time(v: &Value) -> Option<OffsetDateTime> {
     let s = v.as_str()?;
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
@@ -150,17 +172,7 @@ impl Event {
             .ok_or(ParseError::NotAnEvent("no `data` object"))?;
         let kind = EventKind::parse(name);
 
-        let email = first(
-            data,
-            &[
-                "/customer/email",
-                "/customer_information/email",
-                "/email",
-                "/customer_email",
-            ],
-        )
-        .and_then(Value::as_str)
-        .and_then(|raw| Email::parse(raw).ok());
+        let email = buyer_email(data);
 
         let status = match data.get("status") {
             Some(Value::String(s)) => Some(s.clone()),
@@ -279,6 +291,51 @@ mod tests {
             }]
         );
         assert_eq!(e.subscription_id.as_deref(), Some("6620"));
+    }
+
+    #[test]
+    fn reads_the_email_only_the_payment_gateway_names() {
+        let body = r#"{"event":"order.completed","store":4821,"data":{"id":237,
+            "status":{"status":{"status":"COMPLETED"}},
+            "payment":{"gateway":{"type":"STRIPE","data":{"customer_email":"Gateway.Only@Example.org"}}},
+            "invoice_payment":{"payment_details":{"product_id":3301,"quantity":1}}}}"#;
+        let e = Event::parse(body.as_bytes()).unwrap();
+        assert_eq!(
+            e.email.as_ref().map(Email::as_str),
+            Some("gateway.only@example.org")
+        );
+    }
+
+    #[test]
+    fn a_blank_email_does_not_hide_a_later_good_one() {
+        let body = r#"{"event":"order.completed","data":{"id":238,"status":"COMPLETED",
+            "customer":{"email":""},"customer_information":{"email":"real@example.org"},
+            "line_items":[{"product_id":3301}]}}"#;
+        let e = Event::parse(body.as_bytes()).unwrap();
+        assert_eq!(
+            e.email.as_ref().map(Email::as_str),
+            Some("real@example.org")
+        );
+    }
+
+    #[test]
+    fn the_legacy_example_reads_the_same_email_from_either_place() {
+        // The read-only shared folder sits beside the repo (or where G3_SHARED_DIR says).
+        let shared = std::env::var("G3_SHARED_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").to_owned());
+        let path =
+            format!("{shared}/reference/sellapp/examples/legacy-invoice.order.completed.json");
+        let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut root: Value = serde_json::from_slice(&body).unwrap();
+        root["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("customer_information");
+        let e = Event::parse(root.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            e.email.as_ref().map(Email::as_str),
+            Some("buyer@example.org")
+        );
     }
 
     #[test]

@@ -103,6 +103,32 @@ const TOKENS: &[&str] = &[
     ".5",
 ];
 
+/// Everyday words traders put between a side or label and its price, in several languages.
+const FILLERS: &[&str] = &[
+    "now",
+    "here",
+    "guys",
+    "maybe",
+    "right",
+    "around",
+    "at",
+    "zone",
+    "please",
+    "🙏",
+    "👉",
+    "ahora",
+    "entrada en",
+    "agora",
+    "jetzt",
+    "maintenant",
+    "şimdi",
+    "сейчас",
+    "bây giờ",
+    "sekarang",
+    "现在",
+    "right here guys",
+];
+
 fn signalish() -> BoxedStrategy<String> {
     prop::collection::vec(prop::sample::select(TOKENS), 0..60)
         .prop_map(|parts| parts.concat())
@@ -236,5 +262,28 @@ proptest! {
             prop_assert!(s.flags.is_empty(), "{:?} for {}", s.flags, text);
         }
         prop_assert_eq!(s.targets, targets);
+    }
+
+    #[test]
+    fn fillers_before_prices_change_nothing(
+        base in "[A-Z]{2,6}",
+        long in any::<bool>(),
+        entry in 100u32..100_000,
+        fillers in prop::collection::vec(prop::sample::select(FILLERS), 3),
+    ) {
+        // "long guys 3120, tp ahora 3200, sl jetzt 3000" reads like its plain form.
+        let entry = f64::from(entry) / 100.0;
+        let dir = if long { 1.0 } else { -1.0 };
+        let target = ((entry * (1.0 + dir * 0.05)) * 1e6).round() / 1e6;
+        let stop = ((entry * (1.0 - dir * 0.03)) * 1e6).round() / 1e6;
+        let side = if long { "long" } else { "short" };
+        let plain = format!("#{base}USDT {side} {entry}, tp {target}, sl {stop}");
+        let filled = format!(
+            "#{base}USDT {side} {} {entry}, tp {} {target}, sl {} {stop}",
+            fillers[0], fillers[1], fillers[2]
+        );
+        let want = parse(&plain, &[]);
+        prop_assert!(matches!(want, Parsed::Signal(_)), "not a signal: {}", plain);
+        prop_assert_eq!(parse(&filled, &[]), want, "{}", filled);
     }
 }

@@ -3,5 +3,6 @@
 //! this crate; only `g3-appwrite` below it knows Appwrite's wire format.
 
 pub mod bootstrap;
+pub mod lease;
 pub mod models;
 pub mod schema;

@@ -428,3 +428,26 @@ pub struct Mirror {
     pub nonce: Option<String>,
     pub last_error: Option<String>,
 }
+
+/// `pending_links`: a Discord link started in a browser and not yet finished (web). The id is
+/// [`PendingLink::id_for_state`], a hash of the OAuth `state`: the state itself is never stored,
+/// so reading the collection does not let anyone finish somebody else's link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLink {
+    pub user_id: String,
+    /// Hex SHA-256 of the session secret that started the link.
+    pub session_hash: String,
+    /// The PKCE code verifier sent with the token exchange.
+    pub verifier: String,
+    #[serde(with = "req_time")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl PendingLink {
+    pub const COLLECTION: &str = "pending_links";
+
+    /// The document id of the link started with `state`.
+    pub fn id_for_state(state: &str) -> String {
+        g3_core::ids::derive("pending_link", &[state])
+    }
+}

@@ -234,6 +234,23 @@ pub fn collections() -> Vec<Collection> {
                 key("by_discord_name", &[("discord_username", false)]),
             ],
         },
+        // Discord links started in a browser and not yet finished, so any web replica can take
+        // the callback. Id: a hash of the OAuth `state` (never the state); taken once by delete.
+        // No permissions: only the server key reads them (they hold PKCE verifiers).
+        Collection {
+            id: "pending_links",
+            name: "Pending Discord links",
+            permissions: vec![],
+            document_security: false,
+            attributes: vec![
+                string("user_id", USER_ID).required(),
+                // Hex SHA-256 of the session secret that started the link.
+                string("session_hash", 64).required(),
+                string("verifier", 128).required(),
+                datetime("expires_at").required(),
+            ],
+            indexes: vec![key("by_expires", &[("expires_at", false)])],
+        },
         Collection {
             id: "role_state",
             name: "Role state",
@@ -276,6 +293,8 @@ pub fn collections() -> Vec<Collection> {
                 enumeration("state", &["pending", "posted", "deleted", "failed"]).required(),
                 string("nonce", 25),
                 string("last_error", 1_024),
+                // The lease generation (fencing token) of the bot that wrote it.
+                count("fence"),
             ],
             indexes: vec![
                 key("by_signal", &[("signal_id", false)]),
@@ -288,8 +307,50 @@ pub fn collections() -> Vec<Collection> {
             name: "Bot state",
             permissions: staff_read(),
             document_security: false,
-            attributes: vec![string("value", 4_096).required()],
+            attributes: vec![
+                string("value", 4_096).required(),
+                // The lease generation (fencing token) of the bot that wrote it.
+                count("fence"),
+            ],
             indexes: vec![],
+        },
+        // Leader leases (`lease`): one document per generation, id `<name>.<generation>`.
+        Collection {
+            id: "leases",
+            name: "Leases",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("name", 64).required(),
+                count("generation").required(),
+                string("holder", 128).required(),
+                count("renewals").required(),
+                datetime("renewed_at"),
+                boolean("released"),
+            ],
+            indexes: vec![unique(
+                "by_name_generation",
+                &[("name", false), ("generation", true)],
+            )],
+        },
+        // Per-key locks across replicas (`g3-access` `locks`): one document per generation of
+        // a key, id derived from key and generation; generation 1 is never deleted.
+        Collection {
+            id: "locks",
+            name: "Locks",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("key", 400).required(),
+                count("generation").required(),
+                string("holder", 64).required(),
+                boolean("released"),
+                datetime("acquired_at"),
+            ],
+            indexes: vec![
+                unique("by_key_generation", &[("key", false), ("generation", true)]),
+                key("by_acquired", &[("acquired_at", false)]),
+            ],
         },
         Collection {
             id: "audit_log",

@@ -128,6 +128,27 @@ pub fn settings(backend: &Backend, fake: &FakeDiscord) -> Settings {
         plan_roles: Default::default(),
         role_timing: Default::default(),
         gateway: Default::default(),
+        discord_api_url: None,
+        lease: bot::LeaseSettings::default(),
+        health_bind: None,
+    }
+}
+
+/// Settings for one of several bots sharing a lease: fast lease timings (ttl 3 s, renewed
+/// every 300 ms; a renewal slower than 900 ms does not count).
+pub fn fast_lease(settings: Settings, holder: &str) -> Settings {
+    Settings {
+        lease: bot::LeaseSettings {
+            name: "bot".into(),
+            holder: holder.into(),
+            timing: g3_store::lease::Timing::new(
+                Duration::from_millis(3000),
+                Duration::from_millis(300),
+            )
+            .unwrap(),
+            hold_renewals: None,
+        },
+        ..settings
     }
 }
 
@@ -158,6 +179,67 @@ impl Running {
         let _ = self.stop.send(());
         self.task.await.unwrap();
     }
+
+    /// Stops the bot the way `kill -9` would: no drain, no cursor, no lease release.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// A running bot with its `/healthz` listener.
+pub struct Bot {
+    pub running: Running,
+    pub health: SocketAddr,
+}
+
+impl Bot {
+    /// Starts `bot::run_with` with a health listener on 127.0.0.1:0.
+    pub async fn start(settings: Settings) -> Bot {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let health = listener.local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            bot::run_with(settings, Some(listener), async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Bot {
+            running: Running { stop, task },
+            health,
+        }
+    }
+
+    /// `/healthz`'s status code and `role` (or `status` while not serving).
+    pub async fn health(&self) -> (u16, String) {
+        health_of(self.health).await
+    }
+
+    pub async fn role(&self) -> String {
+        self.health().await.1
+    }
+}
+
+pub async fn health_of(addr: SocketAddr) -> (u16, String) {
+    let Ok(response) = reqwest::Client::new()
+        .get(format!("http://{addr}/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+    else {
+        return (0, "unreachable".into());
+    };
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    let role = body
+        .get("role")
+        .or_else(|| body.get("status"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    (status, role)
 }
 
 pub fn start(settings: Settings) -> Running {
@@ -260,6 +342,8 @@ impl Ingest {
             sellapp_api: None,
             intervals: webhook::Intervals::default(),
             background_jobs: false,
+            previous_secrets: Default::default(),
+            http: Default::default(),
         };
         let state = webhook::AppState::new(&settings).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

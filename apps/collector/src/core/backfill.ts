@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Backfill: messages posted while Discord was closed or disconnected never arrive as events, so
  * on start-up and after every reconnect the collector reads each channel's history after its
@@ -15,7 +21,7 @@
 import { fromHistory, type SourceFilter } from "./events";
 import type { Cursors, Outbox } from "./outbox";
 import { compareSnowflakes, isSnowflake } from "./snowflake";
-import type { DiscordMessage, FetchMessagesAfter, Sleep } from "./types";
+import type { DiscordMessage, FetchMessagesAfter, IngestEvent, Sleep } from "./types";
 
 export const PAGE_LIMIT = 100;
 
@@ -28,7 +34,7 @@ export interface BackfillOptions {
     /** Pause between history pages: a user account paging fast looks like a bot. */
     pageDelayMs?: number;
     /** Called after each page is queued, so delivery starts while paging continues. */
-    onQueued?: (count: number) => void;
+    onQueued?: (events: IngestEvent[]) => void;
     signal?: AbortSignal;
 }
 
@@ -74,7 +80,7 @@ export async function backfillChannel(o: BackfillOptions, channelId: string): Pr
         await o.outbox.append(events);
         for (const m of fresh) pending.add(m.id);
         queued += events.length;
-        if (events.length) o.onQueued?.(events.length);
+        if (events.length) o.onQueued?.(events);
 
         after = messages[messages.length - 1]!.id;
         if (batch.length < PAGE_LIMIT) break;

@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Batch limits of the ingest protocol: at most 100 events and at most 1 MiB of body per request.
  * Owns the exact body encoding, so the size counted here is the size sent (and signed).

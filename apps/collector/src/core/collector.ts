@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * The collector: wires Discord events, the persistent outbox, the sender and backfill together
  * behind one small API that the Vencord adapter (index.ts) drives and the tests drive directly.
@@ -14,9 +20,15 @@
  * up; while unsynced, delivering a live message does NOT advance its cursor, because messages
  * posted during the outage (older than that live one) may not be captured yet. Without this, a
  * live message delivered just after a reconnect would make backfill skip the whole gap.
+ *
+ * Events that arrive after construction but before start() has run (Vencord subscribes Flux
+ * right after calling start(), without awaiting it) wait for start() and are then captured, or
+ * dropped if the collector does not run. MESSAGE_UPDATEs that only re-dispatch a known version
+ * are dropped (see edits.ts).
  */
 import { backfillChannel } from "./backfill";
 import type { BatchLimits } from "./batch";
+import { EditTracker } from "./edits";
 import { fromCreate, fromDelete, fromDeleteBulk, fromUpdate, makeFilter, type SourceFilter } from "./events";
 import { Cursors, Outbox, RejectedLog } from "./outbox";
 import { backoffDelay, Sender } from "./sender";
@@ -95,6 +107,9 @@ export class Collector {
     /** Channels whose backfill has not caught up since the last start/reconnect, with a generation. */
     private readonly unsynced = new Map<string, number>();
     private generation = 0;
+    /** Open until the first start() (or stop()) has finished: early events wait for it. */
+    private gate: { promise: Promise<void>; open: () => void } | undefined;
+    private readonly edits = new EditTracker();
 
     constructor(deps: CollectorDeps, config: CollectorConfig) {
         // `??` rather than spreading defaults: an explicit `undefined` must not erase a default.
@@ -111,12 +126,28 @@ export class Collector {
         this.filter = makeFilter(config.guildId, config.channelIds);
         this.cursors = new Cursors(this.d.storage, this.d.keyPrefix);
         this.rejected = new RejectedLog(this.d.storage, this.d.keyPrefix);
+        let open = () => { };
+        const promise = new Promise<void>(resolve => { open = resolve; });
+        this.gate = { promise, open };
+    }
+
+    private openGate(): void {
+        this.gate?.open();
+        this.gate = undefined;
     }
 
     get isRunning(): boolean { return this.running; }
 
     /** Opens the outbox, starts delivery of whatever is pending, then backfills. */
     async start(): Promise<void> {
+        try {
+            await this.startOnce();
+        } finally {
+            this.openGate();
+        }
+    }
+
+    private async startOnce(): Promise<void> {
         if (this.running) return;
         const problems = validateConfig(this.config);
         if (!this.config.enabled || problems.length) {
@@ -144,7 +175,7 @@ export class Collector {
 
     private async open(): Promise<void> {
         this.outbox ??= await Outbox.open(this.d.storage, this.d.keyPrefix);
-        const outbox = this.outbox;
+        const { outbox } = this;
         this.sender = new Sender({
             outbox,
             transport: this.d.transport,
@@ -173,6 +204,7 @@ export class Collector {
 
     /** Stops sending and backfilling; pending events stay in storage for the next start. */
     async stop(): Promise<void> {
+        this.openGate();
         if (!this.running) return;
         this.running = false;
         this.lifecycle.abort();
@@ -206,8 +238,20 @@ export class Collector {
 
     // ---- Discord events (Flux payloads). Each returns once the event is safely persisted. ----
 
-    onMessageCreate(payload: unknown): Promise<void> { return this.enqueue(fromCreate(this.filter, payload)); }
-    onMessageUpdate(payload: unknown): Promise<void> { return this.enqueue(fromUpdate(this.filter, payload)); }
+    onMessageCreate(payload: unknown): Promise<void> {
+        const event = fromCreate(this.filter, payload);
+        if (event) this.edits.record(event.message);
+        return this.enqueue(event);
+    }
+
+    /** An update is forwarded only if it changes the message (edits.ts): not a re-dispatched copy. */
+    onMessageUpdate(payload: unknown): Promise<void> {
+        const event = fromUpdate(this.filter, payload);
+        if (!event || !this.edits.isChange(event.message, this.d.clock())) return Promise.resolve();
+        this.edits.record(event.message);
+        return this.enqueue(event);
+    }
+
     onMessageDelete(payload: unknown): Promise<void> { return this.enqueue(fromDelete(this.filter, payload)); }
     onMessageDeleteBulk(payload: unknown): Promise<void> { return this.enqueue(fromDeleteBulk(this.filter, payload)); }
 
@@ -239,7 +283,10 @@ export class Collector {
 
     private async enqueue(events: IngestEvent | IngestEvent[] | undefined): Promise<void> {
         const list = events === undefined ? [] : Array.isArray(events) ? events : [events];
-        if (list.length === 0 || !this.running) return;
+        if (list.length === 0) return;
+        // Before the first start() has finished: wait for it, then capture if it runs.
+        if (!this.running && this.gate) await this.gate.promise;
+        if (!this.running) return;
         // Events that arrive while the outbox is still loading wait for it, in arrival order.
         await this.ready;
         const outbox = this.outbox!;
@@ -286,7 +333,7 @@ export class Collector {
         do {
             this.backfillAgain = false;
             await this.ready;
-            const signal = this.lifecycle.signal;
+            const { signal } = this.lifecycle;
             let failed = false;
             for (const channelId of this.filter.channelIds) {
                 if (signal.aborted) return;
@@ -300,7 +347,8 @@ export class Collector {
                         sleep: this.d.sleep,
                         pageDelayMs: this.d.pageDelayMs,
                         signal,
-                        onQueued: () => {
+                        onQueued: events => {
+                            for (const e of events) this.edits.record(e.message);
                             this.status.update({ outboxSize: this.outbox!.size });
                             this.sender?.kick();
                         },

@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Turns Discord client events (Flux MESSAGE_CREATE / MESSAGE_UPDATE / MESSAGE_DELETE /
  * MESSAGE_DELETE_BULK payloads) and REST history into ingest events, and decides which ones the
@@ -6,6 +12,15 @@
  * Messages are snapshotted (deep-copied through JSON) when captured: Discord keeps mutating its
  * own objects, and the outbox must hold exactly what was seen, in a form IndexedDB and the wire
  * both accept.
+ *
+ * Not every Flux event is Discord's: other plugins dispatch their own. Those are not forwarded:
+ * - MESSAGE_DELETE / MESSAGE_DELETE_BULK with `mlDeleted: true` (MessageLogger and
+ *   MessageClickActions removing an already deleted, logged message from the view);
+ * - a MESSAGE_DELETE without an `id` (ValidReply's "reply target gone" puts it in `message`);
+ * - ephemeral messages (flag 64), e.g. the local bot replies of Vencord's sendBotMessage, which
+ *   only this client ever sees;
+ * - re-dispatched MESSAGE_UPDATEs of a version already forwarded or of an old message: decided
+ *   in edits.ts, which needs to remember what was forwarded.
  */
 import type { DiscordMessage, IngestEvent } from "./types";
 
@@ -48,6 +63,18 @@ function snapshot(message: Record<string, unknown>, guildId: string): DiscordMes
     return copy;
 }
 
+/** Discord's EPHEMERAL message flag: visible only to this user, never part of the channel. */
+const EPHEMERAL = 1 << 6;
+
+function isEphemeral(message: Record<string, unknown>): boolean {
+    return typeof message.flags === "number" && (message.flags & EPHEMERAL) !== 0;
+}
+
+/** A delete that a plugin dispatched to tidy its own view (MessageLogger's `mlDeleted`). */
+function isPluginDelete(payload: Record<string, unknown>): boolean {
+    return Boolean(payload.mlDeleted);
+}
+
 function hasIds(message: Record<string, unknown>): message is Record<string, unknown> & { id: string; channel_id: string } {
     return typeof message.id === "string" && typeof message.channel_id === "string";
 }
@@ -55,18 +82,21 @@ function hasIds(message: Record<string, unknown>): message is Record<string, unk
 /** Flux MESSAGE_CREATE: `{message, optimistic, guildId?}`. Optimistic (not yet sent) ones are skipped. */
 export function fromCreate(filter: SourceFilter, payload: unknown): IngestEvent | undefined {
     if (!isRecord(payload) || payload.optimistic === true || !isRecord(payload.message)) return undefined;
-    const message = payload.message;
-    if (!hasIds(message)) return undefined;
+    const { message } = payload;
+    if (!hasIds(message) || isEphemeral(message)) return undefined;
     const guildId = message.guild_id ?? payload.guildId;
     if (!inSource(filter, message.channel_id, guildId)) return undefined;
     return { type: "message.create", message: snapshot(message, filter.guildId) };
 }
 
-/** Flux MESSAGE_UPDATE: `{message}`, possibly partial (an embed unfurl); sent as is, ingest decides. */
+/**
+ * Flux MESSAGE_UPDATE: `{message}`, possibly partial (an embed unfurl); sent as is, ingest
+ * decides. Whether it is a change at all (not a re-dispatched copy) is decided by edits.ts.
+ */
 export function fromUpdate(filter: SourceFilter, payload: unknown): IngestEvent | undefined {
     if (!isRecord(payload) || !isRecord(payload.message)) return undefined;
-    const message = payload.message;
-    if (!hasIds(message)) return undefined;
+    const { message } = payload;
+    if (!hasIds(message) || isEphemeral(message)) return undefined;
     const guildId = message.guild_id ?? payload.guildId;
     if (!inSource(filter, message.channel_id, guildId)) return undefined;
     return { type: "message.update", message: snapshot(message, filter.guildId) };
@@ -78,14 +108,14 @@ function deleteEvent(filter: SourceFilter, id: string, channelId: string): Inges
 
 /** Flux MESSAGE_DELETE: `{id, channelId, guildId?}`. */
 export function fromDelete(filter: SourceFilter, payload: unknown): IngestEvent | undefined {
-    if (!isRecord(payload) || typeof payload.id !== "string") return undefined;
+    if (!isRecord(payload) || typeof payload.id !== "string" || isPluginDelete(payload)) return undefined;
     if (!inSource(filter, payload.channelId, payload.guildId)) return undefined;
     return deleteEvent(filter, payload.id, payload.channelId as string);
 }
 
 /** Flux MESSAGE_DELETE_BULK (a moderator purge): `{ids, channelId, guildId?}` → one delete each. */
 export function fromDeleteBulk(filter: SourceFilter, payload: unknown): IngestEvent[] {
-    if (!isRecord(payload) || !Array.isArray(payload.ids)) return [];
+    if (!isRecord(payload) || !Array.isArray(payload.ids) || isPluginDelete(payload)) return [];
     if (!inSource(filter, payload.channelId, payload.guildId)) return [];
     const channelId = payload.channelId as string;
     return payload.ids.filter((id): id is string => typeof id === "string").map(id => deleteEvent(filter, id, channelId));

@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * The persistent outbox and the other small pieces of persistent state (per-channel delivery
  * cursors, the list of events ingest rejected). Owns the storage layout:
@@ -13,8 +19,8 @@
  * Invariant: an event is in storage before the sender can see it, and leaves storage only
  * after ingest acknowledged it (the sender calls `ack` after a 200).
  */
-import type { IngestEvent, KeyValueStorage, OutboxEntry } from "./types";
 import { compareSnowflakes } from "./snowflake";
+import type { IngestEvent, KeyValueStorage, OutboxEntry } from "./types";
 
 interface OutboxMeta {
     head: number;

@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * The delivery loop: takes batches from the front of the outbox, signs and POSTs them to ingest,
  * and reacts to the reply exactly as the ingest protocol says:

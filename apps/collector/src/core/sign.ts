@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Standard Webhooks signing (https://www.standardwebhooks.com): the collector signs every
  * ingest request so the webhook service can reject forged or replayed traffic.

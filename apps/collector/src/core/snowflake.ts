@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Discord snowflake ordering. Snowflakes are 64-bit integers sent as decimal strings; they
  * exceed Number's exact range, so compare them as BigInt (or by length, then lexically).

@@ -1,13 +1,19 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * What the user sees about the collector: state, outbox size, last delivery, last error.
  * Owned here so the sender, backfill and the settings panel share one picture of it.
  */
 
 export type CollectorState =
-    | "stopped"      // not running (plugin disabled or not configured)
-    | "idle"         // running, outbox empty
-    | "sending"      // a request is in flight
-    | "retrying"     // ingest unreachable or busy: waiting out a back-off, events kept
+    | "stopped" // not running (plugin disabled or not configured)
+    | "idle" // running, outbox empty
+    | "sending" // a request is in flight
+    | "retrying" // ingest unreachable or busy: waiting out a back-off, events kept
     | "auth_failed"; // 401: wrong secret or clock skew; sending paused until settings change
 
 export interface CollectorStatus {

@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * HTTP transports for the sender, and the rule for choosing one.
  *

@@ -1,3 +1,9 @@
+/*
+ * Vencord, a Discord client mod
+ * Copyright (c) 2026 G3netic Signals
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
 /**
  * Shared types of the collector core: the wire format of the ingest protocol, the Discord
  * message shape we rely on, and the injectable seams (storage, transport, clock, sleep,

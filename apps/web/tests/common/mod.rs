@@ -1,5 +1,6 @@
-//! `TestApp`: the web service on 127.0.0.1:0 against a bootstrapped emulator, and `Browser`s
-//! that keep their own cookies (reqwest here has no cookie store) and never follow redirects.
+//! `TestApp`: the web service on 127.0.0.1:0 against a bootstrapped emulator (and more replicas
+//! of it on the same backend), and `Browser`s that keep their own cookies (reqwest here has no
+//! cookie store) and never follow redirects.
 
 #![allow(dead_code)]
 
@@ -16,17 +17,82 @@ use reqwest::{StatusCode, header::HeaderMap, redirect::Policy};
 use testkit::backend::Backend;
 use time::OffsetDateTime;
 use url::Url;
-use web::{Limits, Secret, ServiceUser, Settings, live::LiveOptions};
+use web::{Limits, MetricsAccess, Secret, ServiceUser, Settings, live::LiveOptions};
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const STORE_URL: &str = "https://store.example/buy";
 pub const SERVICE_EMAIL: &str = "web-service@test.local";
 pub const SERVICE_PASSWORD: &str = "web service password";
+/// `/metrics` on the public listener needs this bearer token in every test app.
+pub const METRICS_TOKEN: &str = "test metrics token";
 
 pub struct TestApp {
     pub backend: Backend,
     pub url: String,
-    _server: tokio::task::JoinHandle<()>,
+    /// What this replica was started with; [`TestApp::replica`] starts another with the same.
+    pub settings: Settings,
+    pub server: Server,
+}
+
+/// One running `web::run`: its address, a way to stop it and its task.
+pub struct Server {
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Runs `settings` on a fresh 127.0.0.1 port (and a metrics listener when given).
+    pub async fn start(settings: Settings, metrics: Option<tokio::net::TcpListener>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, settings, metrics)
+    }
+
+    pub fn start_on(
+        listener: tokio::net::TcpListener,
+        settings: Settings,
+        metrics: Option<tokio::net::TcpListener>,
+    ) -> Self {
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(web::run_with_metrics(
+            settings,
+            listener,
+            metrics,
+            async move {
+                // Dropping the sender (the test ending) does not stop the server.
+                if stopped.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            },
+        ));
+        Self {
+            url,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Asks the server to stop, as SIGTERM would.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits (bounded) for `run` to return.
+    pub async fn stopped(&mut self, within: Duration) -> anyhow::Result<()> {
+        tokio::time::timeout(within, &mut self.task)
+            .await
+            .expect("run returns within the bound")
+            .expect("run did not panic")
+    }
+
+    /// [`Server::stop`], then [`Server::stopped`].
+    pub async fn shutdown(&mut self, within: Duration) -> anyhow::Result<()> {
+        self.stop();
+        self.stopped(within).await
+    }
 }
 
 pub struct Resp {
@@ -144,28 +210,29 @@ impl TestApp {
             plans: Default::default(),
             discord: None,
             plan_roles: Default::default(),
+            link_ttl: web::link::STATE_TTL,
+            metrics: MetricsAccess::from_token(Some(METRICS_TOKEN)),
+            timeouts: Default::default(),
         };
         configure(&mut settings);
-        let server = tokio::spawn(async move {
-            web::run(settings, listener, std::future::pending())
-                .await
-                .unwrap();
-        });
+        let server = Server::start_on(listener, settings.clone(), None);
         Self {
             backend,
             url,
-            _server: server,
+            settings,
+            server,
         }
+    }
+
+    /// Another replica on the same backend with the same settings (the same public URL, as
+    /// behind one load balancer), on its own port.
+    pub async fn replica(&self) -> Server {
+        Server::start(self.settings.clone(), None).await
     }
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        metrics_of(&self.url).await
     }
 
     /// The value of an unlabelled metric.
@@ -195,15 +262,7 @@ impl TestApp {
     }
 
     pub fn browser(&self) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            base: self.url.clone(),
-            jar: HashMap::new(),
-        }
+        browser(&self.url)
     }
 
     pub fn access(&self) -> Access {
@@ -330,6 +389,33 @@ impl TestApp {
     }
 }
 
+/// The `/metrics` text of the web at `base`, with the test bearer token.
+pub async fn metrics_of(base: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A browser with no cookies yet, talking to `base`.
+pub fn browser(base: &str) -> Browser {
+    Browser {
+        http: reqwest::Client::builder()
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        base: base.to_owned(),
+        jar: HashMap::new(),
+        from: None,
+    }
+}
+
 /// A signal document as JSON (built as JSON so the test does not break while `Signal` grows).
 pub fn signal(id: &str) -> serde_json::Value {
     serde_json::json!({
@@ -360,9 +446,40 @@ pub struct Browser {
     http: reqwest::Client,
     base: String,
     pub jar: HashMap<String, String>,
+    /// Sent as `X-Forwarded-For` (for apps that trust a proxy): the client address to appear from.
+    pub from: Option<String>,
 }
 
 impl Browser {
+    /// This browser's requests come from `ip` (with `trust_proxy` on).
+    pub fn at_ip(mut self, ip: &str) -> Self {
+        self.from = Some(ip.to_owned());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        if let Some(ip) = &self.from {
+            req = req.header("x-forwarded-for", ip);
+        }
+        req
+    }
+
+    /// The value of cookie `name`, under its `__Host-` name too (https public URLs).
+    pub fn cookie(&self, name: &str) -> Option<&String> {
+        self.jar
+            .get(name)
+            .or_else(|| self.jar.get(&format!("__Host-{name}")))
+    }
+
+    /// Sends the next requests to `base`, cookies kept: a load balancer picking another replica.
+    pub fn switch_to(&mut self, base: &str) {
+        base.clone_into(&mut self.base);
+    }
+
     fn cookie_header(&self) -> String {
         self.jar
             .iter()
@@ -393,9 +510,7 @@ impl Browser {
 
     pub async fn get(&mut self, path: &str) -> Resp {
         let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -405,9 +520,7 @@ impl Browser {
     /// Posts a form as is: no CSRF token added.
     pub async fn post_raw(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .request(reqwest::Method::POST, path)
             .form(form)
             .send()
             .await
@@ -417,10 +530,10 @@ impl Browser {
 
     /// The CSRF token a page would have put in its forms.
     pub async fn csrf(&mut self) -> String {
-        if !self.jar.contains_key("g3_csrf") {
+        if self.cookie("g3_csrf").is_none() {
             self.get("/healthz").await;
         }
-        self.jar["g3_csrf"].clone()
+        self.cookie("g3_csrf").expect("a CSRF cookie").clone()
     }
 
     /// Posts a form with the right CSRF token, as a page's form would.
@@ -436,7 +549,7 @@ impl Browser {
             .post("/signup", &[("email", email), ("password", password)])
             .await;
         assert_eq!(r.status, 303, "sign-up: {}", r.body);
-        assert!(self.jar.contains_key("g3_session"));
+        assert!(self.signed_in());
         r
     }
 
@@ -470,7 +583,7 @@ impl Browser {
     }
 
     pub fn signed_in(&self) -> bool {
-        self.jar.contains_key("g3_session")
+        self.cookie("g3_session").is_some()
     }
 }
 

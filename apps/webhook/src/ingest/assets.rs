@@ -1,10 +1,12 @@
 //! Copies signal attachments from Discord's CDN into bucket `signal_assets`, because CDN links
 //! expire. A download's HTTP status is checked, its size capped and its type decided by its
 //! first bytes, never by its name: images (png, jpeg, gif, webp) and PDFs are stored, anything
-//! else is listed as skipped. A failed download leaves the attachment pending; the worker tries
-//! again later, and after [`MAX_TRIES`] it is skipped with the reason.
+//! else is listed as skipped, and so is a URL the [`AttachmentPolicy`] refuses (a host off the
+//! allow-list, a non-public address, a redirect to either). A failed download leaves the
+//! attachment pending; the worker tries again later, and after [`MAX_TRIES`] it is skipped with
+//! the reason.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use g3_access::KeyedLocks;
@@ -15,6 +17,8 @@ use g3_store::{
     schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
 };
 use tracing::{info, warn};
+
+use super::cdn::{self, AttachmentPolicy};
 
 /// Largest attachment stored (the bucket's limit).
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
@@ -60,11 +64,80 @@ enum Fetched {
     Retry(String),
 }
 
-async fn fetch(http: &reqwest::Client, url: &str) -> Fetched {
-    let mut response = match http.get(url).send().await {
-        Ok(r) => r,
-        Err(e) => return Fetched::Retry(format!("download failed: {e}")),
-    };
+/// The CDN client and the policy it enforces.
+pub struct Downloader {
+    http: reqwest::Client,
+    policy: AttachmentPolicy,
+}
+
+impl Downloader {
+    pub fn new(policy: AttachmentPolicy) -> reqwest::Result<Self> {
+        Ok(Self {
+            http: cdn::client(&policy)?,
+            policy,
+        })
+    }
+
+    /// Downloads one attachment within the policy's deadline.
+    async fn fetch(&self, url: &str) -> Fetched {
+        match tokio::time::timeout(self.policy.timeout, self.fetch_unbounded(url)).await {
+            Ok(fetched) => fetched,
+            Err(_) => Fetched::Retry(format!(
+                "download took longer than {} s",
+                self.policy.timeout.as_secs()
+            )),
+        }
+    }
+
+    /// Follows redirects by hand, checking every hop's URL against the policy (its address is
+    /// checked by the client's resolver when it connects).
+    async fn fetch_unbounded(&self, url: &str) -> Fetched {
+        let mut url = match reqwest::Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => return Fetched::Skip(format!("not a URL: {e}")),
+        };
+        let mut hops = 0;
+        let response = loop {
+            if let Err(refused) = self.policy.check_url(&url) {
+                warn!(%url, %refused, "attachment URL refused");
+                return Fetched::Skip(refused.to_string());
+            }
+            let response = match self.http.get(url.clone()).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(refused) = cdn::is_refusal(&e) {
+                        warn!(%url, %refused, "attachment address refused");
+                        return Fetched::Skip(refused);
+                    }
+                    return Fetched::Retry(format!("download failed: {e}"));
+                }
+            };
+            if !response.status().is_redirection() {
+                break response;
+            }
+            let Some(next) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+            else {
+                return Fetched::Skip(format!(
+                    "CDN answered {} without a usable Location",
+                    response.status()
+                ));
+            };
+            hops += 1;
+            if hops > self.policy.max_redirects {
+                return Fetched::Skip(format!("more than {} redirects", self.policy.max_redirects));
+            }
+            url = next;
+        };
+        read(response).await
+    }
+}
+
+/// Checks a final response's status, caps its size and sniffs its type.
+async fn read(mut response: reqwest::Response) -> Fetched {
     let status = response.status();
     if !status.is_success() {
         let message = format!("CDN answered {status}");
@@ -104,8 +177,8 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Fetched {
 /// the document (under the message's lock, re-reading it, so concurrent edits are kept).
 pub async fn store_pending(
     client: &Client,
-    http: &reqwest::Client,
-    locks: &KeyedLocks,
+    cdn: &Downloader,
+    locks: &Arc<KeyedLocks>,
     message_id: &str,
 ) -> Result<(), g3_appwrite::Error> {
     let docs = client.documents(DATABASE_ID, "signals");
@@ -136,7 +209,7 @@ pub async fn store_pending(
             outcomes.push(a);
             continue;
         };
-        match fetch(http, &url).await {
+        match cdn.fetch(&url).await {
             Fetched::Ok(bytes, mime, ext) => {
                 let id = file_id(message_id, &a.id);
                 let size = bytes.len() as u64;
@@ -179,7 +252,7 @@ pub async fn store_pending(
         outcomes.push(a);
     }
 
-    let _message = locks.lock(message_id).await;
+    let _message = locks.lock_owned(message_id).await;
     let Some(doc) = docs.get_optional::<Signal>(message_id).await? else {
         return Ok(());
     };
@@ -211,14 +284,6 @@ pub async fn pending_signals(client: &Client) -> Result<Vec<String>, g3_appwrite
         .into_iter()
         .map(|d| d.id)
         .collect())
-}
-
-/// A client for the CDN: bounded time and redirects.
-pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! events again changes nothing.
 
 pub mod assets;
+pub mod cdn;
 pub mod merge;
 pub mod message;
 pub mod parsing;
@@ -39,7 +40,7 @@ use g3_store::{
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::{AppState, Secret};
+use crate::{AppState, Secret, metrics::Endpoint};
 use message::Incoming;
 
 /// Most events one request may carry.
@@ -61,11 +62,12 @@ pub struct IngestCounters {
 
 pub struct Ingest {
     client: Client,
-    cdn: reqwest::Client,
+    cdn: assets::Downloader,
     /// At most this many attachment downloads at once.
     downloads: Arc<tokio::sync::Semaphore>,
-    secret: Secret,
-    locks: KeyedLocks,
+    /// The current secret first, then one being rotated out.
+    secrets: Vec<Secret>,
+    locks: Arc<KeyedLocks>,
     routes: Mutex<Option<(Instant, HashMap<String, String>)>>,
     seen: Mutex<HashMap<String, Instant>>,
     pub counters: IngestCounters,
@@ -94,13 +96,18 @@ pub struct Summary {
 }
 
 impl Ingest {
-    pub fn new(client: Client, secret: Secret) -> anyhow::Result<Self> {
+    pub fn new(
+        client: Client,
+        secrets: Vec<Secret>,
+        attachments: cdn::AttachmentPolicy,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!secrets.is_empty(), "ingest needs a secret");
         Ok(Self {
             client,
-            cdn: assets::http_client()?,
+            cdn: assets::Downloader::new(attachments)?,
             downloads: Arc::new(tokio::sync::Semaphore::new(4)),
-            secret,
-            locks: KeyedLocks::default(),
+            secrets,
+            locks: Arc::default(),
             routes: Mutex::new(None),
             seen: Mutex::new(HashMap::new()),
             counters: IngestCounters::default(),
@@ -199,7 +206,7 @@ impl Ingest {
                 summary.dropped_unrouted += 1;
                 continue;
             };
-            let _message = self.locks.lock(&event.id).await;
+            let _message = self.locks.lock_owned(&event.id).await;
             let existing = docs
                 .get_optional::<Signal>(&event.id)
                 .await?
@@ -297,30 +304,40 @@ pub(crate) async fn receive(
             "ingest is not configured on this server (set INGEST_SECRET)",
         );
     };
+    if !crate::is_json(&headers) {
+        return crate::not_json(&state, Endpoint::Ingest);
+    }
     let (Some(id), Some(timestamp), Some(signature)) = (
         header(&headers, "webhook-id"),
         header(&headers, "webhook-timestamp"),
         header(&headers, "webhook-signature"),
     ) else {
-        ingest.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .rejected(Endpoint::Ingest, &signing::SignatureError::Missing);
         return error(
             StatusCode::UNAUTHORIZED,
             "the request is not signed (webhook-id, webhook-timestamp, webhook-signature)",
         );
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if let Err(e) = signing::verify_standard(
-        ingest.secret.expose(),
-        StandardHeaders {
-            id,
-            timestamp,
-            signature,
-        },
-        &body,
-        now,
-    ) {
-        ingest.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        warn!(error = %e, "rejected ingest request");
+    let headers = StandardHeaders {
+        id,
+        timestamp,
+        signature,
+    };
+    // Any accepted secret will do (a rotation is under way); report the current one's error.
+    let mut verdicts = ingest
+        .secrets
+        .iter()
+        .map(|secret| signing::verify_standard(secret.expose(), headers, &body, now));
+    let first = verdicts
+        .next()
+        .unwrap_or(Err(signing::SignatureError::Missing));
+    if let Err(e) = first
+        && !verdicts.any(|v| v.is_ok())
+    {
+        state.metrics.rejected(Endpoint::Ingest, &e);
         return error(StatusCode::UNAUTHORIZED, e.to_string());
     }
     if !ingest.first_sighting(id) {

@@ -12,9 +12,18 @@ use g3_store::{
     schema::{DATABASE_ID, TEAM_PAID},
 };
 use testkit::{backend::Backend, sellapp::SellappSender};
-use webhook::{AppState, Intervals, Secret, Settings};
+use webhook::{
+    AppState, HttpSettings, Intervals, MetricsAccess, PreviousSecrets, Secret, Settings,
+    ingest::cdn::AttachmentPolicy,
+};
 
 pub const SECRET: &str = "test-sellapp-secret";
+/// The Sell.app secret being rotated out: still accepted.
+pub const SECRET_PREVIOUS: &str = "test-sellapp-secret-previous";
+/// The ingest secret being rotated out: still accepted.
+pub const INGEST_SECRET_PREVIOUS: &str = "test-ingest-secret-previous";
+/// Bearer token for `/metrics`.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 pub const PLANS: &str = "3301:9001=vip,3301=basic";
 
 pub struct TestApp {
@@ -35,15 +44,29 @@ impl TestApp {
         Self::spawn_on_with_ingest(testkit::backend::backend().await, secret).await
     }
 
+    /// Ingest with `policy` for attachment downloads instead of [`fake_cdn_policy`].
+    pub async fn spawn_with_ingest_policy(secret: &str, policy: AttachmentPolicy) -> Self {
+        Self::start(
+            testkit::backend::backend().await,
+            Some(Secret::new(secret)),
+            policy,
+        )
+        .await
+    }
+
     pub async fn spawn_on(backend: Backend) -> Self {
-        Self::start(backend, None).await
+        Self::start(backend, None, fake_cdn_policy()).await
     }
 
     pub async fn spawn_on_with_ingest(backend: Backend, secret: &str) -> Self {
-        Self::start(backend, Some(Secret::new(secret))).await
+        Self::start(backend, Some(Secret::new(secret)), fake_cdn_policy()).await
     }
 
-    async fn start(backend: Backend, ingest_secret: Option<Secret>) -> Self {
+    async fn start(
+        backend: Backend,
+        ingest_secret: Option<Secret>,
+        attachment_policy: AttachmentPolicy,
+    ) -> Self {
         let spool = tempfile::tempdir().unwrap();
         let settings = Settings {
             appwrite: backend.client_config(),
@@ -55,6 +78,15 @@ impl TestApp {
             ingest_secret,
             intervals: Intervals::default(),
             background_jobs: false,
+            previous_secrets: PreviousSecrets {
+                sellapp: Some(Secret::new(SECRET_PREVIOUS)),
+                ingest: Some(Secret::new(INGEST_SECRET_PREVIOUS)),
+            },
+            http: HttpSettings {
+                metrics: MetricsAccess::from_token(Some(METRICS_TOKEN)),
+                attachment_policy,
+                ..HttpSettings::default()
+            },
         };
         let state = AppState::new(&settings).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -142,6 +174,12 @@ impl TestApp {
     pub fn access(&self) -> Arc<g3_access::Access> {
         Arc::clone(&self.state.access)
     }
+}
+
+/// The production policy plus the one test-only allowance the fake CDN needs: it serves on
+/// 127.0.0.1 (`testkit::cdn::FakeCdn` URLs are `http://127.0.0.1:PORT/...`).
+pub fn fake_cdn_policy() -> AttachmentPolicy {
+    AttachmentPolicy::default().allowing_local("127.0.0.1", std::net::Ipv4Addr::LOCALHOST.into())
 }
 
 pub fn order(event: &str, order_id: u64, email: &str, product: u64, variant: u64) -> Vec<u8> {

@@ -217,7 +217,7 @@ async fn list_documents(
 ) -> ApiResult<Json<Value>> {
     let params = query_params(params)?;
     let queries = query::parse_queries(&params)?;
-    let want_total = query::wants_total(&params);
+    let want_total = query::wants_total(&params)?;
     let st = state.clone();
     let out = state
         .store

@@ -14,8 +14,8 @@ mod users;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRequest, Request},
-    http::Method,
-    response::IntoResponse,
+    http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
 
@@ -38,11 +38,28 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .merge(mailbox::router())
         .fallback(fallback)
+        // A known path with a method it lacks is, in Appwrite, just another unknown route.
+        .method_not_allowed_fallback(fallback)
+        .layer(axum::middleware::map_response(default_content_type))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Unknown routes get Appwrite's 404, with a message that says which side is missing it.
+/// Appwrite's HTTP server (Swoole) names `Content-Type: text/html` on every response whose
+/// handler set none, 204s included (Utopia's `noContent()` sets no type; Swoole adds its default).
+/// Clients rely on it: Appwrite's Python SDK reads the header on every response and raises
+/// `KeyError('content-type')` without it. WebSocket upgrades (101) carry none, as with Swoole.
+async fn default_content_type(mut res: Response) -> Response {
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS && !res.headers().contains_key(CONTENT_TYPE)
+    {
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    }
+    res
+}
+
+/// Unknown routes (and known paths with a method they lack, which axum would answer with an empty
+/// 405) get Appwrite's 404 JSON, with a message that says which side is missing it.
 async fn fallback(method: Method, uri: axum::http::Uri) -> impl IntoResponse {
     let mut err = ApiError::route_not_found();
     if uri.path().starts_with("/v1/") {

@@ -1,6 +1,8 @@
 //! The signal parser: walks the lines of a message's content and embeds with a small state
 //! machine (which label the next numbers belong to), then decides signal or post, infers the
 //! side when it was not written, and flags inconsistencies. One token buffer per call.
+//! Unknown words are chat, except a few between a side or label and its first price: traders
+//! write "long guys 3120", "tp ahora 3200" in every language.
 
 use super::lex::{Tok, lex_line};
 use super::words::{self, Kw, Sec};
@@ -82,7 +84,32 @@ struct Line {
     /// A price was read anywhere on the line.
     any_price: bool,
     followup: bool,
+    /// Unknown words let through on this line; see [`Line::tolerates`].
+    tolerated: u8,
+    /// A "?" was read: questions are chat, so no more words are let through.
+    questioned: bool,
+    lead: Lead,
+    /// How many of the line's pending numbers were read in the lead run.
+    lead_len: usize,
 }
+
+/// The entry written right after the side ("long guys 3120-3080"): the first run of prices
+/// after a side word is the entry even when chat follows it, as long as no price came before
+/// the side ("support 62000, long above 65k" is commentary).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    #[default]
+    None,
+    /// A side was written; its prices have not come yet.
+    Awaiting,
+    Reading,
+    /// Prose, a question or a label ended the run; what it read stays the entry.
+    Closed,
+}
+
+/// Everyday words ("guys", "ahora", "сейчас") allowed between a side or label and its first
+/// price. A few are filler; a sentence is chat, whose numbers are not prices.
+const MAX_TOLERATED: u8 = 4;
 
 impl<'a> Parser<'a> {
     fn block(&mut self, text: &'a str) {
@@ -186,11 +213,14 @@ impl<'a> Parser<'a> {
                                 _ => ln.prose(),
                             }
                         }
-                        // "short term" and "long-term" are about time, not direction.
-                        Kw::Side(_) if is_term(toks, i) => {}
+                        // "short term" and "long time no see" are about time, not direction.
+                        Kw::Side(_) if not_a_side(toks, i) => {}
                         Kw::Side(side) => {
                             self.note_side(side);
                             ln.side = true;
+                            if ln.lead == Lead::None && !ln.labelled && !ln.any_price {
+                                ln.lead = Lead::Awaiting;
+                            }
                         }
                         Kw::PairLabel => pair_label = true,
                         Kw::Filler => {
@@ -206,7 +236,7 @@ impl<'a> Parser<'a> {
                             if words::bare_ticker(w) {
                                 line_bare = line_bare.or(Some(w));
                             } else if w.len() >= 3 {
-                                ln.prose();
+                                ln.unknown_word();
                             }
                         }
                     }
@@ -238,8 +268,14 @@ impl<'a> Parser<'a> {
                     match ln.sec {
                         Some(sec) => self.push(sec, v),
                         // "Long ETH at 3400": a price right after "at" on a side line.
-                        None if !ln.labelled && was_at && ln.side => self.push(Sec::Entry, v),
-                        None if !ln.labelled => self.pending.push(v),
+                        None if !ln.labelled && was_at && ln.side => {
+                            ln.lead_price(false);
+                            self.push(Sec::Entry, v);
+                        }
+                        None if !ln.labelled => {
+                            ln.lead_price(true);
+                            self.pending.push(v);
+                        }
                         None => {}
                     }
                 }
@@ -254,6 +290,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Sym(b'#' | b'$') => hashed = true,
                 Tok::Sym(b'@') => at_marker = true,
+                Tok::Sym(b'?') => ln.question(),
                 Tok::Sym(_) => {}
                 Tok::TargetMark => {
                     ln.label(Sec::Target);
@@ -263,7 +300,7 @@ impl<'a> Parser<'a> {
                     ln.label(Sec::Stop);
                     after_label = true;
                 }
-                Tok::Foreign => ln.prose(),
+                Tok::Foreign => ln.unknown_word(),
                 // "long 64k -> 65k": an arrow after an entry points at the target. Elsewhere it
                 // is decoration ("➡️ Entry: 100", "Entry ➡️ 100").
                 Tok::Arrow if ln.priced && matches!(ln.sec, None | Some(Sec::Entry)) => {
@@ -274,16 +311,24 @@ impl<'a> Parser<'a> {
         }
 
         // Unlabelled numbers continue the previous line's label ("Targets:" then "1) 105"), or
-        // are the entry of a line that states the side ("BTCUSDT long 43000").
-        if !self.pending.is_empty() && !ln.unknown_before_label {
-            let to = self.carried.or(ln.side.then_some(Sec::Entry));
-            if let Some(sec) = to {
-                let pending = std::mem::take(&mut self.pending);
-                for &v in &pending {
-                    self.push(sec, v);
-                }
-                self.pending = pending;
+        // are the entry of a line that states the side ("BTCUSDT long 43000"). On a chatty line
+        // only the prices right after the side are ("ETH looking good, long now 3400").
+        let (take, to) = if ln.unknown_before_label {
+            (ln.lead_len, Some(Sec::Entry))
+        } else {
+            (
+                self.pending.len(),
+                self.carried.or(ln.side.then_some(Sec::Entry)),
+            )
+        };
+        if take > 0
+            && let Some(sec) = to
+        {
+            let pending = std::mem::take(&mut self.pending);
+            for &v in pending.iter().take(take) {
+                self.push(sec, v);
             }
+            self.pending = pending;
         }
         // "TP1 hit at 45000" reports on a trade; "after TP1 hit move SL to BE" on a line of its
         // own is a remark in a signal.
@@ -462,6 +507,8 @@ impl Line {
         self.sec = Some(sec);
         self.labelled = true;
         self.priced = false;
+        self.tolerated = 0;
+        self.close_lead();
     }
 
     /// Prose ends a labelled part of the line ("SL: 95 unless BTC dumps 5000"); before any
@@ -471,6 +518,47 @@ impl Line {
             self.sec = None;
         } else {
             self.unknown_before_label = true;
+            self.close_lead();
+        }
+    }
+
+    /// A word the vocabulary does not know: filler while a side or label waits for its price
+    /// ("long guys 3120", "tp ahora 3200", "sl сейчас 95"), prose otherwise.
+    fn unknown_word(&mut self) {
+        if self.tolerates() {
+            self.tolerated += 1;
+        } else {
+            self.prose();
+        }
+    }
+
+    fn tolerates(&self) -> bool {
+        let label_waits = self.sec.is_some() && !self.priced;
+        !self.questioned
+            && self.tolerated < MAX_TOLERATED
+            && (label_waits || self.lead == Lead::Awaiting)
+    }
+
+    /// "Should I long ETH now? I bought 3000": a question is chat, and so are its prices.
+    fn question(&mut self) {
+        self.questioned = true;
+        if matches!(self.lead, Lead::Awaiting | Lead::Reading) {
+            self.lead = Lead::Closed;
+            self.lead_len = 0;
+        }
+    }
+
+    /// An unlabelled price; `pending` says whether it waits in the line's pending numbers.
+    fn lead_price(&mut self, pending: bool) {
+        if matches!(self.lead, Lead::Awaiting | Lead::Reading) {
+            self.lead = Lead::Reading;
+            self.lead_len += usize::from(pending);
+        }
+    }
+
+    fn close_lead(&mut self) {
+        if self.lead != Lead::None {
+            self.lead = Lead::Closed;
         }
     }
 }
@@ -486,13 +574,19 @@ fn slashed_label(first: &str, second: &str) -> Option<Sec> {
     }
 }
 
-/// Whether the token at `i` (after an optional `-`) is the word "term".
-fn is_term(toks: &[Tok<'_>], i: usize) -> bool {
+/// Whether the side word before `toks[i]` is about time or a turn of phrase ("long-term",
+/// "short time", "long time no see", "long story short"), not a direction.
+fn not_a_side(toks: &[Tok<'_>], i: usize) -> bool {
+    const PHRASES: [&str; 6] = ["term", "time", "way", "story", "while", "ago"];
     let next = match toks.get(i) {
         Some(Tok::Sym(b'-')) => i + 1,
         _ => i,
     };
-    matches!(toks.get(next), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("term"))
+    let is = |t: Option<&Tok<'_>>, words: &[&str]| match t {
+        Some(Tok::Word(w)) => words.iter().any(|p| w.eq_ignore_ascii_case(p)),
+        _ => false,
+    };
+    is(toks.get(next), &PHRASES) || is(i.checked_sub(2).and_then(|p| toks.get(p)), &["story"])
 }
 
 /// Targets above the entries mean a long; failing targets, a stop below them does.

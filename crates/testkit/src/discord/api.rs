@@ -63,6 +63,10 @@ pub(crate) fn router(state: Shared, gateway: Arc<super::gateway::Gateway>) -> Ro
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            bot_auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             super::oauth::outage,
         ))
         .layer(axum::Extension(gateway))
@@ -71,6 +75,28 @@ pub(crate) fn router(state: Shared, gateway: Arc<super::gateway::Gateway>) -> Ro
 
 pub(super) fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Refuses a bot token other than the required one (see `FakeDiscord::require_bot_token`).
+async fn bot_auth(
+    AxState(state): AxState<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bot "))
+        .map(str::to_owned);
+    let refused = match (&lock(&state).bot_token, given) {
+        (Some(required), Some(given)) => *required != given,
+        _ => false,
+    };
+    if refused {
+        return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
+    }
+    next.run(req).await
 }
 
 /// The bot's own user, or with `Authorization: Bearer …` the OAuth user (see `oauth`).

@@ -166,6 +166,8 @@ struct State {
     webhooks: HashMap<u64, (String, u64)>,
     /// OAuth2 apps, Discord accounts, codes and tokens (see [`oauth`]).
     oauth: oauth::OAuthState,
+    /// When set, `Authorization: Bot <other>` is answered 401 (see [`FakeDiscord::require_bot_token`]).
+    bot_token: Option<String>,
 }
 
 /// The fake itself: cheap to clone, every clone sees the same state.
@@ -181,6 +183,21 @@ pub struct FakeDiscord {
 impl FakeDiscord {
     /// Starts the API on 127.0.0.1:0 and the CONNECT proxy in front of it.
     pub async fn spawn() -> FakeDiscord {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Discord");
+        Self::spawn_with(listener).await
+    }
+
+    /// Starts the plain-HTTP API on a fixed address (a standalone sandbox that other processes
+    /// reach at a known URL); the gateway and the CONNECT proxy still take free ports, which
+    /// `GET /api/v10/gateway` and [`FakeDiscord::proxy_url`] name.
+    pub async fn spawn_on(addr: SocketAddr) -> std::io::Result<FakeDiscord> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(Self::spawn_with(listener).await)
+    }
+
+    async fn spawn_with(listener: tokio::net::TcpListener) -> FakeDiscord {
         let state = Arc::new(Mutex::new(State {
             next_seq: 0,
             channels: HashMap::new(),
@@ -197,13 +214,11 @@ impl FakeDiscord {
             guild_roles: HashMap::new(),
             webhooks: HashMap::new(),
             oauth: oauth::OAuthState::default(),
+            bot_token: None,
         }));
         let gateway = gateway::Gateway::spawn().await;
         let app =
             api::router(state.clone(), gateway.clone()).merge(gateway::routes(gateway.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake Discord");
         let addr = listener.local_addr().expect("local addr");
         let plain = app.clone();
         tokio::spawn(async move {
@@ -236,6 +251,12 @@ impl FakeDiscord {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Accepts only this bot token from now on (`None`: any): a request with
+    /// `Authorization: Bot <other>` gets Discord's 401 `{"message": "401: Unauthorized", "code": 0}`.
+    pub fn require_bot_token(&self, token: Option<&str>) {
+        self.lock().bot_token = token.map(str::to_owned);
     }
 
     /// Answers the next message request with `fault` (queued in order).

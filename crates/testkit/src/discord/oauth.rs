@@ -316,6 +316,15 @@ impl FakeDiscord {
         app
     }
 
+    /// Registers an OAuth2 application with chosen credentials (a standalone sandbox whose
+    /// client id and secret are configured into web before it starts).
+    pub fn register_app_with(&self, app: OAuthApp) -> OAuthApp {
+        let mut s = self.lock();
+        s.oauth.apps.retain(|a| a.client_id != app.client_id);
+        s.oauth.apps.push(app.clone());
+        app
+    }
+
     /// The Discord account with this username, created on first use.
     pub fn discord_user(&self, username: &str) -> FakeUser {
         self.lock().new_user(username)

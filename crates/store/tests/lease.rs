@@ -1,0 +1,94 @@
+//! The lease against the emulator: one winner per generation however many race, standbys
+//! that take over a released lease at once, and old generations pruned.
+
+use std::time::Duration;
+
+use g3_appwrite::{ApiKey, Client, Config, Query, RetryPolicy};
+use g3_store::{
+    bootstrap,
+    lease::{self, Lease, Record, Timing},
+    schema::DATABASE_ID,
+};
+
+async fn backend() -> (appwrite_emulator::Handle, Client) {
+    let emulator = appwrite_emulator::spawn(appwrite_emulator::Config::in_memory("p", "k"))
+        .await
+        .expect("emulator starts");
+    let mut config = Config::new(&emulator.endpoint, "p");
+    config.api_key = Some(ApiKey::new("k"));
+    config.retry = RetryPolicy::none();
+    let client = Client::new(config).expect("client builds");
+    bootstrap::run(&client, &mut |_: &str| {}).await.unwrap();
+    (emulator, client)
+}
+
+fn lease(client: &Client, holder: &str) -> Lease {
+    Lease::new(
+        client,
+        lease::Config {
+            name: "bot".into(),
+            holder: holder.into(),
+            timing: Timing::new(Duration::from_secs(3), Duration::from_millis(300)).unwrap(),
+            hold_renewals: None,
+        },
+    )
+}
+
+#[tokio::test]
+async fn exactly_one_of_many_takes_a_generation() {
+    let (_emulator, client) = backend().await;
+    // Every contender on its own task, all racing for generation 1.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let l = lease(&client, &format!("p{i}"));
+            tokio::spawn(async move { l.try_take(1).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        if let Some(held) = t.await.unwrap().unwrap() {
+            winners.push(held);
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert!(winners[0].is_valid());
+    assert_eq!(winners[0].generation(), 1);
+}
+
+#[tokio::test]
+async fn a_released_lease_is_taken_at_once_and_old_generations_are_pruned() {
+    let (_emulator, client) = backend().await;
+    let a = lease(&client, "a");
+    let mut held = a.acquire().await;
+    for _ in 0..5 {
+        let generation = held.generation();
+        held.release().await;
+        held = tokio::time::timeout(Duration::from_secs(2), a.acquire())
+            .await
+            .expect("a released lease is taken without waiting for its ttl");
+        assert_eq!(held.generation(), generation + 1);
+    }
+    assert_eq!(held.generation(), 6);
+    let left: Vec<i64> = client
+        .documents(DATABASE_ID, lease::COLLECTION)
+        .list::<Record>(&[Query::order_asc("generation")])
+        .await
+        .unwrap()
+        .documents
+        .into_iter()
+        .map(|d| d.data.generation)
+        .collect();
+    assert_eq!(left, [4, 5, 6]);
+    // Renewals land while it is held: a standby sees the lease change.
+    let before = a.newest().await.unwrap().unwrap().data.renewals;
+    let started = std::time::Instant::now();
+    loop {
+        let now = a.newest().await.unwrap().unwrap().data.renewals;
+        if now > before {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never renewed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(held.is_valid());
+}
