@@ -41,8 +41,9 @@ echo "docker: $("$docker_cli" --version); $(dockerd --version); $(docker-compose
 
 # --- binaries (host build, copied into the images) ------------------------------------------
 step "building the binaries (cargo build, debug)"
-cargo build --locked --bin web --bin webhook --bin bot --bin ops --bin appwrite-emulator \
-  --bin discord-sandbox --bin smoke
+# All targets, as ./scripts/test.sh's earlier steps build them: the same feature resolution,
+# so the binaries already built there are reused instead of compiled again.
+cargo build --locked --workspace --all-targets
 for bin in web webhook bot ops appwrite-emulator discord-sandbox smoke; do
   [ -x "target/debug/$bin" ] || die "target/debug/$bin was not built"
 done

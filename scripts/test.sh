@@ -58,8 +58,9 @@ step "Rust tests (cargo nextest)"
 cargo nextest run --workspace --locked --no-fail-fast
 
 step "scale-out: 2 web, 2 webhook and 2 bot processes on one Appwrite, kill -9 mid-run"
-# The test runs the services' binaries, which the nextest run above does not build for it.
-cargo build --locked --bins --workspace
+# The test runs the services' binaries. Built with the test targets selected, so features
+# resolve as in the nextest build above and nothing is compiled twice.
+cargo build --locked --workspace --all-targets
 cargo nextest run --locked -p scaleout --run-ignored ignored-only --no-capture
 
 if [ -f tests/conformance/package.json ]; then

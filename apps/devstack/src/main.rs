@@ -63,8 +63,7 @@ async fn main() -> anyhow::Result<()> {
             .then(|| std::time::Duration::from_secs(args.demo_interval_secs)),
         discord,
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    // Ctrl-C or SIGTERM stops every service cleanly.
+    let shutdown = g3_service::shutdown_signal();
     devstack::run(settings, shutdown, &mut |line| println!("{line}")).await
 }

@@ -355,17 +355,7 @@ async fn web_shows_the_feed_live_and_the_paywall(
     assert!(text.contains("event: signal"), "{text}");
 
     // A new sign-up gets the paywall.
-    let mut newcomer = Browser::new(web.clone());
-    let r = newcomer
-        .post(
-            "/signup",
-            &[
-                ("email", "newcomer@g3.local"),
-                ("password", "newcomer password"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
+    let mut newcomer = sign_up(running, &web, "newcomer@g3.local", "newcomer password").await;
     let r = newcomer.get("/feed").await;
     assert_eq!(r.status(), 403);
     let body = r.text().await.unwrap();
@@ -473,8 +463,8 @@ async fn demo_signals_are_mirrored_into_the_sandbox_and_shown_on_its_page() {
     running.stop().await.unwrap();
 }
 
-/// The newest verification mail the emulator "sent" to `email`: `(userId, secret)`.
-async fn verification(running: &devstack::Running, email: &str) -> (String, String) {
+/// The newest mail of `kind` the emulator "sent" to `email`: `(userId, secret)`.
+async fn mail(running: &devstack::Running, email: &str, kind: &str) -> (String, String) {
     let url = format!(
         "http://{}/mailbox/api/messages?to={email}",
         running.emulator.addr
@@ -484,13 +474,32 @@ async fn verification(running: &devstack::Running, email: &str) -> (String, Stri
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["kind"] == "verification")
-        .unwrap_or_else(|| panic!("no verification mail to {email}: {mail}"))
+        .find(|m| m["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} mail to {email}: {mail}"))
         .clone();
     (
         found["data"]["userId"].as_str().unwrap().to_owned(),
         found["data"]["secret"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A browser that signed up on `web` and entered the code from the mailbox: signed in, verified.
+async fn sign_up(running: &devstack::Running, web: &str, email: &str, password: &str) -> Browser {
+    let mut b = Browser::new(web.to_owned());
+    let r = b
+        .post("/signup", &[("email", email), ("password", password)])
+        .await;
+    assert_eq!(r.status(), 200, "the code page");
+    let (user_id, code) = mail(running, email, "email_otp").await;
+    let r = b
+        .post(
+            "/signin/code/verify",
+            &[("email", email), ("user_id", &user_id), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/feed");
+    b
 }
 
 /// The `<tr>` of a member on the sandbox page.
@@ -573,21 +582,17 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
     assert!(body.contains(DEMO_DISCORD_USERNAME), "{body}");
     assert_eq!(admin.get("/admin/failures").await.status(), 200);
 
-    // A newcomer signs up and verifies their email.
+    // A newcomer signs up and enters the emailed code, which verifies their email.
     let email = "newcomer@g3.local";
-    let mut b = Browser::new(web.clone());
-    let r = b
-        .post(
-            "/signup",
-            &[("email", email), ("password", "newcomer password")],
-        )
-        .await;
-    assert_eq!(r.status(), 303);
-    let (user_id, secret) = verification(&running, email).await;
-    let r = b
-        .get(&format!("/verify?userId={user_id}&secret={secret}"))
-        .await;
-    assert_eq!(r.status(), 200);
+    let mut b = sign_up(&running, &web, email, "newcomer password").await;
+    let user_id = running
+        .client
+        .users()
+        .find_by_email(email)
+        .await
+        .unwrap()
+        .expect("the newcomer's account")
+        .id;
 
     // The paywall's "Buy a plan" leads to the demo store, which sends the signed order.
     let r = b.get("/feed").await;

@@ -1,12 +1,13 @@
-//! Accounts: sign up, sign in with a password or an emailed code, email verification and sign
-//! out. Sessions are created with the server key so Appwrite hands us the secret, which goes
-//! into the HttpOnly session cookie; the browser never talks to Appwrite itself.
+//! Accounts: sign up (finished with an emailed code), sign in with a password or an emailed
+//! code, email verification and sign out. Sessions are created with the server key so Appwrite
+//! hands us the secret, which goes into the HttpOnly session cookie; the browser never talks to
+//! Appwrite itself.
 
 use askama::Template;
 use axum::{
     Extension, Form,
     extract::{Query, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use g3_appwrite::{Id, Session, TokenSecret};
@@ -18,7 +19,7 @@ use crate::{
     AppState,
     cookies::{self, SameSite},
     error::AppError,
-    security::{ClientIp, CsrfToken},
+    security::{ClientIp, CsrfToken, SignUpKey},
     session::{MaybeViewer, Viewer},
     templates::{
         CodeEnterPage, CodeRequestPage, Layout, RecoverConfirmPage, RecoverPage, SignInPage,
@@ -39,8 +40,8 @@ pub fn knows_password(user: &g3_appwrite::User) -> bool {
 const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 256;
 
-const EXISTING_ACCOUNT: &str = "This email already has an account (for example from a purchase). \
-We emailed you a sign-in code: enter it below to get in.";
+/// The sign-up answer, the same for a new email and one that has an account.
+const SIGNUP_CODE_SENT: &str = "One step left: enter the code from the email to finish signing up.";
 
 #[derive(Deserialize)]
 pub struct NoticeQuery {
@@ -165,11 +166,20 @@ pub struct SignUpForm {
     password: String,
 }
 
+/// How long the sign-up proof cookie lets the emailed code keep the chosen password.
+const SIGNUP_PROOF_TTL: time::Duration = time::Duration::minutes(30);
+
+/// Sign-up answers the same whether or not the email has an account, so the form tells nobody
+/// which addresses are customers: both make a create attempt and mail a code, both show the
+/// code page and set a proof cookie (a decoy when the account existed). The code proves the
+/// inbox; the proof cookie (see [`crate::security::SignUpKey`]) keeps the chosen password when
+/// the code is entered in the browser that created the account.
 #[tracing::instrument(skip_all)]
 pub async fn signup(
     State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
     Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
     Form(form): Form<SignUpForm>,
 ) -> Result<Response, AppError> {
     state.throttle(&ip.0, Some(&form.email))?;
@@ -194,36 +204,53 @@ pub async fn signup(
         ));
     }
     let account = state.appwrite().account();
-    match account
+    let created = match account
         .create(Id::unique(), email.as_str(), &form.password, None)
         .await
     {
-        Ok(_) => {}
-        // Bought before signing up (the user exists without a password), or simply signed up
-        // before: an emailed code gets them in either way.
-        Err(e) if e.is_conflict() => {
-            return send_code(&state, &csrf, &email, Some(EXISTING_ACCOUNT)).await;
-        }
+        Ok(user) => Some(user.id),
+        // Bought before signing up, or signed up before: the same code page, and the emailed
+        // code decides who gets in.
+        Err(e) if e.is_conflict() => None,
         Err(e) if e.status() == Some(400) => {
             return refuse(
                 "This password is not accepted. Choose a longer, less common one.".into(),
             );
         }
         Err(e) => return Err(e.into()),
-    }
-    let session = account
-        .create_email_password_session(email.as_str(), &form.password)
+    };
+    let token = account
+        .create_email_token(Id::unique(), email.as_str())
         .await?;
-    let verification = state
-        .appwrite()
-        .with_session(&session.secret)
-        .account()
-        .create_verification(&state.link("/verify"))
-        .await;
-    if let Err(e) = verification {
-        tracing::warn!(error = %e, "verification mail not sent at sign-up");
+    let secure = state.secure_cookies();
+    let expires = OffsetDateTime::now_utc() + SIGNUP_PROOF_TTL;
+    let held = cookies::get(&headers, cookies::signup_name(secure));
+    let proof = match (created, held) {
+        (Some(user_id), _) => state.signup_key().proof(&user_id, email.as_str(), expires),
+        // Sent twice from the browser that created the account: its proof stays good.
+        (None, Some(held))
+            if state.signup_key().verify(
+                held,
+                &token.user_id,
+                email.as_str(),
+                OffsetDateTime::now_utc(),
+            ) =>
+        {
+            held.to_owned()
+        }
+        (None, _) => SignUpKey::decoy(expires),
+    };
+    let mut resp = code_page_for(&csrf, &email, token.user_id, Some(SIGNUP_CODE_SENT))?;
+    if let Some(v) = cookies::set(
+        cookies::signup_name(secure),
+        &proof,
+        SameSite::Strict,
+        secure,
+        Some(SIGNUP_PROOF_TTL.whole_seconds()),
+    ) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
-    Ok(signed_in(&state, &session, "/feed"))
+    Ok(resp)
 }
 
 pub async fn signin_page(
@@ -350,12 +377,22 @@ async fn send_code(
         .account()
         .create_email_token(Id::unique(), email.as_str())
         .await?;
+    code_page_for(csrf, email, token.user_id, notice)
+}
+
+/// The page asking for the code just mailed to `email`.
+fn code_page_for(
+    csrf: &CsrfToken,
+    email: &Email,
+    user_id: String,
+    notice: Option<&'static str>,
+) -> Result<Response, AppError> {
     page(
         StatusCode::OK,
         &CodeEnterPage {
             layout: Layout::new("Enter your code", &csrf.0, false),
             email: email.to_string(),
-            user_id: token.user_id,
+            user_id,
             notice,
             error: None,
         },
@@ -369,11 +406,15 @@ pub struct CodeForm {
     code: String,
 }
 
+/// Signs in with an emailed code. On an unverified account the code proves the inbox for the
+/// first time: in the browser that created the account at sign-up (its proof cookie) the chosen
+/// password stays; anywhere else the account is claimed ([`claim`]).
 #[tracing::instrument(skip_all)]
 pub async fn code_verify(
     State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
     Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
     state.sign_in_gate(&ip.0, &form.email).await?;
@@ -381,8 +422,8 @@ pub async fn code_verify(
     let code = form.code.trim();
     if user_id_ok && !code.is_empty() && code.len() <= 64 {
         // Read before the code is spent (spending it verifies the address): was it unproven?
-        let was_verified = match state.appwrite().users().get(&form.user_id).await {
-            Ok(user) => Some(user.email_verification),
+        let user = match state.appwrite().users().get(&form.user_id).await {
+            Ok(user) => Some(user),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
@@ -393,8 +434,31 @@ pub async fn code_verify(
             .await
         {
             Ok(session) => {
-                if was_verified == Some(true) {
+                if user.as_ref().is_some_and(|u| u.email_verification) {
                     return Ok(signed_in(&state, &session, "/feed"));
+                }
+                let secure = state.secure_cookies();
+                let signed_up_here = user.as_ref().is_some_and(|u| {
+                    cookies::get(&headers, cookies::signup_name(secure)).is_some_and(|proof| {
+                        state
+                            .signup_key()
+                            .verify(proof, &u.id, &u.email, OffsetDateTime::now_utc())
+                    })
+                });
+                if signed_up_here {
+                    mark_verified(&state, &form.user_id).await?;
+                    let mut resp = signed_in(&state, &session, "/feed");
+                    if let Some(v) = cookies::set(
+                        cookies::signup_name(secure),
+                        "",
+                        SameSite::Strict,
+                        secure,
+                        Some(0),
+                    ) {
+                        resp.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                    tracing::info!("sign-up finished by code: password kept");
+                    return Ok(resp);
                 }
                 let session = claim(&state, &form.user_id).await?;
                 return Ok(signed_in(
@@ -420,6 +484,17 @@ pub async fn code_verify(
     )
 }
 
+/// The code just proved the inbox. Appwrite marks the address verified when an email-token
+/// session is created; this makes sure of it rather than trusting that it always will.
+async fn mark_verified(state: &AppState, user_id: &str) -> Result<(), AppError> {
+    let users = state.appwrite().users();
+    if !users.get(user_id).await?.email_verification {
+        users.update_email_verification(user_id, true).await?;
+    }
+    state.auth_cache().forget_user(user_id);
+    Ok(())
+}
+
 /// The inbox of an unverified account has just been proven with an emailed code. Whoever
 /// signed up with this address before may not own it (account pre-hijacking): their password
 /// is replaced by a random one and all sessions end; the owner gets one fresh session and is
@@ -437,6 +512,7 @@ async fn claim(state: &AppState, user_id: &str) -> Result<Session, AppError> {
     users.update_prefs(user_id, &prefs).await?;
     users.delete_sessions(user_id).await?;
     state.auth_cache().forget_user(user_id);
+    mark_verified(state, user_id).await?;
     let session = users.create_session(user_id).await?;
     tracing::info!("address proven by code: password reset, other sessions ended");
     Ok(session)

@@ -1,6 +1,7 @@
-//! The two cookies the dashboard sets: the Appwrite session secret (HttpOnly, SameSite=Lax) and
-//! the CSRF token (SameSite=Strict). Parsing and `Set-Cookie` building, with no cookie framework.
-//! Over https both carry the `__Host-` prefix, so no sibling subdomain can plant or shadow them.
+//! The cookies the dashboard sets: the Appwrite session secret (HttpOnly, SameSite=Lax), the CSRF
+//! token (SameSite=Strict) and the short-lived sign-up proof (SameSite=Strict). Parsing and
+//! `Set-Cookie` building, with no cookie framework. Over https all carry the `__Host-` prefix,
+//! so no sibling subdomain can plant or shadow them.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
@@ -8,6 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 pub const SESSION: &str = "g3_session";
 /// Holds the double-submit CSRF token.
 pub const CSRF: &str = "g3_csrf";
+/// Holds the proof that this browser just created an account ([`crate::security::SignUpKey`]).
+pub const SIGNUP: &str = "g3_signup";
 
 /// [`SESSION`] as named on the wire: `__Host-` prefixed when cookies are `Secure`.
 pub fn session_name(secure: bool) -> &'static str {
@@ -17,6 +20,11 @@ pub fn session_name(secure: bool) -> &'static str {
 /// [`CSRF`] as named on the wire: `__Host-` prefixed when cookies are `Secure`.
 pub fn csrf_name(secure: bool) -> &'static str {
     if secure { "__Host-g3_csrf" } else { CSRF }
+}
+
+/// [`SIGNUP`] as named on the wire: `__Host-` prefixed when cookies are `Secure`.
+pub fn signup_name(secure: bool) -> &'static str {
+    if secure { "__Host-g3_signup" } else { SIGNUP }
 }
 
 /// The value of cookie `name` from the request's `Cookie` headers.
@@ -96,6 +104,8 @@ mod tests {
         assert!(is_token("abc-DEF_1.2"));
         assert_eq!(session_name(true), "__Host-g3_session");
         assert_eq!(csrf_name(false), "g3_csrf");
+        assert_eq!(signup_name(true), "__Host-g3_signup");
+        assert_eq!(signup_name(false), "g3_signup");
         assert!(!is_token("a;b"));
     }
 }

@@ -109,6 +109,7 @@ struct Inner {
     limits: Limits,
     limiter: ratelimit::SlidingWindow,
     csrf_key: security::CsrfKey,
+    signup_key: security::SignUpKey,
     trust_proxy: bool,
     auth_cache: authcache::AuthCache,
     live: live::LiveOptions,
@@ -143,6 +144,11 @@ impl AppState {
             "web needs the Appwrite server key (APPWRITE_API_KEY)"
         );
         let pending_links = pending::PendingLinks::new(&appwrite, settings.link_ttl);
+        let api_key = settings
+            .appwrite
+            .api_key
+            .as_ref()
+            .map_or("", |k| k.expose());
         Ok(Self(Arc::new(Inner {
             access: Access::new(appwrite.clone(), settings.plans.clone())
                 .with_roles(settings.plan_roles.clone()),
@@ -158,13 +164,8 @@ impl AppState {
             secure: settings.secure_cookies(),
             limits: settings.limits,
             limiter: ratelimit::SlidingWindow::default(),
-            csrf_key: security::CsrfKey::derive(
-                settings
-                    .appwrite
-                    .api_key
-                    .as_ref()
-                    .map_or("", |k| k.expose()),
-            ),
+            csrf_key: security::CsrfKey::derive(api_key),
+            signup_key: security::SignUpKey::derive(api_key),
             trust_proxy: settings.trust_proxy,
             auth_cache: authcache::AuthCache::new(settings.auth_cache),
             hub: live::Hub::new(&settings.live),
@@ -311,6 +312,11 @@ impl AppState {
     /// The key that binds CSRF tokens to sessions; the same on every replica.
     pub(crate) fn csrf_key(&self) -> &security::CsrfKey {
         &self.0.csrf_key
+    }
+
+    /// The key of the sign-up proof cookie; the same on every replica.
+    pub(crate) fn signup_key(&self) -> &security::SignUpKey {
+        &self.0.signup_key
     }
 }
 

@@ -12,6 +12,7 @@ use axum::{
 };
 
 use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
 
 use crate::{AppState, cookies, error::AppError};
 
@@ -126,6 +127,59 @@ impl CsrfKey {
 impl std::fmt::Debug for CsrfKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CsrfKey(..)")
+    }
+}
+
+/// Proves, for a short while, that this browser created an account in its own sign-up: the
+/// `g3_signup` cookie holds `expires.HMAC(key, user id, email, expires)`, the key derived from
+/// the Appwrite server key like [`CsrfKey`] (`HMAC(api_key, "g3 signup")`), so any replica can
+/// check it. With it, the emailed code keeps the password chosen at sign-up; without it the
+/// code claims the account (see `auth::claim`).
+#[derive(Clone)]
+pub struct SignUpKey([u8; 32]);
+
+impl SignUpKey {
+    pub fn derive(api_key: &str) -> Self {
+        Self(hmac_sha256(api_key.as_bytes(), b"g3 signup"))
+    }
+
+    fn mac(&self, user_id: &str, email: &str, expires: i64) -> [u8; 32] {
+        // NUL cannot occur in an id or an address, so the fields cannot run into each other.
+        let message = format!("{user_id}\0{email}\0{expires}");
+        hmac_sha256(&self.0, message.as_bytes())
+    }
+
+    /// The cookie value proving the sign-up of `user_id` with `email`, good until `expires`.
+    pub fn proof(&self, user_id: &str, email: &str, expires: OffsetDateTime) -> String {
+        let expires = expires.unix_timestamp();
+        format!(
+            "{expires}.{}",
+            hex::encode(self.mac(user_id, email, expires))
+        )
+    }
+
+    /// A value shaped like [`SignUpKey::proof`] that proves nothing: an existing email's
+    /// sign-up gets one, so the cookies do not tell which emails have accounts.
+    pub fn decoy(expires: OffsetDateTime) -> String {
+        format!("{}.{}", expires.unix_timestamp(), new_token())
+    }
+
+    /// Does `value` prove the sign-up of `user_id` with `email`, unexpired at `now`?
+    pub fn verify(&self, value: &str, user_id: &str, email: &str, now: OffsetDateTime) -> bool {
+        let Some((expires, mac)) = value.split_once('.') else {
+            return false;
+        };
+        let Ok(expires) = expires.parse::<i64>() else {
+            return false;
+        };
+        let expected = hex::encode(self.mac(user_id, email, expires));
+        constant_time_eq(mac.as_bytes(), expected.as_bytes()) && now.unix_timestamp() < expires
+    }
+}
+
+impl std::fmt::Debug for SignUpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignUpKey(..)")
     }
 }
 
@@ -261,6 +315,33 @@ mod tests {
         assert_ne!(a.token_for("s1"), CsrfKey::derive("other").token_for("s1"));
         assert_eq!(a.token_for("s1").len(), 64);
         assert_eq!(format!("{a:?}"), "CsrfKey(..)");
+    }
+
+    #[test]
+    fn sign_up_proofs_bind_user_email_and_expiry() {
+        let now = OffsetDateTime::now_utc();
+        let later = now + time::Duration::minutes(30);
+        let key = SignUpKey::derive("server key");
+        let proof = key.proof("u1", "a@example.com", later);
+        assert!(crate::cookies::is_token(&proof));
+        assert!(SignUpKey::derive("server key").verify(&proof, "u1", "a@example.com", now));
+        assert!(!key.verify(&proof, "u2", "a@example.com", now));
+        assert!(!key.verify(&proof, "u1", "b@example.com", now));
+        assert!(!key.verify(&proof, "u1", "a@example.com", later));
+        assert!(!SignUpKey::derive("other").verify(&proof, "u1", "a@example.com", now));
+        let (_, mac) = proof.split_once('.').unwrap();
+        let stretched = format!(
+            "{}.{mac}",
+            (later + time::Duration::days(1)).unix_timestamp()
+        );
+        assert!(!key.verify(&stretched, "u1", "a@example.com", now));
+        let decoy = SignUpKey::decoy(later);
+        assert_eq!(decoy.len(), proof.len());
+        assert!(!key.verify(&decoy, "u1", "a@example.com", now));
+        for junk in ["", ".", "x.y", "1", "abc.def"] {
+            assert!(!key.verify(junk, "u1", "a@example.com", now), "{junk:?}");
+        }
+        assert_eq!(format!("{key:?}"), "SignUpKey(..)");
     }
 
     #[test]

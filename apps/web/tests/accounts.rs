@@ -11,8 +11,9 @@ use web::Limits;
 #[tokio::test]
 async fn bad_verification_links_fail_and_a_new_link_can_be_sent() {
     let app = TestApp::spawn().await;
-    let mut b = app.browser();
-    b.sign_up("late@example.com", PASSWORD).await;
+    // Signed up, never entered the code, signed in with the password: asks for a link.
+    let mut b = app.unverified("late@example.com", PASSWORD).await;
+    assert_eq!(b.post("/verify/resend", &[]).await.status, 303);
     let (user_id, _) = app.latest("late@example.com", "verification").await;
 
     let r = b
@@ -61,8 +62,7 @@ async fn bad_verification_links_fail_and_a_new_link_can_be_sent() {
 #[tokio::test]
 async fn password_reset_sets_a_new_password_and_ends_sessions() {
     let app = TestApp::spawn().await;
-    let mut old = app.browser();
-    old.sign_up("forgetful@example.com", PASSWORD).await;
+    let mut old = app.verified("forgetful@example.com").await;
 
     let mut b = app.browser();
     // Unknown accounts get the same answer.
@@ -122,8 +122,7 @@ async fn password_reset_sets_a_new_password_and_ends_sessions() {
 #[tokio::test]
 async fn signing_out_one_device_keeps_the_others() {
     let app = TestApp::spawn().await;
-    let mut phone = app.browser();
-    phone.sign_up("two@example.com", PASSWORD).await;
+    let mut phone = app.verified("two@example.com").await;
     let mut laptop = app.browser();
     assert_eq!(
         laptop.sign_in("two@example.com", PASSWORD).await.status,

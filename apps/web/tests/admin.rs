@@ -12,10 +12,7 @@ const ADMIN_PATHS: &[&str] = &["/admin", "/admin?q=x%40y.io", "/admin/customers/
 async fn nobody_but_staff_gets_anything_under_admin() {
     let app = TestApp::spawn().await;
     let mut anonymous = app.browser();
-    let mut unverified = app.browser();
-    unverified
-        .sign_up("unverified@x.io", common::PASSWORD)
-        .await;
+    let mut unverified = app.unverified("unverified@x.io", common::PASSWORD).await;
     let mut unpaid = app.verified("unpaid@x.io").await;
     let mut paid = app.verified("paid@x.io").await;
     app.make_paid("paid@x.io").await;

@@ -1,12 +1,12 @@
-//! The customer's way in: sign up, verify from the mailbox, meet the paywall, get access, read
-//! the feed, sign out.
+//! The customer's way in: sign up, enter the code from the mailbox, meet the paywall, get
+//! access, read the feed, sign out.
 
 mod common;
 
 use common::{PASSWORD, STORE_URL, TestApp, minutes_ago};
 
 #[tokio::test]
-async fn sign_up_verify_pay_read_sign_out() {
+async fn sign_up_enter_code_pay_read_sign_out() {
     let app = TestApp::spawn().await;
     app.seed_route("vip-calls", "VIP Calls").await;
     app.seed_signal("1001", |s| {
@@ -19,6 +19,14 @@ async fn sign_up_verify_pay_read_sign_out() {
 
     let mut b = app.browser();
     let r = b.sign_up("New.Customer@Example.com", PASSWORD).await;
+    assert!(r.body.contains("Enter your sign-in code"), "{}", r.body);
+    assert!(r.body.contains("new.customer@example.com"));
+    // Nothing is open before the code.
+    assert_eq!(b.get("/feed").await.location(), "/signin");
+
+    let email = "new.customer@example.com";
+    let r = app.enter_code(&mut b, email).await;
+    assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.location(), "/feed");
     let session_cookie = r
         .set_cookies()
@@ -32,20 +40,7 @@ async fn sign_up_verify_pay_read_sign_out() {
         "http base URL: no Secure"
     );
 
-    // Unverified: the paywall says so.
-    let r = b.get("/feed").await;
-    assert_eq!(r.status, 403);
-    assert!(r.body.contains("Verify your email"), "{}", r.body);
-
-    let email = "new.customer@example.com";
-    let (user_id, secret) = app.latest(email, "verification").await;
-    let r = b
-        .get(&format!("/verify?userId={user_id}&secret={secret}"))
-        .await;
-    assert_eq!(r.status, 200);
-    assert!(r.body.contains("Email verified"));
-
-    // Verified, unpaid: no plan, a link to the store.
+    // The code verified the address. Verified, unpaid: no plan, a link to the store.
     let r = b.get("/feed").await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("No active plan"));
@@ -84,8 +79,7 @@ async fn sign_up_verify_pay_read_sign_out() {
 #[tokio::test]
 async fn wrong_password_is_refused_with_a_hint() {
     let app = TestApp::spawn().await;
-    let mut b = app.browser();
-    b.sign_up("joe@example.com", PASSWORD).await;
+    let mut b = app.verified("joe@example.com").await;
     b.post("/signout", &[]).await;
     let r = b.sign_in("joe@example.com", "not the password").await;
     assert_eq!(r.status, 401);
@@ -109,7 +103,13 @@ async fn buyer_without_account_is_led_to_code_sign_in() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("already has an account"));
+    assert!(
+        r.body
+            .contains("One step left: enter the code from the email"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("already"));
     assert!(r.body.contains("Enter your sign-in code"));
     assert!(!b.signed_in());
 

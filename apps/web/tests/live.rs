@@ -132,9 +132,8 @@ async fn only_members_get_a_stream() {
     let mut anon = app.browser();
     let r = anon.stream(None).await;
     assert_eq!(r.status, 303);
-    let mut unverified = app.browser();
-    unverified
-        .sign_up("unverified@example.com", common::PASSWORD)
+    let mut unverified = app
+        .unverified("unverified@example.com", common::PASSWORD)
         .await;
     app.grant("unverified@example.com").await;
     assert_eq!(unverified.stream(None).await.status, 403);

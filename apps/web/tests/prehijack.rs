@@ -35,8 +35,9 @@ async fn verified(app: &TestApp, email: &str) -> bool {
 #[tokio::test]
 async fn verification_link_opened_by_the_owner_elsewhere_does_not_verify_the_attackers_account() {
     let app = TestApp::spawn().await;
-    let mut attacker = app.browser();
-    attacker.sign_up(VICTIM, ATTACKER_PASSWORD).await;
+    // The attacker signs up (the code goes to the victim) and signs in with their password.
+    let mut attacker = app.unverified(VICTIM, ATTACKER_PASSWORD).await;
+    assert_eq!(attacker.post("/verify/resend", &[]).await.status, 303);
     // The mail reaches the real owner, who opens the link in their own browser.
     let (user_id, secret) = app.latest(VICTIM, "verification").await;
     let link = format!("/verify?userId={user_id}&secret={secret}");
@@ -69,8 +70,7 @@ async fn proving_the_inbox_with_a_code_ends_the_attackers_password_and_sessions(
     let app = TestApp::spawn().await;
     app.seed_signal("9101", |s| s["content"] = "owner only".into())
         .await;
-    let mut attacker = app.browser();
-    attacker.sign_up(VICTIM, ATTACKER_PASSWORD).await;
+    let mut attacker = app.unverified(VICTIM, ATTACKER_PASSWORD).await;
     let mut attacker_again = app.browser();
     assert_eq!(
         attacker_again
@@ -144,8 +144,9 @@ async fn proving_the_inbox_with_a_code_ends_the_attackers_password_and_sessions(
 #[tokio::test]
 async fn normal_sign_up_then_verify_by_link_still_works() {
     let app = TestApp::spawn().await;
-    let mut b = app.browser();
-    b.sign_up("normal@example.com", PASSWORD).await;
+    // Signed up, left before entering the code, back with the password: a link verifies too.
+    let mut b = app.unverified("normal@example.com", PASSWORD).await;
+    assert_eq!(b.post("/verify/resend", &[]).await.status, 303);
     let (user_id, secret) = app.latest("normal@example.com", "verification").await;
     let r = b
         .get(&format!("/verify?userId={user_id}&secret={secret}"))

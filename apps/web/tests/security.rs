@@ -21,11 +21,7 @@ enum Who {
 async fn as_who(app: &TestApp, who: Who) -> Browser {
     match who {
         Who::Anonymous => app.browser(),
-        Who::Unverified => {
-            let mut b = app.browser();
-            b.sign_up("unverified@example.com", PASSWORD).await;
-            b
-        }
+        Who::Unverified => app.unverified("unverified@example.com", PASSWORD).await,
         Who::VerifiedUnpaid => app.verified("unpaid@example.com").await,
         Who::Paid => {
             let b = app.verified("paid@example.com").await;
@@ -378,7 +374,7 @@ async fn cookies_are_secure_behind_https() {
     assert!(
         csrf.contains("SameSite=Strict") && csrf.contains("HttpOnly") && csrf.contains("Secure")
     );
-    let r = b.sign_up("secure@example.com", PASSWORD).await;
+    let r = app.sign_up(&mut b, "secure@example.com", PASSWORD).await;
     let session = r
         .set_cookies()
         .into_iter()
@@ -391,8 +387,10 @@ async fn cookies_are_secure_behind_https() {
             && session.contains("SameSite=Lax")
             && session.contains("HttpOnly")
     );
-    // The mailed link points at the public URL.
-    let mail = app.mail("secure@example.com").await;
+    // A mailed link points at the public URL.
+    let mut unverified = app.unverified("link@example.com", PASSWORD).await;
+    assert_eq!(unverified.post("/verify/resend", &[]).await.status, 303);
+    let mail = app.mail("link@example.com").await;
     let url = mail[0].1["url"].as_str().unwrap();
     assert!(
         url.starts_with("https://app.example/verify?userId="),

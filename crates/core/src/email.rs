@@ -21,7 +21,10 @@ pub enum EmailError {
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        let s = raw.trim();
+        // Lower-case first and check what is kept: lower-casing can change the length and the
+        // characters (`İ` becomes `i` + U+0307), and a stored address must parse again.
+        let lowered = raw.trim().to_lowercase();
+        let s = lowered.as_str();
         if s.is_empty() {
             return Err(EmailError::Empty);
         }
@@ -45,7 +48,7 @@ impl Email {
         if !(domain_ok && local_ok) {
             return Err(invalid());
         }
-        Ok(Self(s.to_lowercase()))
+        Ok(Self(lowered))
     }
 
     pub fn as_str(&self) -> &str {
@@ -106,5 +109,36 @@ mod tests {
             Email::parse(&format!("{}@example.com", "a".repeat(400))),
             Err(EmailError::TooLong)
         );
+    }
+
+    /// Found by fuzzing: `İ` lower-cases to two characters, so a checked-then-lowered address
+    /// could be stored in a form that no longer parses (and no longer loads from Appwrite).
+    #[test]
+    fn what_is_accepted_parses_again_unchanged() {
+        for raw in [
+            "a@İ.com",
+            "İİ@example.com",
+            &format!("{}@example.com", "İ".repeat(32)),
+            "ÅSA@Example.COM",
+            "KELVIN\u{212A}@example.com",
+        ] {
+            if let Ok(e) = Email::parse(raw) {
+                assert_eq!(Email::parse(e.as_str()), Ok(e.clone()), "{raw:?} -> {e:?}");
+                assert!(e.as_str().split('@').next().unwrap().len() <= 64, "{e:?}");
+            }
+        }
+        assert!(
+            Email::parse("a@İ.com").is_err(),
+            "U+0307 is not a domain character"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_is_idempotent(raw in "\\PC{0,40}@\\PC{0,20}") {
+            if let Ok(e) = Email::parse(&raw) {
+                proptest::prop_assert_eq!(Email::parse(e.as_str()), Ok(e.clone()));
+            }
+        }
     }
 }

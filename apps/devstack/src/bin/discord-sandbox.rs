@@ -64,14 +64,13 @@ fn parse_channels(specs: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    let args: Args = g3_service::config::parse_args();
+    g3_service::init_tracing();
+    g3_service::config::exit(run(args).await)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     for addr in [args.bind, args.status_bind] {
         anyhow::ensure!(
             addr.ip().is_loopback(),
@@ -123,27 +122,11 @@ async fn main() -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .with_state(sandbox);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(g3_service::shutdown_signal())
         .await
         .context("serving the sandbox page")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// SIGTERM (`docker stop`) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received: stopping"),
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn page(State(sandbox): State<Sandbox>) -> Html<String> {

@@ -36,10 +36,58 @@ struct Versions {
     /// Oldest stamps dropped to stay inside the attribute's size (counted, not remembered).
     #[serde(default)]
     dropped: u64,
+    /// Which incoming attachment list `attachments` was made from, so that the lists of all
+    /// events combine commutatively (see [`AttachmentsKey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attachments_from: Option<AttachmentsKey>,
+    /// The list made from `attachments_from` was cut to fit its attribute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    attachments_cut: bool,
+    /// Some embeds seen (of a version or an unfurl) were cut to fit this attribute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    embeds_cut: bool,
+}
+
+/// Orders incoming attachment lists: the newest version first, then the longer list, then the
+/// larger digest of the serialised list. The shown list is the largest seen, a join that any
+/// arrival order reaches (an absent list is smaller than every list, even `[]`). The incoming
+/// list is compared, not the refs stored, which carry over what earlier lists and the asset
+/// copier knew.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+struct AttachmentsKey {
+    /// `None` = as first posted; else the UTC stamp (fixed width, so it sorts by time).
+    version: Option<String>,
+    len: usize,
+    digest: String,
+}
+
+impl AttachmentsKey {
+    fn of(edited_at: Option<OffsetDateTime>, list: &[super::message::AttachmentIn]) -> Self {
+        let fields: Vec<_> = list
+            .iter()
+            .map(|a| (&a.id, &a.filename, a.size, &a.content_type, &a.url))
+            .collect();
+        let text = serde_json::to_string(&fields).unwrap_or_default();
+        Self {
+            version: edited_at.map(g3_appwrite::format_datetime),
+            len: list.len(),
+            digest: hex::encode(Sha256::digest(text.as_bytes())),
+        }
+    }
 }
 
 /// The `edit_stamps` attribute holds 32,768 characters; stay well inside it.
 const VERSIONS_MAX_CHARS: usize = 30_000;
+/// Embeds kept in `edit_stamps`, as escaped JSON there: a version's own embeds, and each
+/// unfurl. One of each plus a stamp fits in `VERSIONS_MAX_CHARS`, so `store` always fits.
+const OWN_EMBEDS_MAX_CHARS: usize = 22_000;
+const UNFURL_MAX_CHARS: usize = 6_000;
+/// The size of the `edit_stamps` attribute (schema.rs).
+const EDIT_STAMPS_MAX_CHARS: usize = 32_768;
+const _: () = assert!(
+    OWN_EMBEDS_MAX_CHARS + UNFURL_MAX_CHARS + 1_000 < VERSIONS_MAX_CHARS
+        && VERSIONS_MAX_CHARS < EDIT_STAMPS_MAX_CHARS
+);
 
 impl Versions {
     fn revision(&self) -> i64 {
@@ -65,6 +113,15 @@ impl Versions {
                 // Stamps sort oldest first; the original ("o") sorts last and is kept.
                 self.stamps.remove(0);
                 self.dropped += 1;
+            } else if !self.unfurls.is_empty() {
+                // Only documents stored before embeds were fitted on arrival get here.
+                self.unfurls.clear();
+                self.embeds_cut = true;
+            } else if let Some(own) = self.own_embeds.take() {
+                let (fitted, cut) = fit_escaped(own, OWN_EMBEDS_MAX_CHARS);
+                self.own_embeds = Some(fitted);
+                self.embeds_cut |= cut;
+                return serde_json::to_string(&self).ok();
             } else {
                 return Some(text);
             }
@@ -95,6 +152,25 @@ fn richer_embeds(a: Option<String>, b: Option<String>) -> Option<String> {
     if weight(&a) >= weight(&b) { a } else { b }
 }
 
+/// Keeps the leading embeds whose JSON, escaped as a string inside `edit_stamps`, takes at most
+/// `max` characters. A function of its input alone, so fitting before combining with
+/// `richer_embeds` stays order-free.
+fn fit_escaped(json: String, max: usize) -> (String, bool) {
+    let escaped = |t: &str| serde_json::to_string(t).map_or(usize::MAX, |e| e.chars().count());
+    if escaped(&json) <= max {
+        return (json, false);
+    }
+    let mut list: Vec<Value> = serde_json::from_str(&json).unwrap_or_default();
+    while !list.is_empty() {
+        list.pop();
+        let text = serde_json::to_string(&list).unwrap_or_default();
+        if escaped(&text) <= max {
+            return (text, true);
+        }
+    }
+    ("[]".to_owned(), true)
+}
+
 fn embeds_json(v: &Option<Value>) -> Option<String> {
     v.as_ref().and_then(|e| {
         e.as_array()
@@ -111,9 +187,16 @@ fn attachment_refs(
     incoming
         .iter()
         .map(|a| {
+            // Carried over only when storage learned something about it; an untouched pending
+            // ref is rebuilt from the incoming list, so the chosen list alone decides it.
             existing
                 .iter()
-                .find(|e| e.id == a.id)
+                .find(|e| {
+                    e.id == a.id
+                        && (e.state != AttachmentState::Pending
+                            || e.file_id.is_some()
+                            || e.note.is_some())
+                })
                 .cloned()
                 .unwrap_or_else(|| AttachmentRef {
                     id: a.id.clone(),
@@ -202,6 +285,8 @@ pub fn merge(
                 // for the version its `edited_timestamp` names and shown while that version is.
                 if let Some(e) = embeds_json(&event.embeds) {
                     let mut v = Versions::of(&s);
+                    let (e, cut) = fit_escaped(e, UNFURL_MAX_CHARS);
+                    v.embeds_cut |= cut;
                     let key = stamp_key(event.edited_at);
                     let merged = richer_embeds(v.unfurls.remove(&key), Some(e));
                     if let Some(m) = merged {
@@ -226,15 +311,15 @@ fn apply_version(s: &mut Signal, event: &Incoming, content: &str) {
     }
     s.revision = v.revision();
 
-    let incoming_embeds = embeds_json(&event.embeds);
+    let incoming_embeds = embeds_json(&event.embeds).map(|e| {
+        let (fitted, cut) = fit_escaped(e, OWN_EMBEDS_MAX_CHARS);
+        v.embeds_cut |= cut;
+        fitted
+    });
     if !had_version || event.edited_at > s.edited_at {
         s.content = Some(content.to_owned());
         v.own_embeds = incoming_embeds;
         s.edited_at = event.edited_at;
-        if let Some(list) = &event.attachments {
-            s.attachments =
-                serde_json::to_string(&attachment_refs(&s.attachment_refs(), list)).ok();
-        }
     } else if event.edited_at == s.edited_at {
         // The same version twice (a duplicate, or create and update of one state): combine
         // commutatively so the order of the two does not matter.
@@ -242,11 +327,15 @@ fn apply_version(s: &mut Signal, event: &Incoming, content: &str) {
             s.content = Some(content.to_owned());
         }
         v.own_embeds = richer_embeds(v.own_embeds.take(), incoming_embeds);
-        if let Some(list) = &event.attachments {
+    }
+    if let Some(list) = &event.attachments {
+        let key = AttachmentsKey::of(event.edited_at, list);
+        if v.attachments_from.as_ref().is_none_or(|k| key > *k) {
             let refs = attachment_refs(&s.attachment_refs(), list);
-            if refs.len() > s.attachment_refs().len() {
-                s.attachments = serde_json::to_string(&refs).ok();
-            }
+            let (fitted, cut) = fit_attachments(serde_json::to_string(&refs).unwrap_or_default());
+            s.attachments = Some(fitted);
+            v.attachments_from = Some(key);
+            v.attachments_cut = cut;
         }
     }
     s.edit_stamps = v.store();
@@ -257,9 +346,26 @@ fn apply_version(s: &mut Signal, event: &Incoming, content: &str) {
 /// and flagged rather than refused, so one odd message cannot block the collector's queue.
 const CONTENT_MAX_CHARS: usize = 8_000;
 const EMBEDS_MAX_CHARS: usize = 65_535;
+const ATTACHMENTS_MAX_CHARS: usize = 16_384;
 
 fn truncate_chars(s: &str, max: usize) -> Option<String> {
     (s.chars().count() > max).then(|| s.chars().take(max).collect())
+}
+
+/// Keeps the leading attachments that fit in the attribute.
+fn fit_attachments(json: String) -> (String, bool) {
+    if json.chars().count() <= ATTACHMENTS_MAX_CHARS {
+        return (json, false);
+    }
+    let mut list: Vec<AttachmentRef> = serde_json::from_str(&json).unwrap_or_default();
+    while !list.is_empty() {
+        list.pop();
+        let text = serde_json::to_string(&list).unwrap_or_default();
+        if text.chars().count() <= ATTACHMENTS_MAX_CHARS {
+            return (text, true);
+        }
+    }
+    ("[]".to_owned(), true)
 }
 
 /// Keeps the leading embeds that fit in the attribute.
@@ -289,6 +395,7 @@ fn refresh_derived(s: &mut Signal) {
         shortened = true;
     }
     let v = Versions::of(s);
+    shortened |= v.embeds_cut || v.attachments_cut;
     s.embeds = richer_embeds(
         v.own_embeds.clone(),
         v.unfurls.get(&stamp_key(s.edited_at)).cloned(),
@@ -524,6 +631,124 @@ mod tests {
         );
         assert!(doc.embeds.as_deref().unwrap().chars().count() <= EMBEDS_MAX_CHARS);
         assert!(doc.flags.contains(&"stored_shortened".to_owned()));
+    }
+
+    fn batch(v: Value) -> Vec<Incoming> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| Incoming::parse(e).unwrap())
+            .collect()
+    }
+
+    fn assert_order_free(events: &[Incoming]) -> Signal {
+        let refs: Vec<&Incoming> = events.iter().collect();
+        let expected = run(&refs);
+        for order in permutations(&refs) {
+            let got = run(&order);
+            assert!(got == expected, "arrival order changed the document");
+            let again = order
+                .iter()
+                .fold(got.clone(), |d, e| merge(Some(&d), e, "vip", d.posted_at));
+            assert!(again == got, "applying the same events again changed it");
+        }
+        expected
+    }
+
+    #[test]
+    fn attachment_lists_of_one_version_combine_in_any_order() {
+        // fuzz/regressions/ingest_batch/attachment-order: absent vs empty list.
+        let doc = assert_order_free(&batch(json!({"events":[
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a"}},
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a","attachments":[]}}]})));
+        assert_eq!(doc.attachments.as_deref(), Some("[]"));
+        // attachment-order-same-length: two different lists of one length.
+        let doc = assert_order_free(&batch(json!({"events":[
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a","attachments":[{"id":"10","filename":"x.png"}]}},
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a","attachments":[{"id":"11","filename":"y.png"}]}}]})));
+        assert_eq!(doc.attachment_refs().len(), 1);
+        // A longer list wins, and lists of other versions combine too.
+        let doc = assert_order_free(&batch(json!({"events":[
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a","attachments":[{"id":"10","filename":"x.png"}]}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","content":"a","attachments":[{"id":"10","filename":"x.png"},{"id":"11","filename":"y.png"}]}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","content":"b","edited_timestamp":"2026-01-01T00:01:00+00:00"}},
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a"}}]})));
+        assert_eq!(doc.attachment_refs().len(), 2);
+        assert_eq!(doc.content.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn oversized_attachment_lists_and_edit_stamps_fit_their_attributes() {
+        // Many attachments with long urls (fuzz/regressions/.../stored-sizes-attachments).
+        let list = |n: usize, tag: &str| {
+            (0..n)
+                .map(|i| json!({"id": format!("{}", 10 + i), "filename": format!("{tag}{}.png", "f".repeat(180)),
+                    "url": format!("https://cdn.discordapp.com/attachments/1/2/a.png?{}", tag.repeat(1_000))}))
+                .collect::<Vec<_>>()
+        };
+        let doc = assert_order_free(&batch(json!({"events":[
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a","attachments": list(20, "e")}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","content":"a","attachments": list(20, "g")}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","content":"b","edited_timestamp":"2026-01-01T00:01:00+00:00","attachments": list(25, "h")}}]})));
+        let attachments = doc.attachments.as_deref().unwrap();
+        assert!(
+            attachments.chars().count() <= ATTACHMENTS_MAX_CHARS,
+            "{}",
+            attachments.chars().count()
+        );
+        assert!(!doc.attachment_refs().is_empty());
+        assert!(doc.flags.contains(&"stored_shortened".to_owned()));
+
+        // Large embeds in the version and its unfurls (stored-sizes-edit-stamps), with edits.
+        let embeds = |n: usize, c: &str| {
+            (0..n)
+                .map(|_| json!({"description": c.repeat(3_300)}))
+                .collect::<Vec<_>>()
+        };
+        let mut events = batch(json!({"events":[
+            {"type":"message.create","message":{"id":"1","channel_id":"2","content":"a","embeds": embeds(10, "x"),"attachments":[]}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","content":"a","embeds": embeds(10, "\"")}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","embeds": embeds(10, "y")}},
+            {"type":"message.update","message":{"id":"1","channel_id":"2","embeds": embeds(9, "z"),
+                "edited_timestamp":"2026-01-01T00:01:00+00:00"}}]}));
+        let doc = assert_order_free(&events);
+        let stamps = doc.edit_stamps.as_deref().unwrap();
+        assert!(
+            stamps.chars().count() <= EDIT_STAMPS_MAX_CHARS,
+            "{}",
+            stamps.chars().count()
+        );
+        assert!(doc.flags.contains(&"stored_shortened".to_owned()));
+        // Hundreds of edits with big embeds still fit, whatever arrives last.
+        for i in 1..=150 {
+            let t = time::macros::datetime!(2026-01-02 00:00 UTC) + time::Duration::seconds(i);
+            events.push(
+                Incoming::parse(
+                    &json!({"type":"message.update","message":{"id":"1","channel_id":"2",
+                "content": format!("v{i}"), "embeds": embeds(10, "w"),
+                "edited_timestamp": g3_appwrite::format_datetime(t)}}),
+                )
+                .unwrap(),
+            );
+        }
+        let refs: Vec<&Incoming> = events.iter().collect();
+        let forward = run(&refs);
+        let backward = run(&refs.iter().rev().copied().collect::<Vec<_>>());
+        for doc in [&forward, &backward] {
+            let stamps = doc.edit_stamps.as_deref().unwrap();
+            assert!(
+                stamps.chars().count() <= EDIT_STAMPS_MAX_CHARS,
+                "{}",
+                stamps.chars().count()
+            );
+            assert_eq!(
+                doc.revision, 151,
+                "the original and 150 edits; unfurls are not versions"
+            );
+        }
+        assert_eq!(forward.content, backward.content);
+        assert_eq!(forward.embeds, backward.embeds);
     }
 
     #[test]
