@@ -302,7 +302,7 @@ impl Running {
         ));
         out.push_str("\n  Try it as a new customer:\n");
         out.push_str(&format!(
-            "    1. Sign up at {web}/signup and open the verification link in the mailbox ({base}/mailbox).\n"
+            "    1. Sign up at {web}/signup and enter the code the mailbox shows ({base}/mailbox).\n"
         ));
         out.push_str(&format!(
             "    2. Press \"Buy a plan\" on the paywall, or buy in the demo store ({}) with the same email.\n",
