@@ -90,21 +90,32 @@ impl SlidingWindow {
     /// Records an attempt for `key` (a failure, for the keys that count failures only).
     pub fn record(&self, key: &str, window: Duration) {
         let now = Instant::now();
-        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if hits.len() >= SWEEP_AT {
-            hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        }
-        let q = hits.entry(key.to_owned()).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            q.pop_front();
-        }
-        q.push_back(now);
+        self.recent(key, window, now, |q| q.push_back(now));
     }
 
     /// Records an attempt for `key` unless it already made `limit` within `window`. Returns how
     /// long until the next attempt is allowed when refused.
     pub fn check(&self, key: &str, limit: usize, window: Duration) -> Result<(), Duration> {
         let now = Instant::now();
+        self.recent(key, window, now, |q| {
+            if q.len() >= limit {
+                let oldest = q.front().copied().unwrap_or(now);
+                return Err(window.saturating_sub(now.duration_since(oldest)));
+            }
+            q.push_back(now);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on `key`'s attempts within `window` (older ones dropped), under the lock; every
+    /// so often keys with nothing recent are swept so the map stays small.
+    fn recent<T>(
+        &self,
+        key: &str,
+        window: Duration,
+        now: Instant,
+        f: impl FnOnce(&mut VecDeque<Instant>) -> T,
+    ) -> T {
         let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
         if hits.len() >= SWEEP_AT {
             hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
@@ -113,12 +124,7 @@ impl SlidingWindow {
         while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
             q.pop_front();
         }
-        if q.len() >= limit {
-            let oldest = q.front().copied().unwrap_or(now);
-            return Err(window.saturating_sub(now.duration_since(oldest)));
-        }
-        q.push_back(now);
-        Ok(())
+        f(q)
     }
 }
 

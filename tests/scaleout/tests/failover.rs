@@ -6,8 +6,8 @@
 //! exactly once, every signal is mirrored exactly once, every live client saw every signal, and
 //! the survivors stop cleanly on SIGTERM.
 //!
-//! Needs the binaries: `cargo build --bins` first (`scripts/test.sh` does), or point
-//! `G3_BIN_DIR` at a directory holding them.
+//! Needs the binaries: `cargo build --workspace --all-targets` first (`scripts/test.sh`
+//! does), or point `G3_BIN_DIR` at a directory holding them.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -66,7 +66,7 @@ impl Proc {
         let path = bin_dir().join(bin);
         if !path.exists() {
             bail!(
-                "{} is missing: run `cargo build --bins` first (or set G3_BIN_DIR)",
+                "{} is missing: run `cargo build --workspace --all-targets` first (or set G3_BIN_DIR)",
                 path.display()
             );
         }
@@ -335,7 +335,7 @@ async fn leader(http: &reqwest::Client, health: &[String]) -> Option<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs the service binaries: scripts/test.sh runs it after `cargo build --bins`"]
+#[ignore = "runs the services' built binaries: scripts/test.sh builds them (`cargo build --workspace --all-targets`) and runs it with --run-ignored"]
 async fn two_of_everything_survive_kill_9_with_exact_end_state() {
     if let Err(e) = run().await {
         panic!("{e:#}");
