@@ -60,15 +60,7 @@ async fn sellapp_requires_a_json_content_type() {
     for collection in ["webhook_events", "webhook_failures", "subscriptions"] {
         assert_eq!(app.count(collection).await, 0, "{collection} untouched");
     }
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(common::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("g3_webhook_unsupported_media_type_total{endpoint=\"sellapp\"} 3"),
         "{metrics}"

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{INGEST_SECRET_PREVIOUS, METRICS_TOKEN, SECRET, SECRET_PREVIOUS, TestApp, order};
+use common::{INGEST_SECRET_PREVIOUS, SECRET, SECRET_PREVIOUS, TestApp, order};
 use g3_core::{plans::PlanCatalog, signing};
 use serde_json::json;
 use testkit::{backend::Backend, sellapp::Signing};
@@ -392,15 +392,7 @@ async fn a_flood_of_forged_deliveries_is_counted_exactly() {
         let reply = app.sender.send(&body, Signing::Unsigned).await;
         assert_eq!(reply.status, 401);
     }
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("g3_webhook_rejected_signatures_total{endpoint=\"sellapp\"} 40"),
         "{text}"

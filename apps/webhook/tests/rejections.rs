@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use common::{METRICS_TOKEN, TestApp, order};
+use common::{TestApp, order};
 use testkit::sellapp::Signing;
 
 #[derive(Clone, Default)]
@@ -46,15 +46,7 @@ async fn a_flood_of_forged_deliveries_logs_one_line_and_counts_all() {
         let reply = app.sender.send_signed_by("forged", &body, &body, how).await;
         assert_eq!(reply.status, 401);
     }
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("g3_webhook_rejected_signatures_total{endpoint=\"sellapp\"} 200"),
         "{text}"

@@ -269,15 +269,7 @@ async fn health_readiness_and_metrics() {
             Signing::Hmac,
         )
         .await;
-    let text = http
-        .get(format!("{}/metrics", app.url))
-        .bearer_auth(common::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(
             "g3_webhook_deliveries_total{event=\"order.completed\",outcome=\"applied\"} 1"

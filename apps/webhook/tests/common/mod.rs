@@ -36,6 +36,19 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// `/metrics` as the scraper reads it (with the bearer token).
+    pub async fn metrics(&self) -> String {
+        reqwest::Client::new()
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_on(testkit::backend::backend().await).await
     }
