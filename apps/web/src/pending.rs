@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use g3_appwrite::{Client, Documents, Query};
-use g3_store::{models::PendingLink, schema::DATABASE_ID};
+use g3_appwrite::{Client, Query};
+use g3_store::{Collection, models::PendingLink};
 use time::OffsetDateTime;
 
 use crate::{Secret, authcache};
@@ -30,14 +30,14 @@ pub(crate) struct Started {
 
 /// The `pending_links` collection, with the time a link may wait for its callback.
 pub(crate) struct PendingLinks {
-    docs: Documents,
+    docs: Collection<PendingLink>,
     ttl: Duration,
 }
 
 impl PendingLinks {
     pub(crate) fn new(client: &Client, ttl: Duration) -> Self {
         Self {
-            docs: client.documents(DATABASE_ID, PendingLink::COLLECTION),
+            docs: Collection::new(client),
             ttl,
         }
     }
@@ -73,7 +73,7 @@ impl PendingLinks {
         now: OffsetDateTime,
     ) -> Result<Option<Started>, g3_appwrite::Error> {
         let id = PendingLink::id_for_state(state);
-        let Some(doc) = self.docs.get_optional::<PendingLink>(&id).await? else {
+        let Some(doc) = self.docs.get_optional(&id).await? else {
             return Ok(None);
         };
         if !self.docs.delete_if_exists(&id).await? {
@@ -102,7 +102,7 @@ impl PendingLinks {
     pub(crate) async fn sweep(&self, now: OffsetDateTime) -> Result<usize, g3_appwrite::Error> {
         let expired = self
             .docs
-            .list_page::<PendingLink>(&[
+            .list_page(&[
                 Query::less_than("expires_at", g3_appwrite::format_datetime(now)),
                 Query::limit(SWEEP_PAGE),
             ])
@@ -130,12 +130,7 @@ mod tests {
     }
 
     async fn count(links: &PendingLinks) -> u64 {
-        links
-            .docs
-            .list::<PendingLink>(&[Query::limit(1)])
-            .await
-            .unwrap()
-            .total
+        links.docs.list(&[Query::limit(1)]).await.unwrap().total
     }
 
     #[tokio::test]
@@ -145,7 +140,7 @@ mod tests {
         let t0 = OffsetDateTime::now_utc();
 
         links.insert("state-a", &started("u1"), t0).await.unwrap();
-        let stored = links.docs.list::<PendingLink>(&[]).await.unwrap().documents;
+        let stored = links.docs.list(&[]).await.unwrap().documents;
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].id, PendingLink::id_for_state("state-a"));
         assert!(!stored[0].id.contains("state-a"), "never the raw state");

@@ -8,10 +8,7 @@ mod common;
 use common::{Browser, Resp, TestApp};
 use g3_appwrite::Query;
 use g3_core::plans::PlanRoles;
-use g3_store::{
-    models::{DiscordLink, PendingLink},
-    schema::DATABASE_ID,
-};
+use g3_store::models::{DiscordLink, PendingLink};
 use testkit::discord::{FakeDiscord, Fault, OAuthApp, OAuthRoute};
 use url::Url;
 use web::{DiscordSettings, Secret};
@@ -110,11 +107,8 @@ impl Linking {
 
     /// Started links not yet taken, on every replica.
     async fn pending_links(&self) -> u64 {
-        self.app
-            .backend
-            .client
-            .documents(DATABASE_ID, PendingLink::COLLECTION)
-            .list::<PendingLink>(&[Query::limit(1)])
+        g3_store::Collection::<PendingLink>::new(&self.app.backend.client)
+            .list(&[Query::limit(1)])
             .await
             .unwrap()
             .total

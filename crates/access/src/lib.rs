@@ -11,6 +11,7 @@
 //! ([`locks`]): a delivery locks its customer (or, naming none, itself), so any number of
 //! replicas apply concurrent deliveries as one process applying them in order would.
 
+pub mod customer;
 mod discord;
 pub mod locks;
 

@@ -124,7 +124,7 @@ impl Documents {
 
     /// `PATCH .../documents/{id}` with the attributes to change (a partial type or a JSON map).
     #[instrument(skip_all, fields(db = %self.database_id, col = %self.collection_id, id = %id))]
-    pub async fn update<P: Serialize, T: DeserializeOwned>(
+    pub async fn update<P: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         id: &str,
         patch: &P,

@@ -14,6 +14,7 @@
 //! ```
 
 mod account;
+mod channel;
 mod client;
 mod config;
 mod databases;
@@ -28,6 +29,7 @@ mod teams;
 mod users;
 
 pub use account::Account;
+pub use channel::Channel;
 pub use client::{Client, RESPONSE_FORMAT};
 pub use config::{
     ApiKey, Config, RetryPolicy, SessionSecret, TokenSecret, normalize_endpoint, realtime_url,

@@ -8,5 +8,7 @@ pub mod plans;
 pub mod sellapp;
 pub mod signal;
 pub mod signing;
+pub mod snowflake;
 
 pub use email::Email;
+pub use snowflake::Snowflake;

@@ -166,10 +166,7 @@ impl PlanRoles {
                 .ok_or_else(|| PlanError::BadEntry(entry.to_owned()))?;
             let plan = Plan::parse(plan)?;
             let roles: Vec<String> = roles.split('|').map(|r| r.trim().to_owned()).collect();
-            let snowflake = |r: &String| {
-                !r.is_empty() && r.len() <= 20 && r.chars().all(|c| c.is_ascii_digit())
-            };
-            if roles.is_empty() || !roles.iter().all(snowflake) {
+            if roles.is_empty() || !roles.iter().all(|r| crate::Snowflake::is_valid(r)) {
                 return Err(PlanError::BadEntry(entry.to_owned()));
             }
             if out.roles.iter().any(|(p, _)| *p == plan) {

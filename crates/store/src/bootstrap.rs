@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, fmt, time::Duration};
 use anyhow::Context as _;
 use g3_appwrite::{AttributeKind, AttributeSpec, BucketSpec, Client, IndexSpec, Order};
 
-use crate::schema::{self, Collection, DATABASE_ID, DATABASE_NAME};
+use crate::schema::{self, CollectionSpec, DATABASE_ID, DATABASE_NAME};
 
 /// How long an attribute or index may take to become `available`.
 const AVAILABLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -19,8 +19,8 @@ const AVAILABLE_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 pub enum Change {
     CreateDatabase,
-    CreateCollection(Box<Collection>),
-    UpdateCollection(Box<Collection>),
+    CreateCollection(Box<CollectionSpec>),
+    UpdateCollection(Box<CollectionSpec>),
     CreateAttribute {
         collection: &'static str,
         spec: AttributeSpec,
@@ -218,7 +218,7 @@ fn permission_set(perms: &[String]) -> BTreeSet<String> {
     perms.iter().cloned().collect()
 }
 
-fn permission_set_of(c: &Collection) -> BTreeSet<String> {
+fn permission_set_of(c: &CollectionSpec) -> BTreeSet<String> {
     c.permissions.iter().map(ToString::to_string).collect()
 }
 

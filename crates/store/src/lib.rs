@@ -3,6 +3,9 @@
 //! this crate; only `g3-appwrite` below it knows Appwrite's wire format.
 
 pub mod bootstrap;
+pub mod collections;
 pub mod lease;
 pub mod models;
 pub mod schema;
+
+pub use collections::{Collection, Model};

@@ -444,10 +444,30 @@ pub struct PendingLink {
 }
 
 impl PendingLink {
-    pub const COLLECTION: &str = "pending_links";
-
     /// The document id of the link started with `state`.
     pub fn id_for_state(state: &str) -> String {
         g3_core::ids::derive("pending_link", &[state])
     }
+}
+
+/// Ties each typed document to its collection in `schema.rs`, for [`crate::Collection`].
+macro_rules! models {
+    ($($model:ty => $id:ident),* $(,)?) => {
+        $(impl crate::collections::Model for $model {
+            const COLLECTION: &'static str = crate::schema::$id;
+        })*
+    };
+}
+
+models! {
+    Signal => SIGNALS,
+    Route => ROUTES,
+    Subscription => SUBSCRIPTIONS,
+    WebhookEvent => WEBHOOK_EVENTS,
+    WebhookFailure => WEBHOOK_FAILURES,
+    DiscordLink => DISCORD_LINKS,
+    PendingLink => PENDING_LINKS,
+    RoleState => ROLE_STATE,
+    Mirror => MIRRORS,
+    AuditEntry => AUDIT_LOG,
 }

@@ -15,12 +15,29 @@ pub const TEAMS: &[(&str, &str)] = &[(TEAM_PAID, "Paid customers"), (TEAM_STAFF,
 
 pub const BUCKET_SIGNAL_ASSETS: &str = "signal_assets";
 
+/// Collection ids. Code names a collection through its typed handle in `collections`; these
+/// constants are for the schema itself and for the few places that speak Appwrite's own
+/// vocabulary (Realtime channel names, the emulator's tests).
+pub const SIGNALS: &str = "signals";
+pub const ROUTES: &str = "routes";
+pub const SUBSCRIPTIONS: &str = "subscriptions";
+pub const WEBHOOK_EVENTS: &str = "webhook_events";
+pub const WEBHOOK_FAILURES: &str = "webhook_failures";
+pub const DISCORD_LINKS: &str = "discord_links";
+pub const PENDING_LINKS: &str = "pending_links";
+pub const ROLE_STATE: &str = "role_state";
+pub const MIRRORS: &str = "mirrors";
+pub const BOT_STATE: &str = "bot_state";
+pub const LEASES: &str = "leases";
+pub const LOCKS: &str = "locks";
+pub const AUDIT_LOG: &str = "audit_log";
+
 /// Largest string we store in one attribute for raw payloads (1 MiB).
 const PAYLOAD_MAX: u32 = 1_048_576;
 
 /// One collection as it should exist in the backend.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Collection {
+pub struct CollectionSpec {
     pub id: &'static str,
     pub name: &'static str,
     pub permissions: Vec<Permission>,
@@ -80,10 +97,10 @@ const EMAIL: u32 = 320;
 const USER_ID: u32 = 36;
 
 /// Every collection of database `g3`, as DESIGN.md describes it.
-pub fn collections() -> Vec<Collection> {
+pub fn collections() -> Vec<CollectionSpec> {
     vec![
-        Collection {
-            id: "signals",
+        CollectionSpec {
+            id: SIGNALS,
             name: "Signals",
             permissions: paid_and_staff_read(),
             document_security: false,
@@ -129,8 +146,8 @@ pub fn collections() -> Vec<Collection> {
                 key("by_assets_pending", &[("assets_pending", false)]),
             ],
         },
-        Collection {
-            id: "routes",
+        CollectionSpec {
+            id: ROUTES,
             name: "Routes",
             permissions: paid_and_staff_read(),
             document_security: false,
@@ -143,8 +160,8 @@ pub fn collections() -> Vec<Collection> {
             ],
             indexes: vec![unique("by_source_channel", &[("source_channel_id", false)])],
         },
-        Collection {
-            id: "subscriptions",
+        CollectionSpec {
+            id: SUBSCRIPTIONS,
             name: "Subscriptions",
             permissions: staff_read(),
             document_security: false,
@@ -172,8 +189,8 @@ pub fn collections() -> Vec<Collection> {
                 key("by_order", &[("sellapp_order_id", false)]),
             ],
         },
-        Collection {
-            id: "webhook_events",
+        CollectionSpec {
+            id: WEBHOOK_EVENTS,
             name: "Webhook events",
             permissions: staff_read(),
             document_security: false,
@@ -193,8 +210,8 @@ pub fn collections() -> Vec<Collection> {
                 key("by_received", &[("received_at", true)]),
             ],
         },
-        Collection {
-            id: "webhook_failures",
+        CollectionSpec {
+            id: WEBHOOK_FAILURES,
             name: "Webhook failures",
             permissions: staff_read(),
             document_security: false,
@@ -219,8 +236,8 @@ pub fn collections() -> Vec<Collection> {
                 key("by_email", &[("email", false)]),
             ],
         },
-        Collection {
-            id: "discord_links",
+        CollectionSpec {
+            id: DISCORD_LINKS,
             name: "Discord links",
             permissions: staff_read(),
             document_security: false,
@@ -237,8 +254,8 @@ pub fn collections() -> Vec<Collection> {
         // Discord links started in a browser and not yet finished, so any web replica can take
         // the callback. Id: a hash of the OAuth `state` (never the state); taken once by delete.
         // No permissions: only the server key reads them (they hold PKCE verifiers).
-        Collection {
-            id: "pending_links",
+        CollectionSpec {
+            id: PENDING_LINKS,
             name: "Pending Discord links",
             permissions: vec![],
             document_security: false,
@@ -251,8 +268,8 @@ pub fn collections() -> Vec<Collection> {
             ],
             indexes: vec![key("by_expires", &[("expires_at", false)])],
         },
-        Collection {
-            id: "role_state",
+        CollectionSpec {
+            id: ROLE_STATE,
             name: "Role state",
             permissions: staff_read(),
             document_security: false,
@@ -280,8 +297,8 @@ pub fn collections() -> Vec<Collection> {
                 ),
             ],
         },
-        Collection {
-            id: "mirrors",
+        CollectionSpec {
+            id: MIRRORS,
             name: "Mirrors",
             permissions: staff_read(),
             document_security: false,
@@ -302,8 +319,8 @@ pub fn collections() -> Vec<Collection> {
             ],
         },
         // The bot's cursors (Realtime catch-up, collector per source channel), one per document.
-        Collection {
-            id: "bot_state",
+        CollectionSpec {
+            id: BOT_STATE,
             name: "Bot state",
             permissions: staff_read(),
             document_security: false,
@@ -315,8 +332,8 @@ pub fn collections() -> Vec<Collection> {
             indexes: vec![],
         },
         // Leader leases (`lease`): one document per generation, id `<name>.<generation>`.
-        Collection {
-            id: "leases",
+        CollectionSpec {
+            id: LEASES,
             name: "Leases",
             permissions: staff_read(),
             document_security: false,
@@ -335,8 +352,8 @@ pub fn collections() -> Vec<Collection> {
         },
         // Per-key locks across replicas (`g3-access` `locks`): one document per generation of
         // a key, id derived from key and generation; generation 1 is never deleted.
-        Collection {
-            id: "locks",
+        CollectionSpec {
+            id: LOCKS,
             name: "Locks",
             permissions: staff_read(),
             document_security: false,
@@ -352,8 +369,8 @@ pub fn collections() -> Vec<Collection> {
                 key("by_acquired", &[("acquired_at", false)]),
             ],
         },
-        Collection {
-            id: "audit_log",
+        CollectionSpec {
+            id: AUDIT_LOG,
             name: "Audit log",
             permissions: staff_read(),
             document_security: false,

@@ -1,0 +1,1 @@
+//! One customer as staff see them (filled in by the boundaries work, issue #13).
