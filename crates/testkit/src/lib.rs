@@ -6,6 +6,7 @@ pub mod cdn;
 pub mod discord;
 pub mod openapi;
 pub mod sellapp;
+pub mod wait;
 
 use std::path::PathBuf;
 
