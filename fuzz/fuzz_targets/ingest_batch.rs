@@ -1,11 +1,11 @@
 //! The collector ingest body (`POST /ingest/v1/events`) from arbitrary bytes, through the real
 //! signature, event and merge code of `apps/webhook`.
 //!
-//! The body is decoded the way `webhook::ingest::receive` does it (that step is inline in the
-//! async handler, so it is mirrored here step for step): JSON, then one event or
-//! `{"events": [...]}` of at most `MAX_BATCH`, each read by `Incoming::parse`, the whole batch
-//! refused at the first bad event. Every accepted batch is then merged per message with
-//! `merge::merge`, as `Ingest::apply` does, and checked against what the module promises:
+//! The body is decoded by `webhook::ingest::decode_batch`, the function the handler calls: JSON,
+//! then one event or `{"events": [...]}` of at most `MAX_BATCH`, each read by `Incoming::parse`,
+//! the whole batch refused at the first bad event. Every accepted batch is then merged per
+//! message with `merge::merge`, as `Ingest::apply` does, and checked against what the module
+//! promises:
 //!
 //! - signing then verifying any body succeeds (`signing::standard_signature` / `verify_standard`);
 //! - applying the same events again changes nothing;
@@ -21,13 +21,8 @@ use std::collections::BTreeMap;
 use g3_core::signing::{self, StandardHeaders};
 use g3_store::models::Signal;
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use time::OffsetDateTime;
-use webhook::ingest::{
-    MAX_BATCH,
-    merge,
-    message::Incoming,
-};
+use webhook::ingest::{decode_batch, merge, message::Incoming};
 
 // Issues found by this target (issue #12), both fixed in merge.rs (2026-12-05); the names
 // stay for `G3_FUZZ_KNOWN` (see known.rs) so older trees can still be fuzzed past them:
@@ -43,21 +38,6 @@ use known::known;
 
 const SECRET: &str = "whsec_ZnV6ei1pbmdlc3Qtc2VjcmV0";
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
-/// The body → events step of `ingest::receive`; `None` where it answers 400.
-fn decode(body: &[u8]) -> Option<Vec<Incoming>> {
-    let root: Value = serde_json::from_slice(body).ok()?;
-    let raw_events: Vec<&Value> = match root.get("events") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(_) => return None,
-        None if root.is_object() => vec![&root],
-        None => return None,
-    };
-    if raw_events.len() > MAX_BATCH {
-        return None;
-    }
-    raw_events.into_iter().map(|raw| Incoming::parse(raw).ok()).collect()
-}
 
 fn apply<'a>(
     mut doc: Option<Signal>,
@@ -129,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(signing::verify_standard(SECRET, headers, data, NOW).is_ok());
 
-    let Some(events) = decode(data) else {
+    let Ok(events) = decode_batch(data) else {
         return;
     };
     let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();

@@ -14,22 +14,19 @@ use std::{
     time::Duration,
 };
 
-use g3_appwrite::{Client, Document, Query, RealtimeMessage, RealtimeOptions, SessionSecret};
+use g3_appwrite::{Client, Credentials, Document, Follow, Follower, Query, RealtimeEvent};
 use g3_store::{
+    Collection,
     models::{Mirror, Route, Signal},
-    schema::DATABASE_ID,
 };
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::{
     Order, Settings,
-    mirror::{MirrorError, Mirrorer},
+    mirror::{self, MirrorError, Mirrorer},
     mirror_signal,
 };
-
-/// The Realtime channel of signal documents.
-pub const CHANNEL: &str = "databases.g3.collections.signals.documents";
 
 /// Signal ids waiting to be mirrored, each at most once. Changes as they happen go first;
 /// reconciliation passes and retries wait behind them. `verify` (check that the mirror still
@@ -236,9 +233,8 @@ pub async fn list_since(
             g3_appwrite::format_datetime(since).as_str(),
         ));
     }
-    appwrite
-        .documents(DATABASE_ID, "signals")
-        .list_all::<Signal>(&queries, 100)
+    Collection::<Signal>::new(appwrite)
+        .list_all(&queries, 100)
         .await
 }
 
@@ -297,15 +293,12 @@ pub async fn work(
     retry_after: Duration,
     turn: Arc<tokio::sync::Mutex<()>>,
 ) {
+    let signals = Collection::<Signal>::new(&appwrite);
     loop {
         let (id, verify) = queue.pop().await;
         let _turn = turn.lock().await;
         let generation = progress.begin(&id);
-        let signal = match appwrite
-            .documents(DATABASE_ID, "signals")
-            .get_optional::<Signal>(&id)
-            .await
-        {
+        let signal = match signals.get_optional(&id).await {
             Ok(Some(s)) => s,
             Ok(None) => {
                 progress.done(&id, generation);
@@ -399,9 +392,8 @@ pub async fn reconcile(r: Reconciler) {
 
 /// Queues the signals whose mirrors a previous run left `pending` or `failed`.
 async fn queue_unsettled(appwrite: &Client, queue: &WorkQueue) -> Result<(), g3_appwrite::Error> {
-    let mirrors = appwrite
-        .documents(DATABASE_ID, "mirrors")
-        .list_all::<Mirror>(&[Query::equal("state", ["pending", "failed"])], 100)
+    let mirrors = Collection::<Mirror>::new(appwrite)
+        .list_all(&[Query::equal("state", ["pending", "failed"])], 100)
         .await?;
     for m in mirrors {
         queue.push(m.data.signal_id, false, false);
@@ -418,9 +410,8 @@ pub async fn sweep_strays(
     signals: &[Document<Signal>],
     turn: &tokio::sync::Mutex<()>,
 ) -> Result<usize, g3_appwrite::Error> {
-    let routes: HashMap<String, Route> = appwrite
-        .documents(DATABASE_ID, "routes")
-        .list_all::<Route>(&[], 100)
+    let routes: HashMap<String, Route> = Collection::<Route>::new(appwrite)
+        .list_all(&[], 100)
         .await?
         .into_iter()
         .map(|d| (d.id, d.data))
@@ -429,9 +420,8 @@ pub async fn sweep_strays(
         .iter()
         .map(|s| (s.id.as_str(), s.data.route_key.as_str()))
         .collect();
-    let mirrors = appwrite
-        .documents(DATABASE_ID, "mirrors")
-        .list_all::<Mirror>(&[], 100)
+    let mirrors = Collection::<Mirror>::new(appwrite)
+        .list_all(&[], 100)
         .await?;
     let mut removed = 0;
     for m in mirrors {
@@ -460,75 +450,77 @@ pub async fn sweep_strays(
     Ok(removed)
 }
 
-/// Follows signal changes through Realtime, catching up from `cursor` on every connect.
+/// Follows signal changes through Realtime (as the `staff` service user), catching up from
+/// `cursor` on every connect.
 pub async fn follow(
     appwrite: Client,
     settings: Settings,
     queue: Arc<WorkQueue>,
     progress: Arc<Progress>,
-    mut cursor: OffsetDateTime,
+    cursor: OffsetDateTime,
 ) {
-    let mut failures: u32 = 0;
-    loop {
-        match subscribe(&appwrite, &settings).await {
-            Ok(mut realtime) => {
-                while let Some(msg) = realtime.recv().await {
-                    match msg {
-                        RealtimeMessage::Connected { .. } => {
-                            failures = 0;
-                            match enqueue_since(
-                                &appwrite,
-                                &queue,
-                                &progress,
-                                Some(cursor),
-                                settings.order,
-                                Pass::CatchUp,
-                            )
-                            .await
-                            {
-                                Ok(Some(newest)) => cursor = cursor.max(newest),
-                                Ok(None) => {}
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "catch-up failed; the next reconciliation covers it")
-                                }
-                            }
-                        }
-                        RealtimeMessage::Event(event) => {
-                            if let Ok(doc) = event.document::<serde_json::Value>() {
-                                cursor = cursor.max(doc.updated_at);
-                                progress.seen(&doc.id, doc.updated_at);
-                                queue.push(doc.id, false, true);
-                            }
-                        }
-                        RealtimeMessage::Disconnected { reason } => {
-                            tracing::info!(%reason, "signal subscription disconnected");
-                        }
-                        RealtimeMessage::AuthFailed { message } => {
-                            tracing::warn!(%message, "service session refused; signing in again");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "service user could not subscribe to signals"),
-        }
-        failures = failures.saturating_add(1);
-        tokio::time::sleep(settings.retry.delay_for(failures)).await;
+    let credentials = Credentials::new(
+        settings.staff_email.clone(),
+        settings.staff_password.expose(),
+    );
+    let mut changes = Changes {
+        appwrite: appwrite.clone(),
+        queue,
+        progress,
+        order: settings.order,
+        cursor,
+    };
+    Follower::new(appwrite, credentials, [Collection::<Signal>::channel()])
+        .resubscribe(resubscribe_policy(&settings.retry))
+        .run(&mut changes)
+        .await;
+}
+
+/// The pause between sign-ins of a Realtime follower: the bot's own retry schedule.
+pub(crate) fn resubscribe_policy(retry: &mirror::RetryPolicy) -> g3_appwrite::RetryPolicy {
+    g3_appwrite::RetryPolicy {
+        max_attempts: u32::MAX,
+        base_delay: retry.base,
+        max_delay: retry.max,
     }
 }
 
-async fn subscribe(
-    appwrite: &Client,
-    settings: &Settings,
-) -> Result<g3_appwrite::Realtime, g3_appwrite::Error> {
-    let session = appwrite
-        .account()
-        .create_email_password_session(&settings.staff_email, settings.staff_password.expose())
-        .await?;
-    appwrite.realtime(
-        &SessionSecret::new(session.secret.expose()),
-        RealtimeOptions::new([CHANNEL]),
-    )
+/// Signal changes as Realtime reports them, and the catch-up cursor.
+struct Changes {
+    appwrite: Client,
+    queue: Arc<WorkQueue>,
+    progress: Arc<Progress>,
+    order: Order,
+    cursor: OffsetDateTime,
+}
+
+impl Follow for Changes {
+    async fn connected(&mut self, _reconnected: bool) {
+        match enqueue_since(
+            &self.appwrite,
+            &self.queue,
+            &self.progress,
+            Some(self.cursor),
+            self.order,
+            Pass::CatchUp,
+        )
+        .await
+        {
+            Ok(Some(newest)) => self.cursor = self.cursor.max(newest),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up failed; the next reconciliation covers it")
+            }
+        }
+    }
+
+    async fn event(&mut self, event: RealtimeEvent) {
+        if let Ok(doc) = event.document::<serde_json::Value>() {
+            self.cursor = self.cursor.max(doc.updated_at);
+            self.progress.seen(&doc.id, doc.updated_at);
+            self.queue.push(doc.id, false, true);
+        }
+    }
 }
 
 #[cfg(test)]

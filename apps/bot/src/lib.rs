@@ -29,9 +29,10 @@ use std::{
 use anyhow::Context as _;
 
 use g3_appwrite::Document;
+use g3_core::Snowflake;
 use g3_store::{
+    Collection,
     models::{Route, Signal},
-    schema::DATABASE_ID,
 };
 use serenity::{
     all::ChannelId,
@@ -49,7 +50,10 @@ pub(crate) fn exponential(base: Duration, max: Duration, doublings: u32) -> Dura
 
 /// A Discord id (snowflake) as stored in documents: a non-zero number.
 pub(crate) fn snowflake(s: &str) -> Option<u64> {
-    s.parse::<u64>().ok().filter(|n| *n != 0)
+    Snowflake::parse(s)
+        .ok()
+        .map(Snowflake::get)
+        .filter(|n| *n != 0)
 }
 
 pub use g3_service::Secret;
@@ -157,14 +161,7 @@ pub const DISCORD_API: &str = "https://discord.com";
 /// Runs the bot until `shutdown` resolves, serving `/healthz` on `settings.health_bind`.
 /// See [`run_with`].
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let health = match settings.health_bind {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("BOT_HEALTH_BIND: cannot listen on {addr}"))?,
-        ),
-        None => None,
-    };
+    let health = g3_service::http::bind_optional(settings.health_bind, "BOT_HEALTH_BIND").await?;
     run_with(settings, health, shutdown).await
 }
 
@@ -247,9 +244,8 @@ pub async fn targets(
     appwrite: &g3_appwrite::Client,
     signal: &Signal,
 ) -> Result<Vec<ChannelId>, g3_appwrite::Error> {
-    let route = appwrite
-        .documents(DATABASE_ID, "routes")
-        .get_optional::<Route>(&signal.route_key)
+    let route = Collection::<Route>::new(appwrite)
+        .get_optional(&signal.route_key)
         .await?;
     let Some(route) = route else {
         tracing::warn!(route = %signal.route_key, "signal names an unknown route: not mirrored");
@@ -262,9 +258,9 @@ pub async fn targets(
         .data
         .customer_channel_ids
         .iter()
-        .filter_map(|c| match c.parse::<u64>() {
-            Ok(id) if id != 0 => Some(ChannelId::new(id)),
-            _ => {
+        .filter_map(|c| match snowflake(c) {
+            Some(id) => Some(ChannelId::new(id)),
+            None => {
                 tracing::warn!(channel = %c, "route names an invalid channel id");
                 None
             }

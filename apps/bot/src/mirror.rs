@@ -18,11 +18,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use g3_appwrite::{Client, Document, Documents};
+use g3_appwrite::{Client, Document};
 use g3_store::lease::Fence;
 use g3_store::{
+    Collection, Model,
     models::{AttachmentState, Mirror, MirrorState, Signal, SignalStatus},
-    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
+    schema::{self, BUCKET_SIGNAL_ASSETS},
 };
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -195,6 +196,10 @@ struct Fenced {
     fence: Option<i64>,
 }
 
+impl Model for Fenced {
+    const COLLECTION: &'static str = schema::MIRRORS;
+}
+
 pub struct Mirrorer {
     http: Arc<Http>,
     appwrite: Client,
@@ -234,8 +239,13 @@ impl Mirrorer {
         }
     }
 
-    fn mirrors(&self) -> Documents {
-        self.appwrite.documents(DATABASE_ID, "mirrors")
+    fn mirrors(&self) -> Collection<Mirror> {
+        Collection::new(&self.appwrite)
+    }
+
+    /// The same documents with the lease generation that wrote them.
+    fn fenced(&self) -> Collection<Fenced> {
+        Collection::new(&self.appwrite)
     }
 
     /// The stored mapping of a signal in a channel, if any.
@@ -277,8 +287,8 @@ impl Mirrorer {
         verify: bool,
     ) -> Result<Outcome, MirrorError> {
         let existing = self
-            .mirrors()
-            .get_optional::<Fenced>(&mirror_id(&signal.id, channel))
+            .fenced()
+            .get_optional(&mirror_id(&signal.id, channel))
             .await?;
         if let (Some(doc), Some(fence)) = (&existing, &self.fence)
             && doc.data.fence.is_some_and(|f| f > fence.generation())
@@ -707,7 +717,7 @@ impl Mirrorer {
             mirror,
             fence: self.fence.as_ref().map(Fence::generation),
         };
-        self.mirrors()
+        self.fenced()
             .upsert(&mirror_id(&signal.id, channel), &stored, None)
             .await?;
         Ok(())
@@ -725,11 +735,7 @@ impl Mirrorer {
             patch["state"] = "failed".into();
         }
         let id = mirror_id(&signal.id, channel);
-        let result = match self
-            .mirrors()
-            .update::<_, serde_json::Value>(&id, &patch, None)
-            .await
-        {
+        let result = match self.mirrors().update(&id, &patch, None).await {
             Err(e) if e.is_not_found() => {
                 let mirror = Mirror {
                     signal_id: signal.id.clone(),

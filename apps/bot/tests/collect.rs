@@ -6,11 +6,11 @@ mod support;
 use std::time::Duration;
 
 use g3_store::{
+    Collection,
     models::{Route, SignalStatus},
-    schema::DATABASE_ID,
 };
 use serenity::all::GatewayIntents;
-use support::{Ingest, Running, ev, eventually, signal, start};
+use support::{Ingest, Logs, Running, ev, eventually, signal, start};
 use testkit::{backend::Backend, discord::FakeDiscord};
 
 const GUILD: u64 = 700_000_000_000_000_001;
@@ -24,9 +24,7 @@ const AUTHOR: u64 = 720_000_000_000_000_001;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn route(backend: &Backend, key: &str, channel: u64, guild: u64) {
-    backend
-        .client
-        .documents(DATABASE_ID, "routes")
+    Collection::<Route>::new(&backend.client)
         .upsert(
             key,
             &Route {
@@ -196,6 +194,8 @@ async fn a_channel_list_limits_what_is_collected() {
 /// middle (the spool keeps them); when ingest is back every event arrives once, in order.
 #[tokio::test]
 async fn events_wait_for_ingest_in_order_across_a_restart() {
+    // Every task of this test's runtime runs on its thread, so the collector logs here.
+    let (logs, _logging) = Logs::capture();
     let mut w = world().await;
     let spool = tempfile::tempdir().unwrap();
     let bot = start_collecting(&w, vec![], Some(spool.path())).await;
@@ -258,11 +258,15 @@ async fn events_wait_for_ingest_in_order_across_a_restart() {
     assert!(signal(&w.backend, b).await.is_some());
 
     // Unreachable (connection refused) rather than failing: the same, nothing lost.
+    let refusals = logs.count("ingest unreachable");
     w.ingest.stop().await;
     let c = w
         .fake
         .source_message_create(GUILD, CHANNEL, AUTHOR, "c while unreachable");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("a delivery refused while ingest is away", WAIT, || async {
+        logs.count("ingest unreachable") > refusals
+    })
+    .await;
     w.ingest.start().await;
     wait_signal(
         &w,

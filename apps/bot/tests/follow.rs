@@ -8,8 +8,8 @@ use std::time::Duration;
 use bot::mirror::mirror_id;
 use g3_appwrite::Document;
 use g3_store::{
+    Collection,
     models::{Mirror, Route, Signal},
-    schema::DATABASE_ID,
 };
 use serenity::all::ChannelId;
 use support::{eventually, start};
@@ -22,9 +22,7 @@ const CH3: u64 = 910_000_000_000_000_103;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn route(backend: &Backend, key: &str, channels: &[u64], enabled: bool) {
-    backend
-        .client
-        .documents(DATABASE_ID, "routes")
+    Collection::<Route>::new(&backend.client)
         .upsert(
             key,
             &Route {
@@ -46,9 +44,7 @@ async fn put(backend: &Backend, id: &str, route: &str, content: &str, revision: 
         route_key: route.into(),
         ..support::live_signal(id, content, revision, OffsetDateTime::now_utc())
     };
-    backend
-        .client
-        .documents(DATABASE_ID, "signals")
+    Collection::<Signal>::new(&backend.client)
         .upsert(id, &signal, None)
         .await
         .unwrap();
@@ -79,10 +75,8 @@ async fn stored_cursor(backend: &Backend) -> Option<OffsetDateTime> {
 }
 
 async fn updated_at(backend: &Backend, id: &str) -> OffsetDateTime {
-    backend
-        .client
-        .documents(DATABASE_ID, "signals")
-        .get::<Signal>(id)
+    Collection::<Signal>::new(&backend.client)
+        .get(id)
         .await
         .unwrap()
         .updated_at
@@ -134,22 +128,19 @@ async fn a_restart_catches_up_from_the_stored_cursor() {
     bot.kill().await;
 
     // Without the cursor: everything is reconciled at start, the deleted mirror comes back.
-    backend
-        .client
-        .documents(DATABASE_ID, bot::state::COLLECTION)
-        .delete(bot::follow::CURSOR_KEY)
-        .await
-        .unwrap();
+    assert!(
+        bot::state::forget(&backend.client, bot::follow::CURSOR_KEY)
+            .await
+            .unwrap()
+    );
     let bot = start(support::settings(&backend, &fake));
     channel_holds(&fake, CH1, &["edited", "new one", "old one"]).await;
     bot.kill().await;
 }
 
 async fn mapping(backend: &Backend, signal: &str, channel: u64) -> Option<Document<Mirror>> {
-    backend
-        .client
-        .documents(DATABASE_ID, "mirrors")
-        .get_optional::<Mirror>(&mirror_id(signal, ChannelId::new(channel)))
+    Collection::<Mirror>::new(&backend.client)
+        .get_optional(&mirror_id(signal, ChannelId::new(channel)))
         .await
         .unwrap()
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use bot::gateway::{GatewayMode, MemberJoined};
-use g3_store::schema::DATABASE_ID;
+use g3_store::{Collection, models::Signal};
 use serenity::all::GatewayIntents;
 use support::{eventually, start};
 use testkit::discord::FakeDiscord;
@@ -93,9 +93,7 @@ async fn the_gateway_stays_off_unless_something_needs_it() {
             1,
             time::OffsetDateTime::now_utc(),
         );
-        backend
-            .client
-            .documents(DATABASE_ID, "signals")
+        Collection::<Signal>::new(&backend.client)
             .upsert(&id, &signal, None)
             .await
             .unwrap();

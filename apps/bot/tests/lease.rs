@@ -10,8 +10,14 @@ use std::{
 };
 
 use bot::Settings;
-use g3_store::schema::DATABASE_ID;
+use g3_appwrite::Document;
+use g3_store::{
+    Collection,
+    lease::{self, Lease, Record},
+    models::Signal,
+};
 use support::{Bot, eventually, live_signal};
+use testkit::wait::wait_for;
 use testkit::{backend::Backend, discord::FakeDiscord};
 use time::macros::datetime;
 
@@ -25,12 +31,25 @@ async fn setup() -> (Backend, FakeDiscord) {
 
 async fn put(backend: &Backend, id: &str, content: &str) {
     let s = live_signal(id, content, 1, datetime!(2026-03-01 10:00 UTC));
-    backend
-        .client
-        .documents(DATABASE_ID, "signals")
+    Collection::<Signal>::new(&backend.client)
         .upsert(id, &s, None)
         .await
         .unwrap();
+}
+
+/// The newest generation of the bots' lease, read as a standby would.
+async fn newest_lease(backend: &Backend) -> Document<Record> {
+    let observer = lease::Config {
+        name: "bot".into(),
+        holder: "observer".into(),
+        timing: lease::Timing::default(),
+        hold_renewals: None,
+    };
+    Lease::new(&backend.client, observer)
+        .newest()
+        .await
+        .unwrap()
+        .expect("a lease")
 }
 
 fn lease_bot(backend: &Backend, fake: &FakeDiscord, holder: &str) -> Settings {
@@ -38,25 +57,18 @@ fn lease_bot(backend: &Backend, fake: &FakeDiscord, holder: &str) -> Settings {
 }
 
 async fn wait_role(bot: &Bot, role: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+    let status = wait_for(role, within, || async {
         let (status, got) = bot.health().await;
-        if got == role {
-            assert_eq!(status, 200, "{role}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not {role} within {within:?}: {got}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (got == role).then_some(status)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200, "{role}");
 }
 
 /// Waits until exactly one of `bots` leads; returns its index.
 async fn leader_of(bots: &[&Bot], within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    loop {
+    wait_for("a leader", within, || async {
         let mut leaders = Vec::new();
         for (i, b) in bots.iter().enumerate() {
             if b.role().await == "leader" {
@@ -64,12 +76,10 @@ async fn leader_of(bots: &[&Bot], within: Duration) -> usize {
             }
         }
         assert!(leaders.len() <= 1, "two leaders at once: {leaders:?}");
-        if let [one] = leaders.as_slice() {
-            return *one;
-        }
-        assert!(Instant::now() < deadline, "no leader within {within:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        leaders.first().copied()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn messages(fake: &FakeDiscord, n: usize, within: Duration) {
@@ -185,8 +195,25 @@ async fn a_stalled_leader_stops_before_the_standby_starts() {
     );
     put(&backend, "5300", "after the stall").await;
     messages(&fake, 1, Duration::from_secs(10)).await;
-    // The stalled one may re-enter as a standby but never takes the lease back while b renews.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stalled one re-enters as a standby and never takes the lease back while b renews:
+    // watched over two of b's renewals.
+    wait_role(&a, "standby", Duration::from_secs(10)).await;
+    let held = newest_lease(&backend).await;
+    assert_eq!(held.data.holder, "successor");
+    let (backend_ref, held_ref) = (&backend, &held);
+    eventually(
+        "two more renewals by the new leader",
+        Duration::from_secs(10),
+        || async move {
+            let newest = newest_lease(backend_ref).await;
+            assert_eq!(
+                newest.id, held_ref.id,
+                "the lease changed hands: {newest:?}"
+            );
+            newest.data.renewals >= held_ref.data.renewals + 2
+        },
+    )
+    .await;
     assert_eq!(fake.creates().len(), 1);
     assert_eq!(b.role().await, "leader");
     assert_eq!(a.role().await, "standby");
@@ -233,11 +260,10 @@ async fn an_unreachable_discord_is_retried_and_health_says_starting() {
     let (backend, fake) = setup().await;
     fake.set_down(true);
     let bot = Bot::start(support::settings(&backend, &fake)).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bot.health().await != (503, "starting".into()) {
-        assert!(Instant::now() < deadline, "health never said starting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("health says starting", Duration::from_secs(10), || async {
+        bot.health().await == (503, "starting".into())
+    })
+    .await;
     // It keeps retrying (and saying so) rather than starting work or giving up.
     let watch_until = Instant::now() + Duration::from_millis(700);
     while Instant::now() < watch_until {
@@ -284,12 +310,11 @@ async fn the_binary_drains_on_sigterm_and_releases_its_lease() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while support::health_of(health).await != (200, "leader".into()) {
-        assert!(Instant::now() < deadline, "the binary never led");
+    eventually("the binary leads", Duration::from_secs(20), || {
         assert!(child.try_wait().unwrap().is_none(), "the binary exited");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        async move { support::health_of(health).await == (200, "leader".into()) }
+    })
+    .await;
     put(&backend, "5600", "from the binary").await;
     messages(&fake, 1, Duration::from_secs(15)).await;
 
@@ -314,22 +339,16 @@ async fn the_binary_drains_on_sigterm_and_releases_its_lease() {
     .await
     .unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
-    let lease: g3_appwrite::Document<g3_store::lease::Record> = backend
-        .client
-        .documents(DATABASE_ID, g3_store::lease::COLLECTION)
-        .get("bot.1")
-        .await
-        .unwrap();
+    let lease = newest_lease(&backend).await;
+    assert_eq!(lease.id, lease::document_id("bot", 1));
     assert!(lease.data.released, "{lease:?}");
     assert_eq!(lease.data.holder, "binary");
-    let cursor: serde_json::Value = backend
-        .client
-        .documents(DATABASE_ID, bot::state::COLLECTION)
+    let cursor = Collection::<bot::state::Entry>::new(&backend.client)
         .get(bot::follow::CURSOR_KEY)
         .await
         .unwrap()
         .data;
-    assert_eq!(cursor["fence"], 1, "{cursor}");
+    assert_eq!(cursor.fence, Some(1), "{cursor:?}");
 }
 
 /// Writes that matter refuse to go behind a newer leader's: the cursor stored under generation

@@ -5,10 +5,11 @@ use std::{sync::Arc, time::Duration};
 use bot::{MirrorError, Mirrorer, Outcome, RetryPolicy, mirror::mirror_id};
 use g3_appwrite::{Document, UploadFile};
 use g3_store::{
+    Collection,
     models::{
         AttachmentRef, AttachmentState, Mirror, MirrorState, Route, Side, Signal, SignalStatus,
     },
-    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
+    schema::BUCKET_SIGNAL_ASSETS,
 };
 use serenity::{all::ChannelId, http::HttpBuilder};
 use testkit::{
@@ -54,19 +55,15 @@ impl TestBot {
     }
 
     async fn put(&self, id: &str, signal: &Signal) -> Document<Signal> {
-        self.backend
-            .client
-            .documents(DATABASE_ID, "signals")
+        Collection::<Signal>::new(&self.backend.client)
             .upsert(id, signal, None)
             .await
             .expect("signal stored")
     }
 
     async fn mapping(&self, id: &str) -> Mirror {
-        self.backend
-            .client
-            .documents(DATABASE_ID, "mirrors")
-            .get::<Mirror>(&mirror_id(id, ChannelId::new(CHANNEL)))
+        Collection::<Mirror>::new(&self.backend.client)
+            .get(&mirror_id(id, ChannelId::new(CHANNEL)))
             .await
             .expect("mapping exists")
             .data
@@ -167,9 +164,7 @@ async fn a_crash_after_sending_is_resolved_from_the_channel_without_a_duplicate(
     let mut pending = t.mapping("1003").await;
     pending.state = MirrorState::Pending;
     pending.message_ids = vec![String::new()];
-    t.backend
-        .client
-        .documents(DATABASE_ID, "mirrors")
+    Collection::<Mirror>::new(&t.backend.client)
         .upsert(&mirror_id("1003", ChannelId::new(CHANNEL)), &pending, None)
         .await
         .unwrap();
@@ -207,9 +202,7 @@ async fn a_crash_before_sending_sends_once() {
         nonce: Some(bot::mirror::nonce_stem("1004", ChannelId::new(CHANNEL), 1)),
         last_error: None,
     };
-    t.backend
-        .client
-        .documents(DATABASE_ID, "mirrors")
+    Collection::<Mirror>::new(&t.backend.client)
         .upsert(&mirror_id("1004", ChannelId::new(CHANNEL)), &pending, None)
         .await
         .unwrap();
@@ -335,9 +328,7 @@ async fn stored_attachments_are_uploaded_and_routes_fan_out() {
     s.attachments = Some(serde_json::to_string(&refs).unwrap());
     let doc = t.put("1009", &s).await;
     let other = CHANNEL + 1;
-    t.backend
-        .client
-        .documents(DATABASE_ID, "routes")
+    Collection::<Route>::new(&t.backend.client)
         .upsert(
             "main",
             &Route {
@@ -371,9 +362,7 @@ async fn a_crash_after_sending_then_an_edit_still_leaves_one_message() {
     let mut pending = t.mapping("1010").await;
     pending.state = MirrorState::Pending;
     pending.message_ids = vec![String::new()];
-    t.backend
-        .client
-        .documents(DATABASE_ID, "mirrors")
+    Collection::<Mirror>::new(&t.backend.client)
         .upsert(&mirror_id("1010", ChannelId::new(CHANNEL)), &pending, None)
         .await
         .unwrap();
@@ -441,9 +430,7 @@ async fn resolution_pages_back_through_a_busy_channel() {
     let mut pending = t.mapping("1012").await;
     pending.state = MirrorState::Pending;
     pending.message_ids = vec![String::new()];
-    t.backend
-        .client
-        .documents(DATABASE_ID, "mirrors")
+    Collection::<Mirror>::new(&t.backend.client)
         .upsert(&mirror_id("1012", ChannelId::new(CHANNEL)), &pending, None)
         .await
         .unwrap();
@@ -475,10 +462,9 @@ async fn an_older_or_lapsed_leader_touches_nothing() {
         newer.mirror(&v1, ChannelId::new(CHANNEL)).await.unwrap(),
         Outcome::Posted
     );
-    let stored: serde_json::Value = bot
-        .backend
-        .client
-        .documents(DATABASE_ID, "mirrors")
+    // The raw document: the lease generation is stored beside the mapping's own fields.
+    let stored: serde_json::Value = Collection::<Mirror>::new(&bot.backend.client)
+        .raw()
         .get(&mirror_id("6001", ChannelId::new(CHANNEL)))
         .await
         .unwrap()

@@ -1,11 +1,12 @@
 //! Role sync against the Appwrite emulator and the fake Discord (serenity's rate limiter on):
 //! grants and revocations from deliveries, cancellation to the end of the period, drift repair,
-//! rejoins, relinks and unlinks, a misconfigured bot role, and Discord failures.
+//! rejoins, relinks and unlinks, a misconfigured bot role, and Discord failures. Paid periods
+//! end on role sync's clock, which the tests move forward instead of waiting for it.
 
 mod support;
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -13,7 +14,7 @@ use bot::{
     RetryPolicy, Secret, Settings,
     roles::{self, MemberJoined, Timing},
 };
-use g3_access::{Access, role_state_id};
+use g3_access::{Access, Clock, role_state_id};
 use g3_appwrite::{Document, Query};
 use g3_core::{
     Email,
@@ -21,12 +22,12 @@ use g3_core::{
     sellapp::Event,
 };
 use g3_store::{
+    Collection,
     models::{AuditEntry, RoleState},
-    schema::DATABASE_ID,
 };
 use serde_json::json;
 use serenity::{all::GuildId, http::HttpBuilder};
-use support::{STAFF_EMAIL, STAFF_PASSWORD, eventually};
+use support::{Logs, STAFF_EMAIL, STAFF_PASSWORD, eventually};
 use testkit::{
     backend::Backend,
     discord::{BOT_USER_ID, FakeDiscord, FakeRole, Fault, permissions},
@@ -99,6 +100,11 @@ impl Drop for RoleSync {
 }
 
 fn start_roles(w: &World, timing: Timing) -> RoleSync {
+    start_roles_on(w, timing, Clock::default())
+}
+
+/// Role sync reading time from `clock` (paid periods, retries, stamps).
+fn start_roles_on(w: &World, timing: Timing, clock: Clock) -> RoleSync {
     let config = roles::Config {
         guild_id: GuildId::new(GUILD),
         plan_roles: plan_roles(),
@@ -110,6 +116,7 @@ fn start_roles(w: &World, timing: Timing) -> RoleSync {
             base: Duration::from_millis(50),
             max: Duration::from_millis(200),
         },
+        clock,
     };
     let http = HttpBuilder::new("test-token")
         .client(w.fake.client(Duration::from_millis(500)))
@@ -188,20 +195,16 @@ fn has_vip(fake: &FakeDiscord, discord: u64) -> bool {
 }
 
 async fn role_state(w: &World, user: &str) -> RoleState {
-    w.backend
-        .client
-        .documents(DATABASE_ID, "role_state")
-        .get::<RoleState>(&role_state_id(user, &VIP.to_string()))
+    Collection::<RoleState>::new(&w.backend.client)
+        .get(&role_state_id(user, &VIP.to_string()))
         .await
         .unwrap()
         .data
 }
 
 async fn drift_repairs(w: &World) -> Vec<Document<AuditEntry>> {
-    w.backend
-        .client
-        .documents(DATABASE_ID, "audit_log")
-        .list_all::<AuditEntry>(&[Query::equal("action", roles::DRIFT_REPAIRED)], 100)
+    Collection::<AuditEntry>::new(&w.backend.client)
+        .list_all(&[Query::equal("action", roles::DRIFT_REPAIRED)], 100)
         .await
         .unwrap()
 }
@@ -321,14 +324,17 @@ async fn a_cancelled_subscription_keeps_the_role_until_its_period_ends() {
     let w = world(5).await;
     let bob = 930_000_000_000_000_002;
     let user = customer(&w, "bob@x.io", bob, true).await;
-    let end = OffsetDateTime::now_utc() + time::Duration::seconds(8);
+    // The period ends an hour from now; role sync's clock gets there when the test moves it,
+    // so nothing below depends on how fast the machine is.
+    let end = OffsetDateTime::now_utc() + time::Duration::hours(1);
     deliver(
         &w,
         "d-sub-1",
         &subscription("subscription.created", 8001, "bob@x.io", end),
     )
     .await;
-    let _sync = start_roles(&w, timing(Duration::from_millis(500)));
+    let clock = Clock::default();
+    let _sync = start_roles_on(&w, timing(Duration::from_millis(500)), clock.clone());
     let f = w.fake.clone();
     eventually("role granted", Duration::from_secs(5), || {
         let f = f.clone();
@@ -342,8 +348,8 @@ async fn a_cancelled_subscription_keeps_the_role_until_its_period_ends() {
         &subscription("subscription.cancelled", 8001, "bob@x.io", end),
     )
     .await;
-    // Reconciliation runs every 0.5 s: two passes later, still before the period ends, the
-    // role is still there.
+    // Reconciliation runs every 0.5 s: two passes later, still before the period ends on role
+    // sync's clock, the role is still there.
     let ww = &w;
     let passes = |f: &FakeDiscord| {
         f.requests()
@@ -362,13 +368,13 @@ async fn a_cancelled_subscription_keeps_the_role_until_its_period_ends() {
         },
     )
     .await;
-    assert!(
-        OffsetDateTime::now_utc() < end,
-        "the test machine is too slow"
-    );
+    assert!(clock.now() < end);
     assert!(has_vip(&w.fake, bob), "removed before the period ended");
     assert!(role_state(ww, &user).await.desired);
 
+    // The period ends: the next pass takes the role back.
+    clock.advance(Duration::from_secs(3600 + 60));
+    assert!(clock.now() >= end);
     let f = w.fake.clone();
     eventually(
         "role removed after the period",
@@ -379,7 +385,7 @@ async fn a_cancelled_subscription_keeps_the_role_until_its_period_ends() {
         },
     )
     .await;
-    assert!(OffsetDateTime::now_utc() >= end);
+    assert!(!role_state(ww, &user).await.desired);
     let requests = role_requests_for(&w.fake, bob);
     let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["PUT", "DELETE"]);
@@ -578,40 +584,10 @@ async fn members_get_their_role_when_they_join_and_again_when_they_rejoin() {
     assert!(drift_repairs(&w).await.is_empty(), "a rejoin is not drift");
 }
 
-/// Collects the bot's log lines.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_bot_role_below_the_managed_role_pauses_role_sync_with_a_clear_error() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
     // The test runtime runs on this thread only, so every task logs here.
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
 
     let w = world(2).await;
     let erin = 930_000_000_000_000_005;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use bot::{Order, Settings};
 use g3_appwrite::{Document, UploadFile};
 use g3_store::{
+    Collection,
     models::{AttachmentRef, AttachmentState, Signal, SignalStatus},
-    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
+    schema::BUCKET_SIGNAL_ASSETS,
 };
 use support::{Running, eventually, live_signal};
 use testkit::{
@@ -33,9 +34,7 @@ fn start(backend: &Backend, fake: &FakeDiscord, order: Order) -> Running {
 }
 
 async fn put(backend: &Backend, id: &str, s: &Signal) -> Document<Signal> {
-    backend
-        .client
-        .documents(DATABASE_ID, "signals")
+    Collection::<Signal>::new(&backend.client)
         .upsert(id, s, None)
         .await
         .unwrap()

@@ -9,7 +9,7 @@
 //! Combinations that cannot be what was meant are refused with the fix in the message.
 
 use anyhow::{Context as _, bail};
-use g3_core::plans::PlanRoles;
+use g3_core::{Snowflake, plans::PlanRoles};
 
 /// The Discord devstack runs against.
 #[derive(Clone, Debug)]
@@ -78,13 +78,18 @@ impl DiscordMode {
             }
             return Ok(DiscordMode::Sandbox);
         };
-        let guild_id =
-            match get("DISCORD_GUILD_ID") {
-                Some(raw) => Some(raw.parse::<u64>().ok().filter(|g| *g != 0).with_context(
-                    || format!("DISCORD_GUILD_ID must be a Discord id (digits), not {raw:?}"),
-                )?),
-                None => None,
-            };
+        let guild_id = match get("DISCORD_GUILD_ID") {
+            Some(raw) => Some(
+                Snowflake::parse(&raw)
+                    .ok()
+                    .map(Snowflake::get)
+                    .filter(|g| *g != 0)
+                    .with_context(|| {
+                        format!("DISCORD_GUILD_ID must be a Discord id (digits), not {raw:?}")
+                    })?,
+            ),
+            None => None,
+        };
         let plan_roles_spec = get("PLAN_ROLES").unwrap_or_default();
         let plan_roles = PlanRoles::parse(&plan_roles_spec)
             .context("PLAN_ROLES (plan=role id, several with |, e.g. vip=123|456,basic=789)")?;
@@ -103,7 +108,7 @@ impl DiscordMode {
                          DISCORD_GUILD_ID (or unset the client id and secret to turn linking off)"
                     );
                 }
-                if !client_id.bytes().all(|b| b.is_ascii_digit()) {
+                if !Snowflake::is_valid(&client_id) {
                     bail!(
                         "DISCORD_CLIENT_ID must be the application's id (digits), not {client_id:?}"
                     );

@@ -31,13 +31,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,devstack=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    g3_service::init_tracing_with("warn,devstack=info");
     let args = Args::parse();
     for addr in [
         args.emulator_addr,

@@ -1,5 +1,5 @@
 //! devstack's own small site (`DEVSTACK_SANDBOX_ADDR`): the Discord sandbox page at `/` (in
-//! real Discord mode, what that mode runs with) and the demo store at `/store` ([`store`]).
+//! real Discord mode, what that mode runs with) and the demo store at `/store` ([`demo_store`]).
 
 use std::net::SocketAddr;
 
@@ -7,8 +7,8 @@ use appwrite_emulator::util::escape_html as escape;
 use axum::{Router, extract::State, response::Html, routing::get};
 
 use crate::{
+    demo_store::{self, DemoStore},
     sandbox::Sandbox,
-    store::{self, Store},
 };
 
 /// The running site.
@@ -32,7 +32,7 @@ impl Pages {
         listener: tokio::net::TcpListener,
         sandbox: Option<Sandbox>,
         real: Vec<String>,
-        store: Store,
+        store: DemoStore,
     ) -> anyhow::Result<Pages> {
         let addr = listener.local_addr()?;
         let home = Home {
@@ -42,7 +42,7 @@ impl Pages {
         };
         let app = Router::new().route("/", get(page)).with_state(home).merge(
             Router::new()
-                .route("/store", get(store::show).post(store::buy))
+                .route("/store", get(demo_store::show).post(demo_store::buy))
                 .with_state(store),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

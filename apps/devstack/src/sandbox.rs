@@ -14,7 +14,7 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::Context as _;
 use appwrite_emulator::util::escape_html as escape;
 use g3_access::{Access, LinkOutcome};
-use g3_core::plans::PlanRoles;
+use g3_core::{Snowflake, plans::PlanRoles};
 use testkit::discord::{BOT_USER_ID, FakeDiscord, FakeRole, OAuthApp, permissions};
 
 /// The name of the OAuth2 app web links with.
@@ -145,7 +145,7 @@ impl Sandbox {
         let managed = access.managed_roles();
         let mut restored = 0;
         for link in access.all_links().await? {
-            let Ok(id) = link.data.discord_user_id.parse::<u64>() else {
+            let Ok(id) = Snowflake::parse(&link.data.discord_user_id).map(Snowflake::get) else {
                 continue;
             };
             let username = link

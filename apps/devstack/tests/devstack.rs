@@ -12,7 +12,12 @@ use devstack::{
     sandbox::{self, DEMO_DISCORD_ID, DEMO_DISCORD_USERNAME, GUILD_ID, VIP_ROLE},
 };
 use futures_util::StreamExt;
+use g3_store::{
+    Collection,
+    models::{RoleState, Signal},
+};
 use reqwest::redirect::Policy;
+use testkit::wait::{eventually, wait_for};
 
 fn settings(dir: &std::path::Path) -> Settings {
     Settings {
@@ -33,28 +38,10 @@ fn fake(running: &devstack::Running) -> &testkit::discord::FakeDiscord {
     &running.sandbox.as_ref().expect("sandbox mode").fake
 }
 
-/// Waits up to `secs` for `check` to hold.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Whether the bot recorded `role` as applied for `user_id`.
 async fn applied(running: &devstack::Running, user_id: &str, role: u64) -> bool {
-    running
-        .client
-        .documents("g3", "role_state")
-        .list::<g3_store::models::RoleState>(&[g3_appwrite::Query::equal("user_id", user_id)])
+    Collection::<RoleState>::new(&running.client)
+        .list(&[g3_appwrite::Query::equal("user_id", user_id)])
         .await
         .unwrap()
         .documents
@@ -137,9 +124,11 @@ async fn fresh_start_seeds_accounts_and_the_demo_purchase_works() {
             .is_some()
     );
     // Role sync has given the demo customer's sandbox account the VIP role.
-    eventually(10, "the demo customer's VIP role", || {
-        applied(&running, "demo-customer", VIP_ROLE)
-    })
+    eventually(
+        "the demo customer's VIP role",
+        Duration::from_secs(10),
+        || applied(&running, "demo-customer", VIP_ROLE),
+    )
     .await;
     let open_stream = web_shows_the_feed_live_and_the_paywall(&running, &banner).await;
     // A browser still watching the live feed does not hold the stop up.
@@ -304,23 +293,23 @@ async fn web_shows_the_feed_live_and_the_paywall(
     assert!(body.contains("marker edited") && body.contains("marker deleted"));
 
     // A signal written now reaches the customer's open stream.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = reqwest::Client::new()
-            .get(format!("{web}/metrics"))
-            .bearer_auth(devstack::DEMO_METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("g3_web_upstream_connected 1") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "web's upstream Realtime subscription",
+        Duration::from_secs(10),
+        || async {
+            reqwest::Client::new()
+                .get(format!("{web}/metrics"))
+                .bearer_auth(devstack::DEMO_METRICS_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("g3_web_upstream_connected 1")
+        },
+    )
+    .await;
     let stream = b
         .http
         .get(format!("{web}/feed/stream"))
@@ -337,9 +326,8 @@ async fn web_shows_the_feed_live_and_the_paywall(
         "posted_at": g3_appwrite::format_datetime(time_now()),
     });
     signal["author_name"] = "Tester".into();
-    running
-        .client
-        .documents("g3", "signals")
+    Collection::<Signal>::new(&running.client)
+        .raw()
         .create::<serde_json::Value>("1399999999999999999", &signal, None)
         .await
         .unwrap();
@@ -374,21 +362,20 @@ async fn the_demo_collector_feeds_signals_through_ingest() {
     let mut s = settings(dir.path());
     s.demo_interval = Some(Duration::from_millis(30));
     let running = devstack::start(&s, &mut |_| {}).await.unwrap();
-    let docs = running.client.documents("g3", "signals");
-    let seeded = docs.list::<serde_json::Value>(&[]).await.unwrap().total;
+    let signals = Collection::<Signal>::new(&running.client);
+    let seeded = signals.list(&[]).await.unwrap().total;
     // Signals posted by the demo collector arrive through the signed ingest endpoint, parsed.
-    let grown = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let page = docs
-                .list::<g3_store::models::Signal>(&[g3_appwrite::Query::order_desc("$createdAt")])
+    let grown = wait_for(
+        "three signals from the demo collector",
+        Duration::from_secs(20),
+        || async {
+            let page = signals
+                .list(&[g3_appwrite::Query::order_desc("$createdAt")])
                 .await
                 .unwrap();
-            if page.total >= seeded + 3 {
-                return page;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+            (page.total >= seeded + 3).then_some(page)
+        },
+    )
     .await
     .expect("the demo collector posts");
     let newest = &grown.documents[0].data;
@@ -413,18 +400,16 @@ async fn demo_signals_are_mirrored_into_the_sandbox_and_shown_on_its_page() {
     assert!(running.banner(dir.path()).contains(&running.sandbox_url()));
     // The seeded VIP Calls route mirrors into this customer channel.
     const VIP_CUSTOMER: u64 = 1_300_000_000_000_000_001;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let messages = loop {
-        let m = fake(&running).messages(VIP_CUSTOMER);
-        if !m.is_empty() {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no demo signal mirrored into the sandbox"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let messages = wait_for(
+        "a demo signal mirrored into the sandbox",
+        Duration::from_secs(30),
+        || async {
+            let m = fake(&running).messages(VIP_CUSTOMER);
+            (!m.is_empty()).then_some(m)
+        },
+    )
+    .await
+    .expect("no demo signal mirrored into the sandbox");
     let page = reqwest::get(running.sandbox_url())
         .await
         .unwrap()
@@ -539,9 +524,11 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
     }
 
     // The demo customer is linked to a sandbox account that holds VIP, and staff see it.
-    eventually(10, "the demo customer's VIP role", || {
-        applied(&running, "demo-customer", VIP_ROLE)
-    })
+    eventually(
+        "the demo customer's VIP role",
+        Duration::from_secs(10),
+        || applied(&running, "demo-customer", VIP_ROLE),
+    )
     .await;
     assert_eq!(
         fake.member_roles(GUILD_ID, DEMO_DISCORD_ID),
@@ -625,9 +612,11 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
     assert_eq!(forged.status(), 403);
 
     // The bot hears members join on its gateway session (GUILD_MEMBER_ADD), as on Discord.
-    eventually(10, "the bot's gateway session", || async {
-        fake.gateway_sessions() > 0
-    })
+    eventually(
+        "the bot's gateway session",
+        Duration::from_secs(10),
+        || async { fake.gateway_sessions() > 0 },
+    )
     .await;
     // "Link Discord": off to the sandbox's authorize page, approved there, back linked.
     let r = b.post("/account/discord/link", &[]).await;
@@ -655,10 +644,14 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
     let discord_id = fake.discord_user("newcomer_nick").id;
 
     // The member has the VIP role at once (joined with it), and the bot records it applied.
-    eventually(5, "the newcomer's VIP role", || async {
-        fake.member_roles(GUILD_ID, discord_id) == Some(vec![VIP_ROLE])
-            && applied(&running, &user_id, VIP_ROLE).await
-    })
+    eventually(
+        "the newcomer's VIP role",
+        Duration::from_secs(5),
+        || async {
+            fake.member_roles(GUILD_ID, discord_id) == Some(vec![VIP_ROLE])
+                && applied(&running, &user_id, VIP_ROLE).await
+        },
+    )
     .await;
     let page = reqwest::get(running.sandbox_url())
         .await
@@ -684,9 +677,11 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
         )
         .await;
     assert_eq!(r.status(), 303);
-    eventually(5, "the newcomer's VIP role to go", || async {
-        fake.member_roles(GUILD_ID, discord_id) == Some(vec![])
-    })
+    eventually(
+        "the newcomer's VIP role to go",
+        Duration::from_secs(5),
+        || async { fake.member_roles(GUILD_ID, discord_id) == Some(vec![]) },
+    )
     .await;
     let page = reqwest::get(running.sandbox_url())
         .await

@@ -4,12 +4,13 @@
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use g3_access::{Access, Cause, Outcome};
+use g3_access::{Access, Cause, Outcome, RetryOutcome, customer::CustomerView};
 use g3_appwrite::Query;
-use g3_core::{Email, plans::Plan};
+use g3_core::{Email, Snowflake, plans::Plan};
 use g3_store::{
-    models::{WebhookEvent, WebhookFailure},
-    schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF},
+    Collection,
+    models::Route,
+    schema::{TEAM_PAID, TEAM_STAFF},
 };
 use time::OffsetDateTime;
 
@@ -18,20 +19,7 @@ fn when(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// Parses `--until`: a date (`2026-12-31`, end of that day UTC) or an RFC 3339 time.
-pub fn parse_until(raw: &str) -> anyhow::Result<OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok(t);
-    }
-    let date = time::Date::parse(
-        raw,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .with_context(|| format!("`{raw}` is neither a date (2026-12-31) nor an RFC 3339 time"))?;
-    Ok(date.with_time(time::macros::time!(23:59:59)).assume_utc())
-}
-
+/// `ops grant`; `until` comes from `g3_core::until::parse_until`, which refuses the past.
 pub async fn grant(
     access: &Access,
     email: &Email,
@@ -39,9 +27,6 @@ pub async fn grant(
     until: Option<OffsetDateTime>,
     cause: &Cause,
 ) -> anyhow::Result<String> {
-    if let Some(until) = until {
-        anyhow::ensure!(until > OffsetDateTime::now_utc(), "--until is in the past");
-    }
     Ok(format!(
         "granted: {}",
         access.grant(email, plan, until, cause).await?
@@ -68,56 +53,55 @@ pub async fn revoke(
 
 /// Everything about one customer an admin needs to answer a support question.
 pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
-    let subs = access.subscriptions_of(email).await?;
-    let client = access.client();
+    Ok(render_customer(&access.customer(email).await?))
+}
+
+/// `ops lookup`'s text of one [`CustomerView`] (the admin console renders the same view).
+pub fn render_customer(view: &CustomerView) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "customer {email}");
-    match client.users().find_by_email(email.as_str()).await? {
+    let _ = writeln!(out, "customer {}", view.email);
+    match &view.account {
         None => {
             let _ = writeln!(out, "  account      none (never signed up or bought)");
         }
-        Some(user) => {
+        Some(account) => {
             let _ = writeln!(
                 out,
                 "  account      {} ({}), email {}, {}",
-                user.id,
-                if user.name.is_empty() {
+                account.user_id,
+                if account.name.is_empty() {
                     "no name"
                 } else {
-                    &user.name
+                    &account.name
                 },
-                if user.email_verification {
+                if account.verified {
                     "verified"
                 } else {
                     "NOT verified"
                 },
-                if user.status { "active" } else { "BLOCKED" }
+                if account.active { "active" } else { "BLOCKED" }
             );
-            let teams = client.teams();
-            for team in [TEAM_PAID, TEAM_STAFF] {
-                let member = teams.find_membership(team, &user.id).await?.is_some();
+            for (team, member) in [(TEAM_PAID, account.paid), (TEAM_STAFF, account.staff)] {
                 let _ = writeln!(
                     out,
                     "  team {team:<7} {}",
                     if member { "member" } else { "-" }
                 );
             }
-            if !user.labels.is_empty() {
-                let _ = writeln!(out, "  labels       {}", user.labels.join(", "));
+            if !account.labels.is_empty() {
+                let _ = writeln!(out, "  labels       {}", account.labels.join(", "));
             }
-            discord_section(access, &user, &subs, &mut out).await?;
+            discord_section(view, &mut out);
         }
     }
-    let _ = writeln!(out, "  subscriptions ({})", subs.len());
-    let now = OffsetDateTime::now_utc();
-    for doc in &subs {
-        let s = &doc.data;
+    let _ = writeln!(out, "  subscriptions ({})", view.subscriptions.len());
+    for s in &view.subscriptions {
         let _ = writeln!(
             out,
             "    {:<10} {:?}{} order {} subscription {} period end {}",
             s.plan,
             s.status,
-            if s.grants_access(now) {
+            if s.grants_access(view.at) {
                 " (grants access)"
             } else {
                 ""
@@ -140,38 +124,26 @@ pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
             );
         }
     }
-    let events = client
-        .documents(DATABASE_ID, g3_access::WEBHOOK_EVENTS)
-        .list::<WebhookEvent>(&[
-            Query::equal("email", email.as_str()),
-            Query::order_desc("received_at"),
-            Query::limit(20),
-        ])
-        .await?;
+    let events = &view.events;
     let _ = writeln!(
         out,
         "  webhook events (latest {} of {})",
-        events.documents.len(),
+        events.items.len(),
         events.total
     );
-    for e in &events.documents {
-        let d = &e.data;
+    for e in &events.items {
         let _ = writeln!(
             out,
             "    {} {:<24} order {:<10} {:?} {}",
-            g3_appwrite::format_datetime(d.received_at),
-            d.event,
-            d.order_id.as_deref().unwrap_or("-"),
-            d.status,
-            d.detail.as_deref().unwrap_or("")
+            g3_appwrite::format_datetime(e.received_at),
+            e.event,
+            e.order_id.as_deref().unwrap_or("-"),
+            e.status,
+            e.detail.as_deref().unwrap_or("")
         );
     }
-    let failures = client
-        .documents(DATABASE_ID, g3_access::WEBHOOK_FAILURES)
-        .list::<WebhookFailure>(&[Query::equal("email", email.as_str()), Query::limit(20)])
-        .await?;
-    let _ = writeln!(out, "  webhook failures ({})", failures.total);
-    for f in &failures.documents {
+    let _ = writeln!(out, "  webhook failures ({})", view.failures.total);
+    for f in &view.failures.items {
         let _ = writeln!(
             out,
             "    {} {:?} {}",
@@ -180,18 +152,24 @@ pub async fn lookup(access: &Access, email: &Email) -> anyhow::Result<String> {
             f.data.error.as_deref().unwrap_or("")
         );
     }
-    Ok(out)
+    let _ = writeln!(out, "  audit (latest {})", view.audit.len());
+    for a in &view.audit {
+        let _ = writeln!(
+            out,
+            "    {} {:<22} {:<24} {} {}",
+            g3_appwrite::format_datetime(a.at),
+            a.action,
+            a.actor,
+            a.target.as_deref().unwrap_or("-"),
+            a.detail.as_deref().unwrap_or("")
+        );
+    }
+    out
 }
 
 /// The Discord part of `lookup`: link, why they should (not) hold roles, desired vs applied.
-async fn discord_section(
-    access: &Access,
-    user: &g3_appwrite::User,
-    subs: &[g3_appwrite::Document<g3_store::models::Subscription>],
-    out: &mut String,
-) -> anyhow::Result<()> {
-    let link = access.discord_link(&user.id).await?;
-    match &link {
+fn discord_section(view: &CustomerView, out: &mut String) {
+    match &view.link {
         Some(l) => {
             let _ = writeln!(
                 out,
@@ -205,23 +183,18 @@ async fn discord_section(
             let _ = writeln!(out, "  discord      not linked");
         }
     }
-    if access.managed_roles().is_empty() {
+    if !view.roles_managed {
         let _ = writeln!(out, "  roles        not managed here (PLAN_ROLES is empty)");
-        return Ok(());
+        return;
     }
-    let desired = access.desired_from(
-        user.email_verification,
-        link.map(|l| l.discord_user_id),
-        subs.iter().map(|d| &d.data),
-    );
+    let desired = &view.entitlements.roles;
     let _ = writeln!(
         out,
         "  roles        should hold [{}]: {}",
         desired.roles.join(", "),
         desired.why
     );
-    for r in access.role_states(&user.id).await? {
-        let r = r.data;
+    for r in &view.roles {
         let applied = match r.applied {
             Some(true) => "held",
             Some(false) => "not held",
@@ -236,11 +209,11 @@ async fn discord_section(
             when(r.applied_at),
             r.attempts.unwrap_or(0),
             r.last_error
+                .as_deref()
                 .map(|e| format!(" last error: {e}"))
                 .unwrap_or_default()
         );
     }
-    Ok(())
 }
 
 /// The customer's Appwrite account, or a clear error.
@@ -443,7 +416,7 @@ pub async fn failures_retry(
     let (mut resolved, mut failed) = (0, 0);
     for (n, id) in ids.iter().enumerate() {
         match access.retry_failure(id).await? {
-            Ok(outcome) => {
+            RetryOutcome::Resolved(outcome) => {
                 resolved += 1;
                 let what = match outcome {
                     Outcome::Applied(d) => d,
@@ -456,7 +429,7 @@ pub async fn failures_retry(
                     ids.len()
                 ));
             }
-            Err(message) => {
+            RetryOutcome::FailedAgain(message) => {
                 failed += 1;
                 progress(&format!(
                     "[{}/{}] {id}: still failing: {message}",
@@ -474,28 +447,30 @@ pub async fn failures_retry(
 pub async fn routes_add(
     client: &g3_appwrite::Client,
     key: &str,
-    route: &g3_store::models::Route,
+    route: &Route,
 ) -> anyhow::Result<String> {
     g3_appwrite::Id::from(key)
         .validate()
         .with_context(|| format!("route key {key:?}"))?;
     for id in std::iter::once(&route.source_channel_id).chain(&route.customer_channel_ids) {
         anyhow::ensure!(
-            !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()),
+            Snowflake::is_valid(id),
             "`{id}` is not a Discord channel id (a snowflake: digits only)"
         );
     }
-    let docs = client.documents(DATABASE_ID, "routes");
-    docs.upsert(key, route, None).await.map_err(|e| {
-        if e.is_conflict() {
-            anyhow::anyhow!(
-                "channel {} already feeds another route",
-                route.source_channel_id
-            )
-        } else {
-            e.into()
-        }
-    })?;
+    Collection::<Route>::new(client)
+        .upsert(key, route, None)
+        .await
+        .map_err(|e| {
+            if e.is_conflict() {
+                anyhow::anyhow!(
+                    "channel {} already feeds another route",
+                    route.source_channel_id
+                )
+            } else {
+                e.into()
+            }
+        })?;
     Ok(format!(
         "route {key} ({}): source channel {} -> customer channels [{}]",
         route.name,
@@ -505,10 +480,7 @@ pub async fn routes_add(
 }
 
 pub async fn routes_list(client: &g3_appwrite::Client) -> anyhow::Result<String> {
-    let routes = client
-        .documents(DATABASE_ID, "routes")
-        .list_all::<g3_store::models::Route>(&[], 100)
-        .await?;
+    let routes = Collection::<Route>::new(client).list_all(&[], 100).await?;
     if routes.is_empty() {
         return Ok(
             "no routes: messages from every channel are dropped (add one with `ops routes add`)"
@@ -540,8 +512,7 @@ pub async fn routes_list(client: &g3_appwrite::Client) -> anyhow::Result<String>
 }
 
 pub async fn routes_remove(client: &g3_appwrite::Client, key: &str) -> anyhow::Result<String> {
-    let removed = client
-        .documents(DATABASE_ID, "routes")
+    let removed = Collection::<Route>::new(client)
         .delete_if_exists(key)
         .await?;
     Ok(if removed {

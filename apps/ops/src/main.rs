@@ -77,7 +77,7 @@ enum Command {
         reason: String,
     },
     /// Show everything about a customer: account, teams, Discord link and roles, subscriptions
-    /// with history, webhook events and failures.
+    /// with history, webhook events and failures, audit trail.
     Lookup {
         #[arg(long)]
         email: String,
@@ -241,14 +241,7 @@ fn plan(raw: &str) -> anyhow::Result<Plan> {
 fn main() -> std::process::ExitCode {
     let cli: Cli = g3_service::config::parse_args();
     // Commands print their results on stdout; logs (warnings and worse by default) go to stderr.
-    if std::env::var_os("RUST_LOG").is_none() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-            .with_writer(std::io::stderr)
-            .init();
-    } else {
-        g3_service::init_tracing();
-    }
+    g3_service::init_tracing_with("warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return g3_service::config::exit(Err(e.into())),
@@ -322,7 +315,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             until,
             reason,
         } => {
-            let until = until.as_deref().map(commands::parse_until).transpose()?;
+            let now = time::OffsetDateTime::now_utc();
+            let until = until
+                .as_deref()
+                .map(|raw| g3_core::until::parse_until(raw, now))
+                .transpose()
+                .context("--until")?;
             commands::grant(&access, &email(&e)?, &plan(&p)?, until, &admin(reason)).await?
         }
         Command::Revoke {

@@ -5,7 +5,7 @@ use g3_core::{
     Email,
     plans::{Plan, PlanCatalog},
 };
-use g3_store::models::AuditEntry;
+use g3_store::{Collection, models::AuditEntry};
 use ops::commands;
 
 fn admin() -> Cause {
@@ -20,7 +20,7 @@ async fn grant_lookup_revoke_with_audit() {
     let backend = testkit::backend::backend().await;
     let access = Access::new(backend.client.clone(), PlanCatalog::default());
     let email = Email::parse("Support@Case.io").unwrap();
-    let until = commands::parse_until("2999-12-31").unwrap();
+    let until = g3_core::until::parse_until("2999-12-31", time::OffsetDateTime::now_utc()).unwrap();
 
     let out = commands::grant(
         &access,
@@ -53,11 +53,21 @@ async fn grant_lookup_revoke_with_audit() {
     let page = commands::lookup(&access, &email).await.unwrap();
     assert!(page.contains("team paid    -"), "{page}");
     assert!(page.contains("Revoked"), "{page}");
+    let audit_lines: Vec<&str> = page
+        .lines()
+        .skip_while(|l| !l.starts_with("  audit (latest"))
+        .collect();
+    for action in ["grant ", "revoke "] {
+        assert!(
+            audit_lines
+                .iter()
+                .any(|l| l.contains(action) && l.contains("ops:alice")),
+            "the audit trail shows the {action}by the admin: {page}"
+        );
+    }
 
-    let audit = backend
-        .client
-        .documents("g3", "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal("target", "support@case.io")])
+    let audit = Collection::<AuditEntry>::new(&backend.client)
+        .list(&[g3_appwrite::Query::equal("target", "support@case.io")])
         .await
         .unwrap();
     let actions: Vec<_> = audit
@@ -131,19 +141,6 @@ async fn failures_list_show_and_retry_after_the_configuration_is_fixed() {
         .await
         .unwrap();
     assert!(page.contains("pro        Active"), "{page}");
-}
-
-#[test]
-fn until_accepts_dates_and_times_and_explains_the_rest() {
-    assert_eq!(
-        g3_appwrite::format_datetime(commands::parse_until("2026-12-31").unwrap()),
-        "2026-12-31T23:59:59.000+00:00"
-    );
-    assert!(commands::parse_until("2026-12-31T10:00:00Z").is_ok());
-    let err = commands::parse_until("next tuesday")
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("neither a date"), "{err}");
 }
 
 #[tokio::test]
@@ -295,10 +292,8 @@ async fn lookup_shows_discord_and_roles_and_link_and_resync_commands_work() {
         .unwrap();
     assert!(out.ends_with("nothing to do"), "{out}");
 
-    let actions: Vec<String> = backend
-        .client
-        .documents(g3_store::schema::DATABASE_ID, "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal(
+    let actions: Vec<String> = Collection::<AuditEntry>::new(&backend.client)
+        .list(&[g3_appwrite::Query::equal(
             "action",
             vec!["discord.link", "discord.unlink", "roles.resync"],
         )])
@@ -390,10 +385,8 @@ async fn service_users_and_staff_are_made_and_removed_with_audit() {
         .unwrap();
     assert!(out.contains("not staff"), "{out}");
 
-    let audit = backend
-        .client
-        .documents("g3", "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal("target", "alice@example.com")])
+    let audit = Collection::<AuditEntry>::new(&backend.client)
+        .list(&[g3_appwrite::Query::equal("target", "alice@example.com")])
         .await
         .unwrap();
     let actions: Vec<&str> = audit

@@ -13,10 +13,10 @@ use axum::{
 };
 use g3_appwrite::{Document, Query as Q};
 use g3_store::{
+    Collection, Model,
     models::{Route, Side, Signal, SignalStatus},
-    schema::DATABASE_ID,
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::Value;
 use time::{UtcOffset, format_description::well_known::Rfc3339, macros::format_description};
 
@@ -32,8 +32,6 @@ use crate::{
 };
 
 pub const PAGE: u32 = 25;
-/// Array attributes of a signal that Appwrite may send as `null`.
-pub const SIGNAL_ARRAYS: &[&str] = &["entries", "targets", "flags"];
 /// Embed texts are cut here; the full message text is always shown.
 const EMBED_TEXT_MAX: usize = 4_000;
 
@@ -160,9 +158,8 @@ impl NewestPage {
 
 /// Reads one page with the member's own session (Appwrite checks the read permission).
 async fn read_page(viewer: &Viewer, queries: &[Q]) -> Result<Page, g3_appwrite::Error> {
-    let list = viewer
-        .client
-        .documents(DATABASE_ID, "signals")
+    let list = Collection::<Signal>::new(&viewer.client)
+        .raw()
         .list_page::<Value>(queries)
         .await?;
     let next_after = (list.documents.len() == PAGE as usize)
@@ -172,7 +169,7 @@ async fn read_page(viewer: &Viewer, queries: &[Q]) -> Result<Page, g3_appwrite::
         signals: list
             .documents
             .into_iter()
-            .filter_map(|d| decode::<Signal>(d, SIGNAL_ARRAYS))
+            .filter_map(decode::<Signal>)
             .collect(),
         next_after,
     })
@@ -251,14 +248,14 @@ pub async fn feed(
 pub async fn route_names(
     client: &g3_appwrite::Client,
 ) -> Result<HashMap<String, String>, g3_appwrite::Error> {
-    let routes = client
-        .documents(DATABASE_ID, "routes")
+    let routes = Collection::<Route>::new(client)
+        .raw()
         .list::<Value>(&[Q::limit(100)])
         .await?;
     Ok(routes
         .documents
         .into_iter()
-        .filter_map(|d| decode::<Route>(d, &["customer_channel_ids"]))
+        .filter_map(decode::<Route>)
         .map(|d| (d.id, d.data.name))
         .collect())
 }
@@ -281,9 +278,10 @@ async fn paywall(
     Ok((StatusCode::FORBIDDEN, Html(html)).into_response())
 }
 
-/// Decodes one document, reading a `null` array as empty (Appwrite sends `null` for an array
-/// attribute never written). A document that still does not decode is skipped, not fatal.
-pub fn decode<T: DeserializeOwned>(doc: Document<Value>, arrays: &[&str]) -> Option<Document<T>> {
+/// Decodes one document through its model (which owns the attribute rules, e.g. a `null` array
+/// read as empty). A document that does not decode is skipped, not fatal: one bad signal must
+/// not take the whole page down.
+pub fn decode<M: Model>(doc: Document<Value>) -> Option<Document<M>> {
     let Document {
         id,
         sequence,
@@ -292,13 +290,8 @@ pub fn decode<T: DeserializeOwned>(doc: Document<Value>, arrays: &[&str]) -> Opt
         created_at,
         updated_at,
         permissions,
-        mut data,
+        data,
     } = doc;
-    for key in arrays {
-        if data.get(*key).is_some_and(Value::is_null) {
-            data[*key] = Value::Array(Vec::new());
-        }
-    }
     match serde_json::from_value(data) {
         Ok(data) => Some(Document {
             id,

@@ -21,6 +21,7 @@ use axum::{
 };
 use base64::Engine as _;
 use g3_access::LinkOutcome;
+use g3_core::Snowflake;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -501,7 +502,7 @@ async fn finish(
         Ok(me) => me,
         Err(e) => return Ok(Finished::MeFailed(e)),
     };
-    if me.id.is_empty() || me.id.len() > 20 || !me.id.bytes().all(|b| b.is_ascii_digit()) {
+    if !Snowflake::is_valid(&me.id) {
         return Ok(Finished::MeFailed(CallError::Status(200, None)));
     }
     let access = state.access();

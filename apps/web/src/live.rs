@@ -2,7 +2,7 @@
 //! service user) turns signal changes into rendered card events; the [`Hub`] numbers them,
 //! keeps the newest in a ring buffer and broadcasts them to every browser on `/feed/stream`.
 //!
-//! - After every upstream (re)connect the follower lists signals updated since its cursor, so
+//! - After every upstream (re)connect the [`Publisher`] lists signals updated since its cursor, so
 //!   nothing written while it was disconnected is missed (hard deletes excepted: tombstones
 //!   are how signals end).
 //! - A browser resuming with `Last-Event-ID` (or `?since=`) gets the missed events from the
@@ -28,9 +28,10 @@ use axum::{
     },
 };
 use g3_appwrite::{
-    Document, EventAction, Query as Q, RealtimeMessage, RealtimeOptions, RetryPolicy, SessionSecret,
+    Credentials, Document, EventAction, Follow, Follower, Interruption, Query as Q, RealtimeEvent,
+    RetryPolicy,
 };
-use g3_store::{models::Signal, schema::DATABASE_ID};
+use g3_store::{Collection, models::Signal};
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -39,13 +40,10 @@ use tokio::sync::broadcast;
 use crate::{
     AppState, ServiceUser,
     error::AppError,
-    feed::{self, SIGNAL_ARRAYS},
+    feed,
     session::{Viewer, standing},
     templates::CardFragment,
 };
-
-/// The Realtime channel of signal documents.
-pub const CHANNEL: &str = "databases.g3.collections.signals.documents";
 
 /// Tuning of the live feed; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -207,8 +205,8 @@ fn action_name(action: EventAction) -> &'static str {
     }
 }
 
-/// Turns upstream messages into hub events; owns the catch-up cursor.
-pub struct Follower {
+/// Turns upstream signal changes into hub events; owns the catch-up cursor.
+pub struct Publisher {
     state: AppState,
     /// `$updatedAt` of the newest change seen; `None` until the first connect.
     cursor: Option<OffsetDateTime>,
@@ -220,7 +218,7 @@ pub struct Follower {
 const SEEN_MAX: usize = 10_000;
 const CATCH_UP_PAGE: u32 = 100;
 
-impl Follower {
+impl Publisher {
     pub fn new(state: AppState) -> Self {
         Self {
             state,
@@ -230,63 +228,14 @@ impl Follower {
         }
     }
 
-    /// Handles one upstream message. Returns `false` when the subscription is over
-    /// (authentication refused): sign in again.
-    pub async fn handle(&mut self, msg: RealtimeMessage) -> bool {
-        let state = self.state.clone();
-        let metrics = state.metrics();
-        match msg {
-            RealtimeMessage::Connected { reconnected } => {
-                if reconnected {
-                    metrics.upstream_reconnected();
-                }
-                let caught_up = match self.on_connect().await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "live feed catch-up failed; retried on the next reconnect");
-                        false
-                    }
-                };
-                state.hub().set_live(caught_up);
-                metrics.set_upstream_connected(true);
-                true
-            }
-            RealtimeMessage::Event(event) => {
-                // Whatever the event turns out to be, what was read before it may be stale.
-                state.hub().changed();
-                let Some(action) = event.action() else {
-                    return true;
-                };
-                match event.document::<Value>() {
-                    Ok(doc) => {
-                        self.emit(doc, action);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "realtime signal skipped"),
-                }
-                true
-            }
-            RealtimeMessage::Disconnected { reason } => {
-                tracing::info!(%reason, "live feed upstream disconnected");
-                state.hub().set_live(false);
-                metrics.set_upstream_connected(false);
-                true
-            }
-            RealtimeMessage::AuthFailed { message } => {
-                tracing::warn!(%message, "live feed upstream refused the service session");
-                state.hub().set_live(false);
-                metrics.set_upstream_connected(false);
-                false
-            }
-        }
-    }
-
     /// Refreshes route names, then catches up from the cursor (or sets it on the first connect).
-    async fn on_connect(&mut self) -> Result<(), g3_appwrite::Error> {
+    async fn catch_up(&mut self) -> Result<(), g3_appwrite::Error> {
         let client = self.state.appwrite();
         self.routes = feed::route_names(client).await?;
-        let signals = client.documents(DATABASE_ID, "signals");
+        let signals = Collection::<Signal>::new(client);
         let Some(cursor) = self.cursor else {
             let newest = signals
+                .raw()
                 .list::<Value>(&[Q::order_desc("$updatedAt"), Q::limit(1)])
                 .await?;
             self.cursor = Some(
@@ -310,7 +259,7 @@ impl Follower {
             if let Some(a) = &after {
                 queries.push(Q::cursor_after(a));
             }
-            let page = signals.list::<Value>(&queries).await?;
+            let page = signals.raw().list::<Value>(&queries).await?;
             let n = page.documents.len();
             after = page.documents.last().map(|d| d.id.clone());
             for doc in page.documents {
@@ -340,7 +289,7 @@ impl Follower {
         }
         self.seen.insert(doc.id.clone(), updated);
         self.cursor = Some(self.cursor.map_or(updated, |c| c.max(updated)));
-        let Some(doc) = feed::decode::<Signal>(doc, SIGNAL_ARRAYS) else {
+        let Some(doc) = feed::decode::<Signal>(doc) else {
             return false;
         };
         let html = match (CardFragment {
@@ -366,50 +315,54 @@ impl Follower {
     }
 }
 
-/// Runs the upstream subscription for the life of the process: sign in as the service user,
-/// subscribe, follow; on a refused session sign in again, with backoff.
-pub async fn upstream(state: AppState, user: ServiceUser) {
-    let options = state.live().clone();
-    let mut follower = Follower::new(state.clone());
-    let mut failures: u32 = 0;
-    loop {
-        match subscribe(&state, &user, &options).await {
-            Ok(mut realtime) => {
-                while let Some(msg) = realtime.recv().await {
-                    if matches!(msg, RealtimeMessage::Connected { .. }) {
-                        failures = 0;
-                    }
-                    if !follower.handle(msg).await {
-                        break;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "live feed: service user could not subscribe");
-            }
+impl Follow for Publisher {
+    async fn connected(&mut self, reconnected: bool) {
+        let state = self.state.clone();
+        if reconnected {
+            state.metrics().upstream_reconnected();
         }
-        state.hub().set_live(false);
-        state.metrics().set_upstream_connected(false);
-        failures = failures.saturating_add(1);
-        tokio::time::sleep(options.reconnect.backoff(failures)).await;
+        let caught_up = match self.catch_up().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed catch-up failed; retried on the next reconnect");
+                false
+            }
+        };
+        state.hub().set_live(caught_up);
+        state.metrics().set_upstream_connected(true);
+    }
+
+    async fn event(&mut self, event: RealtimeEvent) {
+        // Whatever the event turns out to be, what was read before it may be stale.
+        self.state.hub().changed();
+        let Some(action) = event.action() else {
+            return;
+        };
+        match event.document::<Value>() {
+            Ok(doc) => {
+                self.emit(doc, action);
+            }
+            Err(e) => tracing::warn!(error = %e, "realtime signal skipped"),
+        }
+    }
+
+    async fn disconnected(&mut self, _why: &Interruption) {
+        self.state.hub().set_live(false);
+        self.state.metrics().set_upstream_connected(false);
     }
 }
 
-async fn subscribe(
-    state: &AppState,
-    user: &ServiceUser,
-    options: &LiveOptions,
-) -> Result<g3_appwrite::Realtime, g3_appwrite::Error> {
-    let session = state
-        .appwrite()
-        .account()
-        .create_email_password_session(&user.email, user.password.expose())
-        .await?;
-    let mut realtime = RealtimeOptions::new([CHANNEL]);
-    realtime.reconnect = options.reconnect;
-    state
-        .appwrite()
-        .realtime(&SessionSecret::new(session.secret.expose()), realtime)
+/// Follows signals for the life of the process as the service user (see [`Follower`]).
+pub async fn upstream(state: AppState, user: ServiceUser) {
+    let reconnect = state.live().reconnect;
+    let follower = Follower::new(
+        state.appwrite().clone(),
+        Credentials::new(user.email, user.password.expose()),
+        [Collection::<Signal>::channel()],
+    )
+    .reconnect(reconnect)
+    .resubscribe(reconnect);
+    follower.run(&mut Publisher::new(state)).await;
 }
 
 #[derive(Deserialize)]

@@ -154,7 +154,7 @@ fn discord_settings(checks: &mut Checks, args: &Args) -> Option<web::DiscordSett
     );
     let guild_id = need("DISCORD_GUILD_ID", given(args.discord_guild_id.as_deref()));
     let guild_id = guild_id.filter(|g| {
-        let ok = g.len() <= 20 && g.bytes().all(|b| b.is_ascii_digit());
+        let ok = g3_core::Snowflake::is_valid(g);
         if !ok {
             checks.fail("DISCORD_GUILD_ID", "must be a Discord id (digits)");
         }
@@ -303,17 +303,9 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
         .block_on(async {
-            let listener = tokio::net::TcpListener::bind(start.bind)
-                .await
-                .with_context(|| format!("listening on {} (WEB_BIND)", start.bind))?;
-            let metrics = match start.metrics_bind {
-                Some(addr) => Some(
-                    tokio::net::TcpListener::bind(addr)
-                        .await
-                        .with_context(|| format!("listening on {addr} (WEB_METRICS_BIND)"))?,
-                ),
-                None => None,
-            };
+            let listener = g3_service::http::bind(start.bind, "WEB_BIND").await?;
+            let metrics =
+                g3_service::http::bind_optional(start.metrics_bind, "WEB_METRICS_BIND").await?;
             web::run_with_metrics(
                 start.settings,
                 listener,

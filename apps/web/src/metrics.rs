@@ -1,10 +1,9 @@
 //! Prometheus metrics of the web service in the text exposition format: requests by route and
-//! status, live-feed clients, upstream Realtime health and events fanned out. Hand-rolled like
-//! the webhook's: a handful of families do not justify a metrics framework.
+//! status, live-feed clients, upstream Realtime health and events fanned out. The text itself
+//! is written by [`g3_service::prometheus::Writer`].
 
 use std::{
     collections::BTreeMap,
-    fmt::Write as _,
     sync::{
         Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
@@ -16,6 +15,8 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+
+use g3_service::prometheus::Writer;
 
 use crate::AppState;
 
@@ -74,65 +75,50 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP g3_web_requests_total HTTP requests by route pattern and status.\n");
-        out.push_str("# TYPE g3_web_requests_total counter\n");
+        let mut w = Writer::new();
+        let mut requests = w.counter_family(
+            "g3_web_requests_total",
+            "HTTP requests by route pattern and status.",
+        );
         for ((route, status), n) in self
             .requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
-            let route = route.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "g3_web_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+            requests.sample(&[("route", route), ("status", &status.to_string())], n);
         }
-        let mut one = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {value}");
-        };
-        one(
+        w.gauge(
             "g3_web_sse_clients",
-            "gauge",
             "Browsers connected to the live feed.",
-            self.sse_clients.load(Ordering::Relaxed).to_string(),
+            self.sse_clients.load(Ordering::Relaxed),
         );
-        one(
+        w.gauge(
             "g3_web_upstream_connected",
-            "gauge",
             "1 while the Realtime subscription is connected.",
-            self.upstream_connected.load(Ordering::Relaxed).to_string(),
+            self.upstream_connected.load(Ordering::Relaxed),
         );
-        one(
+        w.counter(
             "g3_web_upstream_reconnects_total",
-            "counter",
             "Realtime reconnects (each followed by a catch-up listing).",
-            self.upstream_reconnects.load(Ordering::Relaxed).to_string(),
+            self.upstream_reconnects.load(Ordering::Relaxed),
         );
-        one(
+        w.counter(
             "g3_web_events_published_total",
-            "counter",
             "Signal events put into the live hub.",
-            self.events_published.load(Ordering::Relaxed).to_string(),
+            self.events_published.load(Ordering::Relaxed),
         );
-        one(
+        w.counter(
             "g3_web_events_fanned_out_total",
-            "counter",
             "Signal events sent to browsers (one per browser per event).",
-            self.events_fanned_out.load(Ordering::Relaxed).to_string(),
+            self.events_fanned_out.load(Ordering::Relaxed),
         );
-        one(
+        w.counter(
             "g3_web_sse_clients_dropped_slow_total",
-            "counter",
             "Browsers dropped for falling too far behind.",
-            self.clients_dropped_slow
-                .load(Ordering::Relaxed)
-                .to_string(),
+            self.clients_dropped_slow.load(Ordering::Relaxed),
         );
-        out
+        w.finish()
     }
 }
 

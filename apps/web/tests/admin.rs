@@ -4,7 +4,10 @@
 mod common;
 
 use common::TestApp;
-use g3_store::models::AuditEntry;
+use g3_store::{
+    Collection,
+    models::{AuditEntry, RoleState},
+};
 
 const ADMIN_PATHS: &[&str] = &["/admin", "/admin?q=x%40y.io", "/admin/customers/x%40y.io"];
 
@@ -100,6 +103,27 @@ async fn staff_find_customers_and_change_access_with_an_audited_reason() {
     assert!(page.body.contains("Revoked:"), "{}", page.body);
     assert!(page.body.contains("id=\"paid\">no"), "{}", page.body);
 
+    // An end date that is gone or unreadable changes nothing and says why.
+    for (until, why) in [
+        ("2020-01-31", "the end date is in the past"),
+        ("31/01/2999", "the end date must look like 2026-12-31"),
+    ] {
+        let r = staff
+            .post(
+                "/admin/customers/customer%40x.io",
+                &[
+                    ("action", "grant"),
+                    ("plan", "vip"),
+                    ("until", until),
+                    ("reason", "goodwill"),
+                ],
+            )
+            .await;
+        let page = staff.get(r.location()).await;
+        assert!(page.body.contains(why), "{until}: {}", page.body);
+        assert!(page.body.contains("id=\"paid\">no"), "{}", page.body);
+    }
+
     let r = staff
         .post(
             "/admin/customers/customer%40x.io",
@@ -123,11 +147,8 @@ async fn staff_find_customers_and_change_access_with_an_audited_reason() {
         page.body
     );
 
-    let audit = app
-        .backend
-        .client
-        .documents("g3", "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal("target", "customer@x.io")])
+    let audit = Collection::<AuditEntry>::new(&app.backend.client)
+        .list(&[g3_appwrite::Query::equal("target", "customer@x.io")])
         .await
         .unwrap();
     let actions: Vec<(String, String)> = audit
@@ -272,11 +293,8 @@ async fn staff_retry_a_failed_delivery_from_the_failures_page() {
     assert_eq!(subs.len(), 1, "the retried delivery was applied");
     assert!(subs[0].data.grants_access(time::OffsetDateTime::now_utc()));
 
-    let audit = app
-        .backend
-        .client
-        .documents(g3_store::schema::DATABASE_ID, "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal("action", "failure.retry")])
+    let audit = Collection::<AuditEntry>::new(&app.backend.client)
+        .list(&[g3_appwrite::Query::equal("action", "failure.retry")])
         .await
         .unwrap();
     assert_eq!(audit.total, 1);
@@ -386,11 +404,8 @@ async fn staff_find_by_discord_name_see_the_link_and_unlink_with_a_reason() {
         after.body
     );
     assert!(app.access().discord_link(&user).await.unwrap().is_none());
-    let audit = app
-        .backend
-        .client
-        .documents(g3_store::schema::DATABASE_ID, "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal("action", "discord.unlink")])
+    let audit = Collection::<AuditEntry>::new(&app.backend.client)
+        .list(&[g3_appwrite::Query::equal("action", "discord.unlink")])
         .await
         .unwrap();
     assert_eq!(audit.total, 1);
@@ -427,10 +442,8 @@ async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
         .await
         .unwrap();
     // The bot applied it once; staff force a fresh look.
-    app.backend
-        .client
-        .documents(g3_store::schema::DATABASE_ID, "role_state")
-        .update::<_, serde_json::Value>(
+    Collection::<RoleState>::new(&app.backend.client)
+        .update(
             &g3_access::role_state_id(&user, "7001"),
             &serde_json::json!({"applied": true, "applied_discord_user_id": "5150"}),
             None,
@@ -473,11 +486,8 @@ async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
         "marked unchecked for the bot: {}",
         after.body
     );
-    let audit = app
-        .backend
-        .client
-        .documents(g3_store::schema::DATABASE_ID, "audit_log")
-        .list::<AuditEntry>(&[g3_appwrite::Query::equal("action", "roles.resync")])
+    let audit = Collection::<AuditEntry>::new(&app.backend.client)
+        .list(&[g3_appwrite::Query::equal("action", "roles.resync")])
         .await
         .unwrap();
     assert_eq!(audit.total, 1);

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, minutes_ago};
-use g3_appwrite::RealtimeMessage;
-use g3_store::schema::DATABASE_ID;
+use g3_appwrite::{Follow, Interruption};
+use g3_store::{Collection, models::Signal};
 use serde_json::{Value, json};
-use web::live::{Follower, LiveOptions};
+use web::live::{LiveOptions, Publisher};
 
 async fn member(app: &TestApp, email: &str) -> common::Browser {
     let b = app.verified(email).await;
@@ -66,9 +66,9 @@ async fn signals_reach_the_stream_as_create_update_delete_and_resume() {
         page.body
     );
 
-    let signals = app.backend.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&app.backend.client);
     signals
-        .update::<_, Value>(
+        .update(
             "5001",
             &json!({"content": "changed target", "edited_at": minutes_ago(0), "revision": 2}),
             None,
@@ -162,8 +162,8 @@ async fn a_revoked_customers_stream_ends() {
     assert!(s.next().await.is_none(), "the stream ends");
 }
 
-/// The follower's catch-up, driven message by message: what is written while the upstream is
-/// disconnected is published after `Connected { reconnected: true }`, once.
+/// The publisher's catch-up, driven call by call: what is written while the upstream is
+/// disconnected is published after a reconnect, once.
 #[tokio::test]
 async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
     let app = TestApp::spawn().await;
@@ -175,29 +175,21 @@ async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
     let state = web::AppState::new(&settings).unwrap();
     app.seed_signal("6000", |s| s["posted_at"] = minutes_ago(30).into())
         .await;
-    let mut follower = Follower::new(state.clone());
-    assert!(
-        follower
-            .handle(RealtimeMessage::Connected { reconnected: false })
-            .await
-    );
+    let mut publisher = Publisher::new(state.clone());
+    publisher.connected(false).await;
     let start = state.hub().last_seq();
-    assert!(
-        follower
-            .handle(RealtimeMessage::Disconnected {
-                reason: "test".into()
-            })
-            .await
-    );
+    publisher
+        .disconnected(&Interruption::Dropped {
+            reason: "test".into(),
+        })
+        .await;
     // Written while nobody listens.
     app.seed_signal("6001", |s| s["content"] = "missed one".into())
         .await;
     app.seed_signal("6002", |s| s["content"] = "missed two".into())
         .await;
-    app.backend
-        .client
-        .documents(DATABASE_ID, "signals")
-        .update::<_, Value>("6000", &json!({"content": "old one, edited"}), None)
+    Collection::<Signal>::new(&app.backend.client)
+        .update("6000", &json!({"content": "old one, edited"}), None)
         .await
         .unwrap();
     assert_eq!(
@@ -205,9 +197,7 @@ async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
         start,
         "nothing published while down"
     );
-    follower
-        .handle(RealtimeMessage::Connected { reconnected: true })
-        .await;
+    publisher.connected(true).await;
     let sub = state.hub().subscribe(Some(start));
     let got: Vec<Value> = sub
         .backlog
@@ -247,9 +237,7 @@ async fn after_an_upstream_reconnect_the_hub_catches_up_once() {
 
     // A second catch-up from the same cursor repeats nothing.
     let last = state.hub().last_seq();
-    follower
-        .handle(RealtimeMessage::Connected { reconnected: true })
-        .await;
+    publisher.connected(true).await;
     assert_eq!(
         state.hub().last_seq(),
         last,
@@ -306,7 +294,7 @@ async fn the_shared_newest_page_is_never_older_than_the_stream() {
     assert!(a.get("/feed").await.body.contains("first call"));
     assert!(b.get("/feed").await.body.contains("first call"));
 
-    let signals = app.backend.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&app.backend.client);
     for (change, expect, gone) in [
         ("edit", "second take", Some("first call")),
         ("create", "brand new call", None),
@@ -319,7 +307,7 @@ async fn the_shared_newest_page_is_never_older_than_the_stream() {
         match change {
             "edit" => {
                 signals
-                    .update::<_, Value>(
+                    .update(
                         "7001",
                         &json!({"content": "second take", "edited_at": minutes_ago(0), "revision": 2}),
                         None,
@@ -333,7 +321,7 @@ async fn the_shared_newest_page_is_never_older_than_the_stream() {
             }
             _ => {
                 signals
-                    .update::<_, Value>(
+                    .update(
                         "7002",
                         &json!({"status": "deleted", "deleted_at": minutes_ago(0)}),
                         None,

@@ -1,19 +1,25 @@
 //! The webhook service: signed inbound machine traffic. `POST /webhooks/sellapp` verifies
 //! Sell.app's signature over the raw body, records the delivery idempotently and applies it
 //! (grant, extend, revoke, cancel) through `g3-access`; it answers 2xx only once the effect (or
-//! the failure record) is durable. Background workers retry failures, expire ended periods and
+//! the failure record) is durable. `POST /ingest/v1/events` merges the collector's signed
+//! message events into `signals`. Both pass one signed-body check (`signed`) and answer errors
+//! through [`WebhookError`]. Background workers retry failures, expire ended periods and
 //! reconcile refunds. Routes are listed in [`router`].
 //!
 //! Any number of replicas may run: per-customer work is serialised by `g3-access`'s locks in
 //! Appwrite, and nothing else is shared. `/metrics` is hidden on the public listener unless a
 //! bearer token is configured; a separate private listener can serve it without one.
 
+pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod reconcile;
 mod sellapp;
+mod signed;
 pub mod spool;
 mod worker;
+
+pub use error::WebhookError;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -151,28 +157,6 @@ impl AppState {
 }
 
 pub use worker::RetryReport;
-
-/// Whether the request says its body is JSON: `application/json`, parameters such as
-/// `; charset=utf-8` allowed. Both endpoints refuse anything else with 415 before reading it.
-pub(crate) fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// The 415 both endpoints answer to a body that is not declared JSON; counted per endpoint.
-pub(crate) fn not_json(state: &AppState, endpoint: metrics::Endpoint) -> Response {
-    state.metrics.unsupported_media_type(endpoint);
-    (
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        axum::Json(serde_json::json!({
-            "error": "the body must be JSON, sent with Content-Type: application/json"
-        })),
-    )
-        .into_response()
-}
 
 /// Every route of the service (`/metrics` only for holders of the metrics token).
 pub fn router(state: AppState) -> Router {

@@ -179,17 +179,9 @@ async fn serve(
     metrics_bind: Option<SocketAddr>,
     bind: SocketAddr,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("listening on {bind}"))?;
-    let metrics_listener = match metrics_bind {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listening for metrics on {addr}"))?,
-        ),
-        None => None,
-    };
+    let listener = g3_service::http::bind(bind, "WEBHOOK_BIND").await?;
+    let metrics_listener =
+        g3_service::http::bind_optional(metrics_bind, "WEBHOOK_METRICS_BIND").await?;
     webhook::run_with_metrics(
         settings,
         listener,

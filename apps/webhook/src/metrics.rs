@@ -1,16 +1,17 @@
 //! Prometheus metrics of the webhook service, rendered in the text exposition format, and the
-//! rate limit on rejected-signature log lines (the counter keeps the exact number).
-//! Hand-rolled: a few metric families do not justify a metrics framework.
+//! rate limit on rejected-signature log lines (the counter keeps the exact number). The text
+//! itself is written by [`g3_service::prometheus::Writer`].
 
 use std::{
     collections::BTreeMap,
-    fmt::Write as _,
     sync::{
         Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
+
+use g3_service::prometheus::Writer;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -163,75 +164,62 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP g3_webhook_deliveries_total Sell.app deliveries by event and outcome.\n",
+        let mut w = Writer::new();
+        let mut deliveries = w.counter_family(
+            "g3_webhook_deliveries_total",
+            "Sell.app deliveries by event and outcome.",
         );
-        out.push_str("# TYPE g3_webhook_deliveries_total counter\n");
         for ((event, outcome), n) in self
             .deliveries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
-            let event = event.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "g3_webhook_deliveries_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
-            );
+            deliveries.sample(&[("event", event), ("outcome", outcome)], n);
         }
-        out.push_str("# HELP g3_webhook_delivery_seconds Time from request to reply.\n");
-        out.push_str("# TYPE g3_webhook_delivery_seconds histogram\n");
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "g3_webhook_delivery_seconds_bucket{{le=\"{bound}\"}} {}",
-                self.bucket_counts[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "g3_webhook_delivery_seconds_bucket{{le=\"+Inf\"}} {count}"
+        let cumulative = self
+            .bucket_counts
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        w.histogram(
+            "g3_webhook_delivery_seconds",
+            "Time from request to reply.",
+            &BUCKETS,
+            &cumulative,
+            self.latency_count.load(Ordering::Relaxed),
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
         );
-        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "g3_webhook_delivery_seconds_sum {sum}");
-        let _ = writeln!(out, "g3_webhook_delivery_seconds_count {count}");
-        out.push_str("# HELP g3_webhook_failures_pending Failed deliveries waiting for a retry.\n");
-        out.push_str("# TYPE g3_webhook_failures_pending gauge\n");
-        let _ = writeln!(
-            out,
-            "g3_webhook_failures_pending {}",
-            self.failures_pending.load(Ordering::Relaxed)
+        w.gauge(
+            "g3_webhook_failures_pending",
+            "Failed deliveries waiting for a retry.",
+            self.failures_pending.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP g3_webhook_spooled Failures kept on local disk while Appwrite is unreachable.\n");
-        out.push_str("# TYPE g3_webhook_spooled gauge\n");
-        let _ = writeln!(
-            out,
-            "g3_webhook_spooled {}",
-            self.spooled.load(Ordering::Relaxed)
+        w.gauge(
+            "g3_webhook_spooled",
+            "Failures kept on local disk while Appwrite is unreachable.",
+            self.spooled.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP g3_webhook_rejected_signatures_total Requests refused for a missing or wrong signature.\n");
-        out.push_str("# TYPE g3_webhook_rejected_signatures_total counter\n");
+        let mut rejected = w.counter_family(
+            "g3_webhook_rejected_signatures_total",
+            "Requests refused for a missing or wrong signature.",
+        );
         for endpoint in [Endpoint::Sellapp, Endpoint::Ingest] {
-            let _ = writeln!(
-                out,
-                "g3_webhook_rejected_signatures_total{{endpoint=\"{}\"}} {}",
-                endpoint.as_str(),
-                self.rejected_count(endpoint)
+            rejected.sample(
+                &[("endpoint", endpoint.as_str())],
+                self.rejected_count(endpoint),
             );
         }
-        out.push_str("# HELP g3_webhook_unsupported_media_type_total Requests refused (415) for a body not sent as application/json.\n");
-        out.push_str("# TYPE g3_webhook_unsupported_media_type_total counter\n");
+        let mut not_json = w.counter_family(
+            "g3_webhook_unsupported_media_type_total",
+            "Requests refused (415) for a body not sent as application/json.",
+        );
         for endpoint in [Endpoint::Sellapp, Endpoint::Ingest] {
-            let _ = writeln!(
-                out,
-                "g3_webhook_unsupported_media_type_total{{endpoint=\"{}\"}} {}",
-                endpoint.as_str(),
-                self.unsupported_media_type_count(endpoint)
+            not_json.sample(
+                &[("endpoint", endpoint.as_str())],
+                self.unsupported_media_type_count(endpoint),
             );
         }
-        out
+        w.finish()
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use g3_access::{Access, Cause};
 use g3_appwrite::Query;
 use g3_core::{Email, plans::Plan};
-use g3_store::{models::Subscription, schema::DATABASE_ID};
+use g3_store::{Collection, models::Subscription};
 use serde_json::Value;
 
 /// Statuses that mean the money went back.
@@ -80,10 +80,8 @@ impl SellappApi {
 /// Checks every active or cancelled-but-running subscription's order once. Returns how many
 /// were revoked. A Sell.app error on one order is logged and the rest still checked.
 pub async fn run_once(access: &Access, api: &SellappApi) -> anyhow::Result<usize> {
-    let subs = access
-        .client()
-        .documents(DATABASE_ID, g3_access::SUBSCRIPTIONS)
-        .list_all::<Subscription>(
+    let subs = Collection::<Subscription>::new(access.client())
+        .list_all(
             &[
                 Query::equal("status", vec!["active", "cancelled"]),
                 Query::is_not_null("sellapp_order_id"),

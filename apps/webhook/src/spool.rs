@@ -9,8 +9,10 @@ use std::{
 };
 
 use anyhow::Context as _;
+use g3_access::NewFailure;
 use serde::{Deserialize, Serialize};
 
+/// A failed delivery as the spool keeps it: what `webhook_failures` needs to retry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpooledFailure {
     pub delivery_id: String,
@@ -21,6 +23,22 @@ pub struct SpooledFailure {
     pub headers: String,
     pub error: String,
     pub retryable: bool,
+}
+
+/// The failure to record in Appwrite, retried after the usual backoff (`retry_now: false`).
+impl<'a> From<&'a SpooledFailure> for NewFailure<'a> {
+    fn from(f: &'a SpooledFailure) -> Self {
+        NewFailure {
+            delivery_id: &f.delivery_id,
+            event: f.event.as_deref(),
+            email: f.email.as_deref(),
+            payload: f.payload.as_bytes(),
+            headers: &f.headers,
+            error: &f.error,
+            retryable: f.retryable,
+            retry_now: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use g3_access::NewFailure;
+use g3_access::{NewFailure, RetryOutcome};
 use time::OffsetDateTime;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
@@ -30,15 +30,9 @@ pub async fn retry_once(state: &AppState) -> RetryReport {
                 let recorded = state
                     .access
                     .record_failure(NewFailure {
-                        delivery_id: &f.delivery_id,
-                        event: f.event.as_deref(),
-                        email: f.email.as_deref(),
-                        payload: f.payload.as_bytes(),
-                        headers: &f.headers,
-                        error: &f.error,
-                        retryable: f.retryable,
                         // Appwrite answers again: the outage is over, retry in this pass.
                         retry_now: true,
+                        ..NewFailure::from(&f)
                     })
                     .await;
                 match recorded {
@@ -64,8 +58,8 @@ pub async fn retry_once(state: &AppState) -> RetryReport {
         Ok(ids) => {
             for id in ids {
                 match state.access.retry_failure(&id).await {
-                    Ok(Ok(_)) => report.resolved += 1,
-                    Ok(Err(message)) => {
+                    Ok(RetryOutcome::Resolved(_)) => report.resolved += 1,
+                    Ok(RetryOutcome::FailedAgain(message)) => {
                         warn!(failure = %id, error = %message, "retry failed");
                         report.still_failing += 1;
                     }

@@ -5,7 +5,10 @@ mod common;
 
 use common::TestApp;
 use g3_core::signing;
-use g3_store::models::{Route, Signal, SignalStatus};
+use g3_store::{
+    Collection,
+    models::{Route, Signal, SignalStatus},
+};
 use serde_json::{Value, json};
 
 const INGEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -21,9 +24,7 @@ async fn app() -> TestApp {
         customer_channel_ids: vec![],
         enabled: Some(true),
     };
-    app.backend
-        .client
-        .documents("g3", "routes")
+    Collection::<Route>::new(&app.backend.client)
         .create("vip", &route, None)
         .await
         .unwrap();
@@ -98,10 +99,8 @@ fn message(
 }
 
 async fn signal(app: &TestApp, id: &str) -> Option<Signal> {
-    app.backend
-        .client
-        .documents("g3", "signals")
-        .get_optional::<Signal>(id)
+    Collection::<Signal>::new(&app.backend.client)
+        .get_optional(id)
         .await
         .unwrap()
         .map(|d| d.data)
@@ -175,7 +174,7 @@ async fn signature_failures_write_nothing_and_replays_have_no_second_effect() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
-    assert_eq!(app.count("signals").await, 0);
+    assert_eq!(app.count::<Signal>().await, 0);
 
     let first = send_raw(&app, "same-id", 0, INGEST_SECRET, body.as_bytes()).await;
     assert_eq!(first.body["stored"], 1);
@@ -241,7 +240,7 @@ async fn bad_batches_get_clear_errors() {
     let reply = send_raw(&app, "big", 0, INGEST_SECRET, &big).await;
     assert_eq!(reply.status, 413);
     assert_eq!(
-        app.count("signals").await,
+        app.count::<Signal>().await,
         0,
         "nothing from a rejected batch is stored"
     );
@@ -314,9 +313,7 @@ async fn appwrite_down_is_503_and_the_retry_lands() {
         customer_channel_ids: vec![],
         enabled: None,
     };
-    app.backend
-        .client
-        .documents("g3", "routes")
+    Collection::<Route>::new(&app.backend.client)
         .create("vip", &route, None)
         .await
         .unwrap();
@@ -563,9 +560,7 @@ async fn attachment_urls_outside_the_cdn_allow_list_or_on_private_addresses_are_
         .allowing_local("cdn.test", std::net::Ipv4Addr::LOCALHOST.into());
     policy.hosts.push("localhost".into());
     let app = TestApp::spawn_with_ingest_policy(INGEST_SECRET, policy).await;
-    app.backend
-        .client
-        .documents("g3", "routes")
+    Collection::<Route>::new(&app.backend.client)
         .create(
             "vip",
             &Route {

@@ -5,7 +5,10 @@ mod common;
 
 use common::{TestApp, order};
 use g3_appwrite::Query;
-use g3_store::models::AuditEntry;
+use g3_store::{
+    Collection, Model as _,
+    models::{AuditEntry, Signal, Subscription, WebhookEvent, WebhookFailure},
+};
 use testkit::sellapp::Signing;
 
 const INGEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -57,8 +60,15 @@ async fn sellapp_requires_a_json_content_type() {
             "{json:?}"
         );
     }
-    for collection in ["webhook_events", "webhook_failures", "subscriptions"] {
-        assert_eq!(app.count(collection).await, 0, "{collection} untouched");
+    for (collection, n) in [
+        (WebhookEvent::COLLECTION, app.count::<WebhookEvent>().await),
+        (
+            WebhookFailure::COLLECTION,
+            app.count::<WebhookFailure>().await,
+        ),
+        (Subscription::COLLECTION, app.count::<Subscription>().await),
+    ] {
+        assert_eq!(n, 0, "{collection} untouched");
     }
     let metrics = app.metrics().await;
     assert!(
@@ -88,14 +98,12 @@ async fn ingest_requires_a_json_content_type() {
         assert_eq!(status, 415, "{content_type:?}");
         assert!(body["error"].as_str().unwrap().contains("application/json"));
     }
-    assert_eq!(app.count("signals").await, 0);
+    assert_eq!(app.count::<Signal>().await, 0);
 }
 
 async fn audit_grants(app: &TestApp, email: &str) -> usize {
-    app.backend
-        .client
-        .documents("g3", "audit_log")
-        .list::<AuditEntry>(&[Query::equal("target", email), Query::limit(100)])
+    Collection::<AuditEntry>::new(&app.backend.client)
+        .list(&[Query::equal("target", email), Query::limit(100)])
         .await
         .unwrap()
         .documents
@@ -129,7 +137,7 @@ async fn one_order_under_twenty_delivery_ids_takes_effect_once() {
         let reply = reply.unwrap();
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
-    assert_eq!(app.count("webhook_events").await, 20, "every delivery kept");
+    assert_eq!(app.count::<WebhookEvent>().await, 20, "every delivery kept");
     let subs = app.subscriptions_of(email).await;
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].history().len(), 1, "{:?}", subs[0].history());

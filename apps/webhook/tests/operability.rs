@@ -12,6 +12,10 @@ use std::{
 
 use common::{INGEST_SECRET_PREVIOUS, SECRET, SECRET_PREVIOUS, TestApp, order};
 use g3_core::{plans::PlanCatalog, signing};
+use g3_store::{
+    Collection,
+    models::{Subscription, WebhookEvent},
+};
 use serde_json::json;
 use testkit::{backend::Backend, sellapp::Signing};
 use tokio::{
@@ -232,10 +236,8 @@ async fn shutdown_lets_the_delivery_in_flight_finish_and_stops_the_jobs() {
         .expect("the service and its background jobs stop")
         .unwrap()
         .unwrap();
-    let subs = backend
-        .client
-        .documents("g3", "subscriptions")
-        .list::<serde_json::Value>(&[])
+    let subs = Collection::<Subscription>::new(&backend.client)
+        .list(&[])
         .await
         .unwrap();
     assert_eq!(subs.total, 1, "the effect is durable");
@@ -333,7 +335,7 @@ async fn both_sellapp_secrets_of_a_rotation_are_accepted() {
         .send_signed_by("neither", &body, &body, Signing::Hmac)
         .await;
     assert_eq!(forged.status, 401);
-    assert_eq!(app.count("webhook_events").await, 3);
+    assert_eq!(app.count::<WebhookEvent>().await, 3);
     assert_eq!(
         app.state
             .metrics
@@ -397,5 +399,5 @@ async fn a_flood_of_forged_deliveries_is_counted_exactly() {
         text.contains("g3_webhook_rejected_signatures_total{endpoint=\"sellapp\"} 40"),
         "{text}"
     );
-    assert_eq!(app.count("webhook_events").await, 0);
+    assert_eq!(app.count::<WebhookEvent>().await, 0);
 }

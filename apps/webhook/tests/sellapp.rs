@@ -6,7 +6,12 @@ mod common;
 use std::sync::Arc;
 
 use common::{TestApp, order};
-use g3_store::models::{FailureState, SubscriptionStatus};
+use g3_store::{
+    Model as _,
+    models::{
+        AuditEntry, FailureState, Subscription, SubscriptionStatus, WebhookEvent, WebhookFailure,
+    },
+};
 use testkit::sellapp::{Signing, examples};
 
 #[tokio::test]
@@ -139,13 +144,16 @@ async fn bad_signatures_get_401_and_write_nothing_anywhere() {
         assert_eq!(reply.status, 401, "{what}: {:?}", reply.body);
         assert!(reply.body["error"].is_string(), "{what}: a clear error");
     }
-    for collection in [
-        "webhook_events",
-        "webhook_failures",
-        "subscriptions",
-        "audit_log",
+    for (collection, n) in [
+        (WebhookEvent::COLLECTION, app.count::<WebhookEvent>().await),
+        (
+            WebhookFailure::COLLECTION,
+            app.count::<WebhookFailure>().await,
+        ),
+        (Subscription::COLLECTION, app.count::<Subscription>().await),
+        (AuditEntry::COLLECTION, app.count::<AuditEntry>().await),
     ] {
-        assert_eq!(app.count(collection).await, 0, "{collection} untouched");
+        assert_eq!(n, 0, "{collection} untouched");
     }
     assert_eq!(app.user_count().await, 0);
     assert!(app.state.spool.is_empty());
@@ -169,7 +177,7 @@ async fn malformed_json_is_400_and_kept_as_a_failure_with_its_body() {
         FailureState::Dead,
         "nothing to retry automatically"
     );
-    assert_eq!(app.count("subscriptions").await, 0);
+    assert_eq!(app.count::<Subscription>().await, 0);
 }
 
 #[tokio::test]
@@ -179,7 +187,7 @@ async fn oversized_bodies_are_refused_with_413() {
     body.resize(webhook::MAX_BODY + 1, b' ');
     let reply = app.sender.send(&body, Signing::Hmac).await;
     assert_eq!(reply.status, 413);
-    assert_eq!(app.count("webhook_events").await, 0);
+    assert_eq!(app.count::<WebhookEvent>().await, 0);
 }
 
 #[tokio::test]
@@ -192,7 +200,7 @@ async fn unknown_events_are_acknowledged_and_ignored() {
         (200, Some("ignored"))
     );
     assert_eq!(app.state.metrics.count("product.updated", "ignored"), 1);
-    assert_eq!(app.count("subscriptions").await, 0);
+    assert_eq!(app.count::<Subscription>().await, 0);
 }
 
 #[tokio::test]
@@ -239,7 +247,7 @@ async fn concurrent_duplicate_deliveries_have_one_effect() {
         "{statuses:?}"
     );
     assert_eq!(app.user_count().await, 1);
-    assert_eq!(app.count("webhook_events").await, 1);
+    assert_eq!(app.count::<WebhookEvent>().await, 1);
     assert_eq!(app.subscriptions_of("dup@x.io").await[0].history().len(), 1);
 }
 

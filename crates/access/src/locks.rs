@@ -3,7 +3,7 @@
 //!
 //! Appwrite's documents API has no conditional update or delete; its one atomic primitive is
 //! *create with a chosen id* (409 when the id exists). A lock is therefore a chain of generation
-//! documents per key in collection [`LOCKS`], id = hash(key, generation):
+//! documents per key in collection `locks` ([`LockRecord`]), id = hash(key, generation):
 //!
 //! - **Acquire** = create generation `g + 1`, where `g` is the newest generation and is
 //!   `released`. Exactly one process wins a generation. A process tries without reading first:
@@ -42,15 +42,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use g3_appwrite::{Client, Documents, Query};
+use g3_appwrite::{Client, Query};
 use g3_core::ids;
-use g3_store::schema::DATABASE_ID;
+use g3_store::{Collection, Model, schema};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedMutexGuard;
 use tracing::{debug, warn};
 
-/// The collection of lock documents.
-pub const LOCKS: &str = "locks";
 /// Keys remembered per process (last released generation, stale sightings) before the memory
 /// is dropped and rebuilt from Appwrite.
 const REMEMBERED_KEYS: usize = 10_000;
@@ -109,6 +107,10 @@ pub struct LockRecord {
     pub acquired_at: Option<String>,
 }
 
+impl Model for LockRecord {
+    const COLLECTION: &'static str = schema::LOCKS;
+}
+
 /// The document id of one generation of a key.
 pub fn lock_id(key: &str, generation: i64) -> String {
     ids::derive("lock", &[key, &generation.to_string()])
@@ -155,8 +157,8 @@ impl Locks {
         self.timing
     }
 
-    fn docs(&self) -> Documents {
-        self.client.documents(DATABASE_ID, LOCKS)
+    fn docs(&self) -> Collection<LockRecord> {
+        Collection::new(&self.client)
     }
 
     fn with_known<R>(&self, key: &str, f: impl FnOnce(&mut Known) -> R) -> R {
@@ -287,7 +289,7 @@ impl Locks {
     async fn newest(&self, key: &str) -> Result<Option<(String, LockRecord)>, LockError> {
         Ok(self
             .docs()
-            .list::<LockRecord>(&[
+            .list(&[
                 Query::equal("key", key),
                 Query::order_desc("generation"),
                 Query::limit(1),
@@ -302,7 +304,7 @@ impl Locks {
     async fn release(&self, key: &str, generation: i64) -> Result<(), LockError> {
         let marked = self
             .docs()
-            .update::<_, serde_json::Value>(
+            .update(
                 &lock_id(key, generation),
                 &serde_json::json!({ "released": true }),
                 None,
@@ -329,7 +331,7 @@ impl Locks {
         let cutoff = now - SWEEP_AFTER;
         let old = self
             .docs()
-            .list::<LockRecord>(&[
+            .list(&[
                 Query::less_than("acquired_at", g3_appwrite::format_datetime(cutoff)),
                 Query::greater_than("generation", 1),
                 Query::order_asc("key"),

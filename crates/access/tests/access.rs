@@ -11,8 +11,9 @@ use g3_core::{
     sellapp::Event,
 };
 use g3_store::{
+    Collection,
     models::{AuditEntry, Subscription, SubscriptionStatus},
-    schema::{DATABASE_ID, TEAM_PAID},
+    schema::TEAM_PAID,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -60,10 +61,8 @@ async fn is_paid(access: &Access, email: &str) -> bool {
 
 async fn subscription(access: &Access, email: &str, plan: &str) -> Subscription {
     let id = subscription_id(&Email::parse(email).unwrap(), &Plan::parse(plan).unwrap());
-    access
-        .client()
-        .documents(DATABASE_ID, "subscriptions")
-        .get::<Subscription>(&id)
+    Collection::<Subscription>::new(access.client())
+        .get(&id)
         .await
         .unwrap()
         .data
@@ -132,10 +131,8 @@ async fn concurrent_duplicate_deliveries_have_one_effect() {
             .len(),
         1
     );
-    let audit = access
-        .client()
-        .documents(DATABASE_ID, "audit_log")
-        .list::<AuditEntry>(&[Query::equal("target", "new@customer.io")])
+    let audit = Collection::<AuditEntry>::new(access.client())
+        .list(&[Query::equal("target", "new@customer.io")])
         .await
         .unwrap();
     assert_eq!(audit.total, 1, "one audit entry");
@@ -366,9 +363,8 @@ async fn discord_roles_need_a_verified_paid_linked_customer() {
         let client = backend.client.clone();
         let id = g3_access::role_state_id(&user, role);
         async move {
-            client
-                .documents(DATABASE_ID, "role_state")
-                .get_optional::<RoleState>(&id)
+            Collection::<RoleState>::new(&client)
+                .get_optional(&id)
                 .await
                 .unwrap()
                 .map(|d| (d.data.desired, d.data.discord_user_id))
@@ -529,10 +525,8 @@ async fn one_discord_account_links_to_one_customer() {
         .count();
     assert_eq!(won, 1, "{outcomes:?}");
 
-    let audit = backend
-        .client
-        .documents(DATABASE_ID, "audit_log")
-        .list::<AuditEntry>(&[Query::equal("action", "discord.link"), Query::limit(10)])
+    let audit = Collection::<AuditEntry>::new(&backend.client)
+        .list(&[Query::equal("action", "discord.link"), Query::limit(10)])
         .await
         .unwrap();
     assert_eq!(audit.total, 2, "one audit entry per effective link");

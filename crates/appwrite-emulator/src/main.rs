@@ -25,12 +25,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    // Logs go to stderr; stdout carries only the address line below.
+    g3_service::init_tracing_with("info,tower_http=warn");
     // A `.env` beside it (as in the compose file's local profile) gives the same project id
     // and key the services read.
     let args: Args = g3_service::config::parse_args();

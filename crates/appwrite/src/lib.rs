@@ -1,6 +1,7 @@
 //! The shared Appwrite 1.8 client: the only code in the workspace that knows Appwrite's URLs,
 //! headers and JSON. Services get typed calls (documents, schema, users, account, teams,
-//! storage, health, realtime) and typed errors; retries and secrets are handled here.
+//! storage, health, realtime and the long-lived Realtime [`Follower`]) and typed errors; retries
+//! and secrets are handled here.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), g3_appwrite::Error> {
@@ -20,6 +21,7 @@ mod config;
 mod databases;
 mod documents;
 mod error;
+mod follower;
 mod models;
 mod permission;
 mod query;
@@ -37,10 +39,11 @@ pub use config::{
 pub use databases::{AttributeKind, AttributeSpec, Databases, IndexSpec, IndexType, Order};
 pub use documents::Documents;
 pub use error::{Error, ErrorKind};
+pub use follower::{Credentials, Follow, Follower, Interruption};
 pub use models::{
     Attribute, AttributeList, Bucket, Collection, Database, Document, DocumentList, File, FileList,
     Id, Index, IndexList, Membership, MembershipList, SchemaStatus, Session, SessionList, Team,
-    Token, Upserted, User, UserList, format_datetime,
+    Token, Upserted, User, UserList, datetime, format_datetime,
 };
 pub use permission::{Action, Permission, Role};
 pub use query::{Query, QueryScalar, QueryValues};

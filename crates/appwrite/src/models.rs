@@ -166,23 +166,61 @@ fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-/// Appwrite leaves some dates as `""` (never accessed, not yet joined): those read as `None`.
-mod lenient_datetime {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
+/// Datetime attributes in Appwrite's format, for `#[serde(with = ...)]` on document types.
+pub mod datetime {
+    /// An optional datetime: null when unset; `""` (which Appwrite writes for dates that never
+    /// happened) and null both read as `None`.
+    pub mod optional {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+        use time::format_description::well_known::Rfc3339;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<OffsetDateTime>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) if s.is_empty() => Ok(None),
-            Some(s) => OffsetDateTime::parse(&s, &Rfc3339)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&crate::format_datetime(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(s) if s.is_empty() => Ok(None),
+                Some(s) => OffsetDateTime::parse(&s, &Rfc3339)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
+            }
         }
     }
+
+    /// A required datetime.
+    pub mod required {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+        use time::format_description::well_known::Rfc3339;
+
+        pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&crate::format_datetime(*t))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+            let s = String::deserialize(d)?;
+            OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+/// Appwrite's own models write an unset date as `""`, as Appwrite does.
+mod lenient_datetime {
+    use serde::Serializer;
+    use time::OffsetDateTime;
+
+    pub use super::datetime::optional::deserialize;
 
     pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
         match t {

@@ -1,6 +1,7 @@
 //! Realtime subscriptions. A background task owns the websocket: it authenticates with a
 //! session secret (API keys cannot subscribe), pings, reconnects with backoff, and emits
 //! `Connected { reconnected }` after every (re)connect so the caller can catch up by listing.
+//! Services that follow for their whole life use [`crate::Follower`], which also signs in.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

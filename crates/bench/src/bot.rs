@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bot::{Order, RetryPolicy, Secret, Settings};
 use g3_store::{
+    Collection,
     models::{Route, Signal, SignalStatus},
-    schema::{DATABASE_ID, TEAM_STAFF},
+    schema::TEAM_STAFF,
 };
 use testkit::{
     backend::Backend,
@@ -48,9 +49,7 @@ async fn stack() -> anyhow::Result<Stack> {
         .teams()
         .add_member_if_absent(TEAM_STAFF, &user.id, &[] as &[&str])
         .await?;
-    backend
-        .client
-        .documents(DATABASE_ID, "routes")
+    Collection::<Route>::new(&backend.client)
         .upsert(
             "bench",
             &Route {
@@ -172,7 +171,7 @@ async fn arrival(
 pub async fn latency_row(writes: usize) -> anyhow::Result<Row> {
     let stack = stack().await?;
     let (stop, task) = start(&stack, Order::OldestFirst);
-    let signals = stack.backend.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&stack.backend.client);
     let base = time::OffsetDateTime::now_utc();
     // Warm-up: the bot is following once its first mirror arrives.
     signals
@@ -233,7 +232,7 @@ pub async fn burst_row(size: usize) -> anyhow::Result<Row> {
         window: Duration::from_secs(5),
     };
     stack.fake.set_channel_limit(Some(limit));
-    let signals = stack.backend.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&stack.backend.client);
     let base = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     eprintln!("bot: {size}-signal backlog for one channel under 5 messages / 5 s ...");
     for i in 0..size {

@@ -14,7 +14,10 @@ use g3_core::{
     signal::{Embed, parse},
     signing,
 };
-use g3_store::models::Route;
+use g3_store::{
+    Collection,
+    models::{Route, Signal},
+};
 use serde_json::{Value, json};
 
 use crate::{
@@ -86,9 +89,7 @@ pub async fn ingest_row(events: usize, concurrency: usize) -> anyhow::Result<Row
         customer_channel_ids: vec![],
         enabled: None,
     };
-    backend
-        .client
-        .documents("g3", "routes")
+    Collection::<Route>::new(&backend.client)
         .create("bench", &route, None)
         .await?;
     let settings = webhook::Settings {
@@ -155,10 +156,8 @@ pub async fn ingest_row(events: usize, concurrency: usize) -> anyhow::Result<Row
         all.merge(task.await.context("sender panicked")?);
     }
     all.wall = started.elapsed();
-    let stored = backend
-        .client
-        .documents("g3", "signals")
-        .list::<Value>(&[g3_appwrite::Query::limit(1)])
+    let stored = Collection::<Signal>::new(&backend.client)
+        .list(&[g3_appwrite::Query::limit(1)])
         .await?
         .total;
     if stored as usize != events {

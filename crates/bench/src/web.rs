@@ -12,9 +12,12 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use g3_appwrite::{Client, format_datetime};
-use g3_store::schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF};
-use serde_json::{Value, json};
+use g3_appwrite::Client;
+use g3_store::{
+    Collection,
+    models::{Side, Signal, SignalStatus},
+    schema::{TEAM_PAID, TEAM_STAFF},
+};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::TcpStream,
@@ -145,7 +148,7 @@ async fn start() -> anyhow::Result<Stack> {
         .teams()
         .add_member_if_absent(TEAM_PAID, &member.id, &[] as &[&str])
         .await?;
-    let signals = client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&client);
     for i in 0..30 {
         signals
             .create(
@@ -195,25 +198,35 @@ async fn start() -> anyhow::Result<Stack> {
 }
 
 /// A signal document shaped as the pipeline writes it.
-fn signal(tag: &str) -> Value {
-    json!({
-        "source_guild_id": "1",
-        "source_channel_id": "2",
-        "source_message_id": tag,
-        "route_key": "vip-calls",
-        "author_name": "Bench Trader",
-        "author_id": "3",
-        "content": format!("**BTCUSDT LONG** {tag}\nEntry 64200 - 63800\nTP 65000 / 66500\nSL 62900\nLev 10x"),
-        "pair": "BTCUSDT",
-        "side": "long",
-        "entries": [64200.0, 63800.0],
-        "targets": [65000.0, 66500.0],
-        "stop": 62900.0,
-        "leverage": 10.0,
-        "revision": 1,
-        "status": "live",
-        "posted_at": format_datetime(time::OffsetDateTime::now_utc()),
-    })
+fn signal(tag: &str) -> Signal {
+    Signal {
+        source_guild_id: "1".into(),
+        source_channel_id: "2".into(),
+        source_message_id: tag.into(),
+        route_key: "vip-calls".into(),
+        author_id: Some("3".into()),
+        author_name: Some("Bench Trader".into()),
+        content: Some(format!(
+            "**BTCUSDT LONG** {tag}\nEntry 64200 - 63800\nTP 65000 / 66500\nSL 62900\nLev 10x"
+        )),
+        embeds: None,
+        content_hash: None,
+        pair: Some("BTCUSDT".into()),
+        side: Some(Side::Long),
+        entries: vec![64200.0, 63800.0],
+        targets: vec![65000.0, 66500.0],
+        stop: Some(62900.0),
+        leverage: Some(10.0),
+        flags: Vec::new(),
+        attachments: None,
+        assets_pending: None,
+        revision: 1,
+        edit_stamps: None,
+        status: SignalStatus::Live,
+        posted_at: time::OffsetDateTime::now_utc(),
+        edited_at: None,
+        deleted_at: None,
+    }
 }
 
 fn cookie_value<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {
@@ -377,7 +390,7 @@ impl StreamReader {
 /// is live (it connects in the background after `web::run` starts).
 async fn warm_up(stack: &Stack, reader: &mut StreamReader, name: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + WAIT;
-    let signals = stack.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&stack.client);
     for attempt in 0.. {
         let id = format!("bench-warm-{name}-{attempt}");
         signals.create(&id, &signal(&id), None).await?;
@@ -397,7 +410,7 @@ async fn warm_up(stack: &Stack, reader: &mut StreamReader, name: &str) -> anyhow
 async fn write_to_event(stack: &Stack, writes: usize) -> anyhow::Result<Samples> {
     let mut reader = StreamReader::open(&stack.target).await?;
     warm_up(stack, &mut reader, "latency").await?;
-    let signals = stack.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&stack.client);
     let mut samples = Samples::with_capacity(writes);
     let started = Instant::now();
     for i in 0..writes {
@@ -476,7 +489,7 @@ async fn many_streams(stack: &Stack, streams: usize) -> anyhow::Result<(Samples,
     let kb_per_stream = after.saturating_sub(before) as f64 / open.max(1) as f64;
 
     let id = "bench-fanout";
-    let signals = stack.client.documents(DATABASE_ID, "signals");
+    let signals = Collection::<Signal>::new(&stack.client);
     let written = unix_micros();
     let started = Instant::now();
     stdin.write_all(format!("{id}\n").as_bytes()).await?;

@@ -9,6 +9,7 @@ pub mod sellapp;
 pub mod signal;
 pub mod signing;
 pub mod snowflake;
+pub mod until;
 
 pub use email::Email;
 pub use snowflake::Snowflake;

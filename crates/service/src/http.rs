@@ -8,6 +8,7 @@
 
 use std::{
     future::Future,
+    net::SocketAddr,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -32,6 +33,24 @@ impl Default for Timeouts {
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(20),
         }
+    }
+}
+
+/// Listens on `addr`; a failure names the setting it came from (`WEB_BIND`, ...).
+pub async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{setting}: cannot listen on {addr}: {e}"))
+}
+
+/// [`bind`] for an optional listener (a private metrics or health address).
+pub async fn bind_optional(
+    addr: Option<SocketAddr>,
+    setting: &str,
+) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => bind(addr, setting).await.map(Some),
+        None => Ok(None),
     }
 }
 

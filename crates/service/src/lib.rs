@@ -1,10 +1,12 @@
 //! What every service binary shares, so each `main.rs` stays a few lines: `.env` loading and
 //! settings checks that name every problem at once ([`config`]), tracing ([`init_tracing`]),
-//! SIGTERM/SIGINT ([`shutdown_signal`]), secrets that never print ([`Secret`]), and the HTTP/1
-//! server with read timeouts and graceful drain ([`http`]).
+//! SIGTERM/SIGINT ([`shutdown_signal`]), secrets that never print ([`Secret`]), the HTTP/1
+//! server with read timeouts and graceful drain ([`http`]), and the `/metrics` text format
+//! ([`prometheus`]).
 
 pub mod config;
 pub mod http;
+pub mod prometheus;
 
 use std::fmt;
 
@@ -30,8 +32,15 @@ impl fmt::Debug for Secret {
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); `LOG_FORMAT=json` writes one JSON
 /// object per line for log collectors. Call once, first thing in `main`.
 pub fn init_tracing() {
+    init_tracing_with("info");
+}
+
+/// [`init_tracing`] with another filter for when `RUST_LOG` is unset or unreadable, such as
+/// `"warn"` for a CLI whose results go to stdout or `"warn,devstack=info"` for a tool that
+/// embeds the services.
+pub fn init_tracing_with(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

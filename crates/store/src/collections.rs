@@ -63,8 +63,8 @@ impl<M: Model> Collection<M> {
     }
 
     /// The Realtime channel of every document in this collection.
-    pub fn channel() -> String {
-        g3_appwrite::Channel::documents(DATABASE_ID, M::COLLECTION).into()
+    pub fn channel() -> g3_appwrite::Channel {
+        g3_appwrite::Channel::documents(DATABASE_ID, M::COLLECTION)
     }
 
     pub async fn get(&self, id: &str) -> Result<Document<M>, Error> {
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn the_channel_is_appwrites_documents_channel() {
         assert_eq!(
-            Collection::<Signal>::channel(),
+            Collection::<Signal>::channel().as_str(),
             "databases.g3.collections.signals.documents"
         );
     }

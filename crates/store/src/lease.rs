@@ -3,7 +3,7 @@
 //!
 //! Appwrite's documents API has no conditional update; its one atomic primitive is *create with
 //! a chosen id* (409 when the id exists). So a lease is a chain of generation documents in
-//! collection [`COLLECTION`], id `<name>.<generation>`:
+//! collection `leases`, id `<name>.<generation>`:
 //!
 //! - **Acquire.** Create the next generation's document. Exactly one process wins a generation;
 //!   a 409 means someone else did, and the loser reads again. The generation is the **fencing
@@ -37,14 +37,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use g3_appwrite::{Client, Document, Documents, Query};
+use g3_appwrite::{Client, Document, Query};
 use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::schema::DATABASE_ID;
+use crate::{Collection, Model, schema};
 
-/// The collection of lease documents.
-pub const COLLECTION: &str = "leases";
 /// Generations older than the newest minus this are deleted when a new one is taken.
 const KEEP_GENERATIONS: i64 = 3;
 
@@ -63,6 +61,10 @@ pub struct Record {
     /// Let go on a graceful stop: a standby takes over at once.
     #[serde(default)]
     pub released: bool,
+}
+
+impl Model for Record {
+    const COLLECTION: &'static str = schema::LEASES;
 }
 
 /// The document id of a generation.
@@ -327,14 +329,14 @@ pub type Error = g3_appwrite::Error;
 /// Elects one holder among the processes sharing a lease name.
 #[derive(Debug, Clone)]
 pub struct Lease {
-    docs: Documents,
+    docs: Collection<Record>,
     config: Config,
 }
 
 impl Lease {
     pub fn new(client: &Client, config: Config) -> Self {
         Lease {
-            docs: client.documents(DATABASE_ID, COLLECTION),
+            docs: Collection::new(client),
             config,
         }
     }
@@ -347,7 +349,7 @@ impl Lease {
     pub async fn newest(&self) -> Result<Option<Document<Record>>, Error> {
         let page = self
             .docs
-            .list_page::<Record>(&[
+            .list_page(&[
                 Query::equal("name", [self.config.name.as_str()]),
                 Query::order_desc("generation"),
                 Query::limit(1),
@@ -373,7 +375,7 @@ impl Lease {
                 Err(e) if e.is_not_found() => {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(30) {
-                        tracing::error!(error = %e, "collection `{COLLECTION}` is missing: run `ops bootstrap`; standing by until it exists");
+                        tracing::error!(error = %e, "collection `{}` is missing: run `ops bootstrap`; standing by until it exists", schema::LEASES);
                     }
                     Next::Wait
                 }
@@ -414,7 +416,7 @@ impl Lease {
         match self.docs.create(id.as_str(), &record, None).await {
             Ok(_) => {}
             // A retried create whose first attempt landed answers 409 too: ours if it names us.
-            Err(e) if e.is_conflict() => match self.docs.get_optional::<Record>(&id).await? {
+            Err(e) if e.is_conflict() => match self.docs.get_optional(&id).await? {
                 Some(d) if d.data.holder == self.config.holder && d.data.renewals == 0 => {}
                 _ => return Ok(None),
             },
@@ -441,7 +443,7 @@ impl Lease {
     async fn prune(&self, generation: i64) {
         let old = self
             .docs
-            .list_page::<Record>(&[
+            .list_page(&[
                 Query::equal("name", [self.config.name.as_str()]),
                 Query::less_than("generation", generation - KEEP_GENERATIONS + 1),
                 Query::limit(100),
@@ -492,11 +494,8 @@ async fn renew(lease: Lease, id: String, shared: Arc<Shared>) {
             "renewed_at": g3_appwrite::format_datetime(time::OffsetDateTime::now_utc()),
         });
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            timing.renew_timeout,
-            lease.docs.update::<_, serde_json::Value>(&id, &patch, None),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(timing.renew_timeout, lease.docs.update(&id, &patch, None)).await;
         let answered = Instant::now();
         match result {
             Ok(Ok(_)) => {
@@ -568,12 +567,7 @@ impl Held {
         self.renewer.abort();
         self.fence.shared.lose("released");
         let patch = serde_json::json!({ "released": true });
-        match self
-            .lease
-            .docs
-            .update::<_, serde_json::Value>(&self.id, &patch, None)
-            .await
-        {
+        match self.lease.docs.update(&self.id, &patch, None).await {
             Ok(_) => {
                 tracing::info!(lease = %self.lease.config.name, generation = self.generation(), "lease released")
             }

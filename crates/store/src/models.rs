@@ -5,29 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Optional datetimes in Appwrite's format (`2024-05-01T12:34:56.789+00:00`), null when unset.
-pub mod opt_time {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-
-    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&g3_appwrite::format_datetime(*t)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<OffsetDateTime>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) if s.is_empty() => Ok(None),
-            Some(s) => OffsetDateTime::parse(&s, &Rfc3339)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
+pub use g3_appwrite::datetime::optional as opt_time;
+/// Required datetimes in Appwrite's format.
+pub use g3_appwrite::datetime::required as req_time;
 
 /// Array attributes that were never written may come back as null: read that as empty.
 pub mod null_vec {
@@ -37,21 +17,6 @@ pub mod null_vec {
         d: D,
     ) -> Result<Vec<T>, D::Error> {
         Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-    }
-}
-
-/// Required datetimes in Appwrite's format.
-pub mod req_time {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&g3_appwrite::format_datetime(*t))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-        let s = String::deserialize(d)?;
-        OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
     }
 }
 

@@ -81,7 +81,7 @@ async fn plan_reports_drift_and_bootstrap_leaves_it_alone() {
         .databases()
         .create_attribute(
             schema::DATABASE_ID,
-            "signals",
+            schema::SIGNALS,
             &AttributeSpec::string("handmade", 10),
         )
         .await
@@ -100,7 +100,7 @@ async fn plan_reports_drift_and_bootstrap_leaves_it_alone() {
     // Still there: drift is reported, never dropped.
     client
         .databases()
-        .get_attribute(schema::DATABASE_ID, "signals", "handmade")
+        .get_attribute(schema::DATABASE_ID, schema::SIGNALS, "handmade")
         .await
         .unwrap();
 }
@@ -111,7 +111,7 @@ async fn a_missing_index_is_planned_and_recreated() {
     bootstrap::run(&client, &mut quiet()).await.unwrap();
     client
         .databases()
-        .delete_index(schema::DATABASE_ID, "signals", "by_pair_posted")
+        .delete_index(schema::DATABASE_ID, schema::SIGNALS, "by_pair_posted")
         .await
         .unwrap();
 

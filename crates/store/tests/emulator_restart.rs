@@ -12,7 +12,11 @@ use std::{
 
 use g3_appwrite::{ApiKey, AttributeSpec, Client, Config, Query, RetryPolicy};
 use serde::{Deserialize, Serialize};
+use testkit::wait::eventually;
 use tokio::net::TcpListener;
+
+/// How long each step may take.
+const LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Serialize, Deserialize)]
 struct Item {
@@ -98,10 +102,16 @@ async fn writers_survive_a_stop_and_restart_under_load() {
         }));
     }
 
-    wait_for(|| done.load(Ordering::SeqCst) >= DOCS / 4).await;
+    eventually("a quarter of the writes", LIMIT, || async {
+        done.load(Ordering::SeqCst) >= DOCS / 4
+    })
+    .await;
     emulator.stop().await.unwrap();
     // While it is down, writers see failures, not hangs.
-    wait_for(|| failures_seen.load(Ordering::SeqCst) > 0).await;
+    eventually("a failed write", LIMIT, || async {
+        failures_seen.load(Ordering::SeqCst) > 0
+    })
+    .await;
     let progress_while_down = done.load(Ordering::SeqCst);
     assert!(progress_while_down < DOCS);
 
@@ -126,14 +136,4 @@ async fn writers_survive_a_stop_and_restart_under_load() {
         .unwrap();
     assert_eq!(page.total as usize, DOCS, "every document exactly once");
     emulator.stop().await.unwrap();
-}
-
-async fn wait_for(mut condition: impl FnMut() -> bool) {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("condition reached in time");
 }

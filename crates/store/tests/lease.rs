@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use g3_appwrite::{ApiKey, Client, Config, Query, RetryPolicy};
 use g3_store::{
-    bootstrap,
+    Collection, bootstrap,
     lease::{self, Lease, Record, Timing},
-    schema::DATABASE_ID,
 };
+use testkit::wait::eventually;
 
 async fn backend() -> (appwrite_emulator::Handle, Client) {
     let emulator = appwrite_emulator::spawn(appwrite_emulator::Config::in_memory("p", "k"))
@@ -69,9 +69,8 @@ async fn a_released_lease_is_taken_at_once_and_old_generations_are_pruned() {
         assert_eq!(held.generation(), generation + 1);
     }
     assert_eq!(held.generation(), 6);
-    let left: Vec<i64> = client
-        .documents(DATABASE_ID, lease::COLLECTION)
-        .list::<Record>(&[Query::order_asc("generation")])
+    let left: Vec<i64> = Collection::<Record>::new(&client)
+        .list(&[Query::order_asc("generation")])
         .await
         .unwrap()
         .documents
@@ -81,14 +80,9 @@ async fn a_released_lease_is_taken_at_once_and_old_generations_are_pruned() {
     assert_eq!(left, [4, 5, 6]);
     // Renewals land while it is held: a standby sees the lease change.
     let before = a.newest().await.unwrap().unwrap().data.renewals;
-    let started = std::time::Instant::now();
-    loop {
-        let now = a.newest().await.unwrap().unwrap().data.renewals;
-        if now > before {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "never renewed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("a renewal", Duration::from_secs(5), || async {
+        a.newest().await.unwrap().unwrap().data.renewals > before
+    })
+    .await;
     assert!(held.is_valid());
 }

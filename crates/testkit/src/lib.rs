@@ -1,5 +1,7 @@
-//! Test helpers shared by every crate's tests: where the shared reference material lives, and a
-//! checker for Appwrite's OpenAPI response schemas. Fakes for Discord and Sell.app join later.
+//! Test helpers shared by every crate's tests: a bootstrapped Appwrite emulator ([`backend`]),
+//! fakes for Discord ([`discord`]), Sell.app ([`sellapp`]) and Discord's CDN ([`cdn`]), a checker
+//! for Appwrite's OpenAPI response schemas ([`openapi`]), waiting on a condition ([`wait`]), and
+//! where the shared reference material lives ([`shared_dir`]).
 
 pub mod backend;
 pub mod cdn;

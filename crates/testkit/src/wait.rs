@@ -18,7 +18,21 @@ pub struct TimedOut {
 }
 
 /// Polls `check` until it gives `Some`, or fails after `limit`.
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T, TimedOut>
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, check: F) -> Result<T, TimedOut>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for_every(what, limit, POLL, check).await
+}
+
+/// [`wait_for`], checking every `every` (for checks that cost a request to a running stack).
+pub async fn wait_for_every<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: F,
+) -> Result<T, TimedOut>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -34,7 +48,7 @@ where
                 limit,
             });
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(every).await;
     }
 }
 

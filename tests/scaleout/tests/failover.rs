@@ -20,7 +20,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use g3_appwrite::{ApiKey, Client, Config, Query};
 use g3_core::signing;
+use g3_store::{Collection, models::AuditEntry};
 use serde_json::{Value, json};
+use testkit::wait::wait_for;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
     net::TcpStream,
@@ -125,24 +127,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// Polls `check` until it returns `Some`, or fails with `what` after `limit`.
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn healthy(http: &reqwest::Client, url: &str) -> Option<Value> {
@@ -679,12 +663,8 @@ async fn run() -> anyhow::Result<()> {
             subs.len() == 1 && subs[0].data.grants_access(time::OffsetDateTime::now_utc()),
             "buyer{n}: expected one active subscription, got {subs:?}"
         );
-        let audit = client
-            .documents(g3_store::schema::DATABASE_ID, "audit_log")
-            .list::<g3_store::models::AuditEntry>(&[
-                Query::equal("target", email.as_str()),
-                Query::limit(100),
-            ])
+        let audit = Collection::<AuditEntry>::new(&client)
+            .list(&[Query::equal("target", email.as_str()), Query::limit(100)])
             .await?;
         let n_grants = audit
             .documents

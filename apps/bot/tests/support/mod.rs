@@ -5,10 +5,9 @@
 #![allow(dead_code)]
 
 use std::{
-    future::Future,
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{
@@ -21,13 +20,16 @@ use axum::{
 use bot::{RetryPolicy, Secret, Settings, collect::CollectorSettings};
 use g3_appwrite::Document;
 use g3_store::{
+    Collection,
     models::{Route, Signal, SignalStatus},
-    schema::{DATABASE_ID, TEAM_STAFF},
+    schema::TEAM_STAFF,
 };
 use serde_json::Value;
 use testkit::{backend::Backend, discord::FakeDiscord};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
+
+pub use testkit::wait::eventually;
 
 pub const STAFF_EMAIL: &str = "bot-service@test.local";
 pub const STAFF_PASSWORD: &str = "bot service password";
@@ -58,9 +60,7 @@ pub async fn backend() -> Backend {
 
 /// The enabled route `main`: source channel 200 mirrored into `channel`.
 pub async fn main_route(backend: &Backend, channel: u64) {
-    backend
-        .client
-        .documents(DATABASE_ID, "routes")
+    Collection::<Route>::new(&backend.client)
         .upsert(
             "main",
             &Route {
@@ -254,26 +254,53 @@ pub fn start(settings: Settings) -> Running {
     Running { stop, task }
 }
 
-/// Polls `cond` until it holds or `timeout` passes.
-pub async fn eventually<F: Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    mut cond: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+pub async fn signal(backend: &Backend, id: u64) -> Option<Document<Signal>> {
+    Collection::<Signal>::new(&backend.client)
+        .get_optional(&id.to_string())
+        .await
+        .unwrap()
+}
+
+/// The bot's log lines, collected while the guard of [`Logs::capture`] lives.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-pub async fn signal(backend: &Backend, id: u64) -> Option<Document<Signal>> {
-    backend
-        .client
-        .documents("g3", "signals")
-        .get_optional::<Signal>(&id.to_string())
-        .await
-        .unwrap()
+impl Logs {
+    /// Collects INFO and above logged on this thread. A `#[tokio::test]` runtime runs every
+    /// task on the test's thread, so that is everything the bot logs.
+    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// How many lines contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.text().lines().filter(|l| l.contains(needle)).count()
+    }
 }
 
 /// What reached ingest: every attempt's events and the events of answered (2xx) requests.

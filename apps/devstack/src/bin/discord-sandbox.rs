@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use axum::{Json, Router, extract::State, response::Html, routing::get};
 use clap::Parser;
 use devstack::sandbox::{self, Sandbox};
+use g3_core::Snowflake;
 use serde_json::{Value, json};
 use testkit::discord::{FakeDiscord, OAuthApp};
 
@@ -54,9 +55,8 @@ fn parse_channels(specs: &[String]) -> anyhow::Result<Vec<(String, u64)>> {
             let (name, id) = spec
                 .rsplit_once('=')
                 .with_context(|| format!("SANDBOX_CHANNELS: {spec:?} is not NAME=CHANNEL_ID"))?;
-            let id = id
-                .trim()
-                .parse::<u64>()
+            let id = Snowflake::parse(id.trim())
+                .map(Snowflake::get)
                 .with_context(|| format!("SANDBOX_CHANNELS: {id:?} is not a channel id"))?;
             Ok((name.trim().to_owned(), id))
         })

@@ -7,7 +7,7 @@ use axum::{
     extract::{Path, Query, State},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use g3_access::Outcome;
+use g3_access::{Outcome, RetryOutcome};
 use serde::Deserialize;
 
 use super::{FailureRow, NoticeQuery, Staff, staff, urlencode, when};
@@ -96,16 +96,20 @@ pub async fn retry(
     let actor = format!("staff:{}", admin.user.email);
     let result = access.retry_failure(&id).await?;
     let (notice, detail) = match &result {
-        Ok(Outcome::Applied(what)) => (format!("Retried {id}: applied ({what})."), "applied"),
-        Ok(Outcome::Duplicate) => (
+        RetryOutcome::Resolved(Outcome::Applied(what)) => {
+            (format!("Retried {id}: applied ({what})."), "applied")
+        }
+        RetryOutcome::Resolved(Outcome::Duplicate) => (
             format!("Retried {id}: it had already been applied."),
             "duplicate",
         ),
-        Ok(Outcome::Ignored) => (
+        RetryOutcome::Resolved(Outcome::Ignored) => (
             format!("Retried {id}: nothing to do for this event."),
             "ignored",
         ),
-        Err(e) => (format!("Retried {id}: failed again: {e}"), "failed again"),
+        RetryOutcome::FailedAgain(e) => {
+            (format!("Retried {id}: failed again: {e}"), "failed again")
+        }
     };
     access
         .audit(

@@ -2,8 +2,9 @@
 //! Discord id or name; see their whole state (account, subscriptions, Discord link, desired vs
 //! applied roles, webhook events and failures, audit trail); grant or revoke with a reason,
 //! force a role resync, unlink Discord, retry failures ([`failures`]). Everyone who is not
-//! staff gets a plain 404: the console does not admit it exists. Every change goes through
-//! `g3-access`, which writes the audit log.
+//! staff gets a plain 404: the console does not admit it exists. The customer page renders
+//! `g3-access`'s `CustomerView` (as `ops lookup` does); every change goes through `g3-access`,
+//! which writes the audit log.
 
 pub mod failures;
 
@@ -13,12 +14,17 @@ use axum::{
     extract::{Path, Query, State},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use g3_access::Cause;
+use g3_access::{Cause, customer::CustomerView};
 use g3_appwrite::Query as Q;
-use g3_core::{Email, plans::Plan};
+use g3_core::{
+    Email,
+    plans::Plan,
+    until::{UntilError, parse_until},
+};
 use g3_store::{
+    Collection,
     models::{AuditEntry, DiscordLink, Subscription, WebhookEvent, WebhookFailure},
-    schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF},
+    schema::TEAM_PAID,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -200,33 +206,12 @@ pub async fn home(
         );
     }
     let client = state.appwrite();
-    let mut results = Vec::new();
-    if !q.is_empty() && q.len() <= 64 {
-        let by_order = state
-            .appwrite()
-            .documents(DATABASE_ID, "subscriptions")
-            .list::<Subscription>(&[Q::equal("sellapp_order_id", q.as_str()), Q::limit(25)])
-            .await?;
-        results.extend(by_order.documents.into_iter().map(|d| d.data.email));
-        let links = client.documents(DATABASE_ID, "discord_links");
-        let id_q = [Q::equal("discord_user_id", q.as_str()), Q::limit(5)];
-        let name_q = [Q::equal("discord_username", q.as_str()), Q::limit(25)];
-        let (by_id, by_name) = tokio::join!(
-            links.list::<serde_json::Value>(&id_q),
-            links.list::<serde_json::Value>(&name_q),
-        );
-        for link in by_id?.documents.into_iter().chain(by_name?.documents) {
-            if let Ok(user) = client.users().get(&link.id).await {
-                results.push(user.email);
-            }
-        }
-        results.sort();
-        results.dedup();
-    }
-    let subs = client.documents(DATABASE_ID, "subscriptions");
-    let audit = client.documents(DATABASE_ID, "audit_log");
+    let access = state.access();
+    let results = access.find_customers(&q).await?;
+    let subs = Collection::<Subscription>::new(client);
+    let audit = Collection::<AuditEntry>::new(client);
+    let links = Collection::<DiscordLink>::new(client);
     let teams = client.teams();
-    let links = client.documents(DATABASE_ID, "discord_links");
     let active_q = [Q::equal("status", "active"), Q::limit(1)];
     let audit_q = [Q::order_desc("at"), Q::limit(20)];
     let links_q = [Q::limit(1)];
@@ -237,13 +222,13 @@ pub async fn home(
         Q::limit(1),
     ];
     let (active, paid, failures, activity, linked, drift, failing_roles) = tokio::join!(
-        subs.list::<serde_json::Value>(&active_q),
+        subs.list(&active_q),
         teams.get(TEAM_PAID),
-        state.access().list_failures(false),
-        audit.list::<AuditEntry>(&audit_q),
-        links.list::<serde_json::Value>(&links_q),
-        audit.list::<serde_json::Value>(&drift_q),
-        state.access().failing_role_syncs(1),
+        access.list_failures(false),
+        audit.list(&audit_q),
+        links.list(&links_q),
+        audit.list(&drift_q),
+        access.failing_role_syncs(1),
     );
     let failures = failures?;
     let page = AdminHome {
@@ -290,132 +275,59 @@ pub async fn customer(
     viewer: Result<Viewer, AppError>,
 ) -> Result<Response, AppError> {
     staff(&state, viewer).await?;
-    let client = state.appwrite();
+    let access = state.access();
     let Ok(email) = Email::parse(&raw_email) else {
         // Audit entries name users by id: resolve those to their page.
-        return match client.users().get(&raw_email).await {
-            Ok(u) => Ok(
-                Redirect::to(&format!("/admin/customers/{}", urlencode(&u.email))).into_response(),
+        return match access.customer_email(&raw_email).await? {
+            Some(email) => Ok(
+                Redirect::to(&format!("/admin/customers/{}", urlencode(&email))).into_response(),
             ),
-            Err(e) if e.is_not_found() || e.status() == Some(400) => Err(AppError::NotFound),
-            Err(e) => Err(e.into()),
+            None => Err(AppError::NotFound),
         };
     };
-    let user = client.users().find_by_email(email.as_str()).await?;
-    let access = state.access();
-    let subs = access.subscriptions_of(&email).await?;
-    let (discord, roles, teams) = match &user {
-        Some(u) => {
-            let links = client.documents(DATABASE_ID, "discord_links");
-            let users = client.users();
-            let (link, roles, memberships) = tokio::join!(
-                links.get_optional::<DiscordLink>(&u.id),
-                access.role_states(&u.id),
-                users.list_memberships(&u.id),
-            );
-            let teams: Vec<String> = memberships?
-                .memberships
-                .into_iter()
-                .filter(|m| m.confirm)
-                .map(|m| m.team_id)
-                .collect();
-            (link?.map(|d| d.data), roles?, teams)
-        }
-        None => (None, Vec::new(), Vec::new()),
-    };
-    // From what is already read here, exactly as g3-access decides it for the bot.
-    let roles_why = match &user {
-        Some(u) => {
-            access
-                .desired_from(
-                    u.email_verification,
-                    discord.as_ref().map(|l| l.discord_user_id.clone()),
-                    subs.iter().map(|d| &d.data),
-                )
-                .why
-        }
-        None => "no account".into(),
-    };
-    let paid = teams.iter().any(|t| t == TEAM_PAID);
-    let staff_member = teams.iter().any(|t| t == TEAM_STAFF);
-    let now = OffsetDateTime::now_utc();
-    let subscriptions = subs
-        .iter()
-        .map(|d| {
-            let s = &d.data;
-            SubRow {
-                plan: s.plan.clone(),
-                status: format!("{:?}", s.status).to_lowercase(),
-                grants: s.grants_access(now),
-                order: s.sellapp_order_id.clone().unwrap_or_default(),
-                subscription: s.sellapp_subscription_id.clone().unwrap_or_default(),
-                period_end: when(s.period_end),
-                reason: s.reason.clone().unwrap_or_default(),
-                history: s
-                    .history()
-                    .iter()
-                    .rev()
-                    .map(|h| {
-                        (
-                            when(Some(h.at)),
-                            format!("{:?}", h.status).to_lowercase(),
-                            format!("{} ({})", h.detail, h.cause),
-                        )
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    let (events_c, failures_c, audit_c) = (
-        client.documents(DATABASE_ID, "webhook_events"),
-        client.documents(DATABASE_ID, "webhook_failures"),
-        client.documents(DATABASE_ID, "audit_log"),
-    );
-    let events_q = [
-        Q::equal("email", email.as_str()),
-        Q::order_desc("received_at"),
-        Q::limit(20),
-    ];
-    let failures_q = [Q::equal("email", email.as_str()), Q::limit(20)];
-    let mut targets = vec![email.to_string()];
-    if let Some(u) = &user {
-        targets.push(u.id.clone());
-        if let Some(l) = &discord {
-            targets.push(l.discord_user_id.clone());
-        }
-    }
-    let audit_q = [
-        Q::equal("target", targets),
-        Q::order_desc("at"),
-        Q::limit(30),
-    ];
-    let (events, failures, audit) = tokio::join!(
-        events_c.list::<WebhookEvent>(&events_q),
-        failures_c.list::<WebhookFailure>(&failures_q),
-        audit_c.list::<AuditEntry>(&audit_q)
-    );
-    let page = AdminCustomer {
-        layout: Layout::new(&format!("Admin · {email}"), &csrf.0, true),
-        email: email.to_string(),
-        email_href: urlencode(email.as_str()),
-        notice: notice.notice.map(|n| n.chars().take(300).collect()),
-        verified: user.as_ref().is_some_and(|u| u.email_verification),
-        blocked: user.as_ref().is_some_and(|u| !u.status),
-        user_id: user.map(|u| u.id),
-        paid,
-        staff: staff_member,
-        discord: discord.map(|l| LinkView {
-            discord_user_id: l.discord_user_id,
-            discord_username: l.discord_username.unwrap_or_default(),
-            linked_at: when(Some(l.linked_at)),
-        }),
-        roles_managed: !access.managed_roles().is_empty(),
-        roles_why,
-        roles: roles
-            .iter()
-            .map(|d| {
-                let r = &d.data;
-                RoleRow {
+    let view = access.customer(&email).await?;
+    let layout = Layout::new(&format!("Admin · {email}"), &csrf.0, true);
+    let notice = notice.notice.map(|n| n.chars().take(300).collect());
+    let page = AdminCustomer::new(layout, notice, view);
+    Ok(Html(page.render()?).into_response())
+}
+
+impl AdminCustomer {
+    /// The page of one customer, from their [`CustomerView`].
+    fn new(layout: Layout, notice: Option<String>, view: CustomerView) -> Self {
+        let CustomerView {
+            email,
+            at,
+            account,
+            subscriptions,
+            entitlements,
+            link,
+            roles_managed,
+            roles,
+            events,
+            failures,
+            audit,
+        } = view;
+        Self {
+            layout,
+            email_href: urlencode(email.as_str()),
+            email: email.to_string(),
+            notice,
+            user_id: account.as_ref().map(|a| a.user_id.clone()),
+            verified: account.as_ref().is_some_and(|a| a.verified),
+            blocked: account.as_ref().is_some_and(|a| !a.active),
+            paid: account.as_ref().is_some_and(|a| a.paid),
+            staff: account.as_ref().is_some_and(|a| a.staff),
+            discord: link.map(|l| LinkView {
+                discord_user_id: l.discord_user_id,
+                discord_username: l.discord_username.unwrap_or_default(),
+                linked_at: when(Some(l.linked_at)),
+            }),
+            roles_managed,
+            roles_why: entitlements.roles.why,
+            roles: roles
+                .iter()
+                .map(|r| RoleRow {
                     role_id: r.role_id.clone(),
                     desired: r.desired,
                     applied: match r.applied {
@@ -428,33 +340,56 @@ pub async fn customer(
                     attempts: r.attempts.unwrap_or(0),
                     next_retry: when(r.next_retry_at),
                     error: r.last_error.clone().unwrap_or_default(),
-                }
-            })
-            .collect(),
-        subscriptions,
-        events: events?
-            .documents
-            .iter()
-            .map(|d| EventRow {
-                at: when(Some(d.data.received_at)),
-                event: d.data.event.clone(),
-                order: d.data.order_id.clone().unwrap_or_default(),
-                status: format!("{:?}", d.data.status).to_lowercase(),
-                detail: d.data.detail.clone().unwrap_or_default(),
-            })
-            .collect(),
-        failures: failures?
-            .documents
-            .iter()
-            .map(|d| FailureRow::of(&d.id, &d.data))
-            .collect(),
-        audit: audit?
-            .documents
-            .iter()
-            .map(|d| AuditRow::from(&d.data))
-            .collect(),
-    };
-    Ok(Html(page.render()?).into_response())
+                })
+                .collect(),
+            subscriptions: subscriptions.iter().map(|s| SubRow::of(s, at)).collect(),
+            events: events.items.iter().map(EventRow::from).collect(),
+            failures: failures
+                .items
+                .iter()
+                .map(|d| FailureRow::of(&d.id, &d.data))
+                .collect(),
+            audit: audit.iter().map(AuditRow::from).collect(),
+        }
+    }
+}
+
+impl SubRow {
+    fn of(s: &Subscription, now: OffsetDateTime) -> Self {
+        Self {
+            plan: s.plan.clone(),
+            status: format!("{:?}", s.status).to_lowercase(),
+            grants: s.grants_access(now),
+            order: s.sellapp_order_id.clone().unwrap_or_default(),
+            subscription: s.sellapp_subscription_id.clone().unwrap_or_default(),
+            period_end: when(s.period_end),
+            reason: s.reason.clone().unwrap_or_default(),
+            history: s
+                .history()
+                .iter()
+                .rev()
+                .map(|h| {
+                    (
+                        when(Some(h.at)),
+                        format!("{:?}", h.status).to_lowercase(),
+                        format!("{} ({})", h.detail, h.cause),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&WebhookEvent> for EventRow {
+    fn from(e: &WebhookEvent) -> Self {
+        Self {
+            at: when(Some(e.received_at)),
+            event: e.event.clone(),
+            order: e.order_id.clone().unwrap_or_default(),
+            status: format!("{:?}", e.status).to_lowercase(),
+            detail: e.detail.clone().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -549,20 +484,15 @@ pub async fn change(
             };
             let until = match form.until.trim() {
                 "" => None,
-                raw => match time::Date::parse(
-                    raw,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                ) {
-                    Ok(d) if d > now_date() => {
-                        Some(d.with_time(time::macros::time!(23:59:59)).assume_utc())
-                    }
-                    Ok(_) => {
+                raw => match parse_until(raw, OffsetDateTime::now_utc()) {
+                    Ok(end) => Some(end),
+                    Err(UntilError::Past(_)) => {
                         return Ok(back(
                             email.as_str(),
                             "Nothing changed: the end date is in the past.",
                         ));
                     }
-                    Err(_) => {
+                    Err(UntilError::Malformed(_)) => {
                         return Ok(back(
                             email.as_str(),
                             "Nothing changed: the end date must look like 2026-12-31.",
@@ -586,10 +516,6 @@ pub async fn change(
         _ => return Err(AppError::NotFound),
     };
     Ok(back(email.as_str(), &notice))
-}
-
-fn now_date() -> time::Date {
-    OffsetDateTime::now_utc().date()
 }
 
 pub(super) fn urlencode(s: &str) -> String {

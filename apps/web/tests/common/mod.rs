@@ -10,8 +10,9 @@ use g3_access::{Access, Cause};
 use g3_appwrite::Query;
 use g3_core::{Email, plans::Plan, plans::PlanCatalog};
 use g3_store::{
-    models::Route,
-    schema::{DATABASE_ID, TEAM_PAID, TEAM_STAFF},
+    Collection,
+    models::{Route, Signal},
+    schema::{TEAM_PAID, TEAM_STAFF},
 };
 use reqwest::{StatusCode, header::HeaderMap, redirect::Policy};
 use testkit::backend::Backend;
@@ -346,9 +347,7 @@ impl TestApp {
             customer_channel_ids: vec![],
             enabled: Some(true),
         };
-        self.backend
-            .client
-            .documents(DATABASE_ID, "routes")
+        Collection::<Route>::new(&self.backend.client)
             .create(key, &route, None)
             .await
             .unwrap();
@@ -358,18 +357,16 @@ impl TestApp {
     pub async fn seed_signal(&self, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
         let mut s = signal(id);
         edit(&mut s);
-        self.backend
-            .client
-            .documents(DATABASE_ID, "signals")
+        Collection::<Signal>::new(&self.backend.client)
+            .raw()
             .create(id, &s, None)
             .await
             .unwrap();
     }
 
     pub async fn signal_count(&self) -> u64 {
-        self.backend
-            .client
-            .documents(DATABASE_ID, "signals")
+        Collection::<Signal>::new(&self.backend.client)
+            .raw()
             .list::<serde_json::Value>(&[Query::limit(1)])
             .await
             .unwrap()

@@ -13,8 +13,9 @@ use g3_access::KeyedLocks;
 use g3_appwrite::{Client, UploadFile};
 use g3_core::ids;
 use g3_store::{
+    Collection,
     models::{AttachmentRef, AttachmentState, Signal},
-    schema::{BUCKET_SIGNAL_ASSETS, DATABASE_ID},
+    schema::BUCKET_SIGNAL_ASSETS,
 };
 use tracing::{info, warn};
 
@@ -181,8 +182,8 @@ pub async fn store_pending(
     locks: &Arc<KeyedLocks>,
     message_id: &str,
 ) -> Result<(), g3_appwrite::Error> {
-    let docs = client.documents(DATABASE_ID, "signals");
-    let Some(doc) = docs.get_optional::<Signal>(message_id).await? else {
+    let docs = Collection::<Signal>::new(client);
+    let Some(doc) = docs.get_optional(message_id).await? else {
         return Ok(());
     };
     let pending: Vec<AttachmentRef> = doc
@@ -253,7 +254,7 @@ pub async fn store_pending(
     }
 
     let _message = locks.lock_owned(message_id).await;
-    let Some(doc) = docs.get_optional::<Signal>(message_id).await? else {
+    let Some(doc) = docs.get_optional(message_id).await? else {
         return Ok(());
     };
     let mut signal = doc.data;
@@ -273,8 +274,8 @@ pub async fn store_pending(
 
 /// Signals that still wait for an attachment (the worker's retry list).
 pub async fn pending_signals(client: &Client) -> Result<Vec<String>, g3_appwrite::Error> {
-    Ok(client
-        .documents(DATABASE_ID, "signals")
+    Ok(Collection::<Signal>::new(client)
+        .raw()
         .list::<serde_json::Value>(&[
             g3_appwrite::Query::equal("assets_pending", true),
             g3_appwrite::Query::limit(50),

@@ -1,9 +1,13 @@
-//! Discord message events as the collector sends them, read leniently into what ingest needs.
-//! Fields that are absent (a partial MESSAGE_UPDATE such as an embed unfurl) stay `None`, which
-//! is different from present-but-empty.
+//! Discord message events as the collector sends them, read leniently into what ingest needs,
+//! and the request body that carries them ([`decode_batch`]). Fields that are absent (a partial
+//! MESSAGE_UPDATE such as an embed unfurl) stay `None`, which is different from
+//! present-but-empty.
 
+use g3_core::Snowflake;
 use serde_json::Value;
 use time::OffsetDateTime;
+
+use super::MAX_BATCH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -45,13 +49,52 @@ pub enum EventError {
     Missing(&'static str),
 }
 
+/// Why a request body is not a batch of events (ingest answers 400 with this).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("`events` must be an array")]
+    EventsNotArray,
+    #[error("expected an event object or {{\"events\": [...]}}")]
+    NotAnEvent,
+    #[error("a batch holds at most {MAX_BATCH} events; this one has {0}")]
+    TooMany(usize),
+    /// The whole batch is refused at its first unreadable event.
+    #[error("event {index}: {error}")]
+    Event { index: usize, error: EventError },
+}
+
+/// Reads a verified ingest body: one event, or `{"events": [...]}` of at most [`MAX_BATCH`].
+pub fn decode_batch(body: &[u8]) -> Result<Vec<Incoming>, BatchError> {
+    let root: Value =
+        serde_json::from_slice(body).map_err(|e| BatchError::NotJson(e.to_string()))?;
+    let raw_events: Vec<&Value> = match root.get("events") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(_) => return Err(BatchError::EventsNotArray),
+        None if root.is_object() => vec![&root],
+        None => return Err(BatchError::NotAnEvent),
+    };
+    if raw_events.len() > MAX_BATCH {
+        return Err(BatchError::TooMany(raw_events.len()));
+    }
+    raw_events
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            Incoming::parse(raw).map_err(|error| BatchError::Event { index, error })
+        })
+        .collect()
+}
+
+/// A Discord id as sent (a string, or a number from lenient senders), kept as written.
 fn snowflake(v: Option<&Value>) -> Option<String> {
     let s = match v? {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         _ => return None,
     };
-    (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+    Snowflake::is_valid(&s).then_some(s)
 }
 
 fn time(v: Option<&Value>) -> Option<OffsetDateTime> {
@@ -60,7 +103,7 @@ fn time(v: Option<&Value>) -> Option<OffsetDateTime> {
 
 /// When Discord created a snowflake: the top 42 bits are milliseconds since 2015-01-01.
 pub fn snowflake_time(id: &str) -> Option<OffsetDateTime> {
-    let n: u64 = id.parse().ok()?;
+    let n = Snowflake::parse(id).ok()?.get();
     let millis = (n >> 22) + 1_420_070_400_000;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok()
 }
@@ -186,6 +229,48 @@ mod tests {
             Incoming::parse(&json!({"type": "message.create"})),
             Err(EventError::Missing("message"))
         );
+    }
+
+    #[test]
+    fn batches_are_one_event_or_a_bounded_list() {
+        let event = json!({"type": "message.delete", "message": {"id": "1", "channel_id": "42"}});
+        let one = decode_batch(event.to_string().as_bytes()).unwrap();
+        assert_eq!(one.len(), 1);
+        let two = json!({ "events": [event, event] }).to_string();
+        assert_eq!(decode_batch(two.as_bytes()).unwrap().len(), 2);
+        assert!(matches!(
+            decode_batch(b"{\"events\": ["),
+            Err(BatchError::NotJson(_))
+        ));
+        assert_eq!(
+            decode_batch(br#"{"events": {}}"#),
+            Err(BatchError::EventsNotArray)
+        );
+        assert_eq!(decode_batch(b"[1]"), Err(BatchError::NotAnEvent));
+        let many = json!({ "events": vec![event.clone(); MAX_BATCH + 1] }).to_string();
+        assert_eq!(
+            decode_batch(many.as_bytes()),
+            Err(BatchError::TooMany(MAX_BATCH + 1))
+        );
+        let bad = json!({ "events": [event, {"type": "reaction.add", "message": {}}] });
+        assert_eq!(
+            decode_batch(bad.to_string().as_bytes())
+                .unwrap_err()
+                .to_string(),
+            "event 1: unknown event type `reaction.add` (expected message.create, message.update or message.delete)"
+        );
+    }
+
+    #[test]
+    fn ids_that_are_not_discord_ids_are_refused() {
+        // 20 digits, but past u64: not an id Discord can send.
+        let event = json!({"type": "message.delete", "message": {"id": "99999999999999999999", "channel_id": "42"}});
+        assert_eq!(
+            Incoming::parse(&event),
+            Err(EventError::Missing("message.id"))
+        );
+        let numeric = json!({"type": "message.delete", "message": {"id": 7, "channel_id": 42}});
+        assert_eq!(Incoming::parse(&numeric).unwrap().channel_id, "42");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! `POST /ingest/v1/events`: Discord message events from the collector (the Vencord plugin, or
 //! the bot in the source guild), signed Standard-Webhooks style with the ingest secret.
 //!
-//! The body is one event or `{"events": [...]}` (at most [`MAX_BATCH`]). Events are applied in
-//! order: messages from channels without a route are dropped and counted; the others are merged
-//! into their signal document (`merge`), which makes every arrival order converge, and written
-//! only when something changed. A replayed `webhook-id` is answered without a second pass. On a
-//! backend error the whole request gets 503 and the collector retries it; applying the same
-//! events again changes nothing.
+//! The request passes the same signed-body check as Sell.app's (`signed`), Standard Webhooks
+//! headers only. The body is one event or `{"events": [...]}` (at most [`MAX_BATCH`], read by
+//! [`decode_batch`]). Events are applied in order: messages from channels without a route are
+//! dropped and counted; the others are merged into their signal document (`merge`), which makes
+//! every arrival order converge, and written only when something changed. A replayed
+//! `webhook-id` is answered without a second pass. On a backend error the whole request gets 503
+//! and the collector retries it; applying the same events again changes nothing.
 
 pub mod assets;
 pub mod cdn;
@@ -25,23 +26,28 @@ use std::{
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::State,
-    http::{HeaderMap, StatusCode},
+    extract::{Request, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use g3_access::KeyedLocks;
 use g3_appwrite::Client;
-use g3_core::signing::{self, StandardHeaders};
+use g3_core::signing::SignatureError;
 use g3_store::{
+    Collection,
     models::{Route, Signal},
-    schema::DATABASE_ID,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::{info, warn};
 
-use crate::{AppState, Secret, metrics::Endpoint};
+use crate::{
+    AppState, Secret,
+    error::WebhookError,
+    metrics::Endpoint,
+    signed::{Scheme, SignedBody},
+};
 use message::Incoming;
+pub use message::{BatchError, decode_batch};
 
 /// Most events one request may carry.
 pub const MAX_BATCH: usize = 100;
@@ -157,10 +163,8 @@ impl Ingest {
             Some((true, None)) if self.recently_refreshed() => return Ok(None),
             _ => {}
         }
-        let routes = self
-            .client
-            .documents(DATABASE_ID, "routes")
-            .list_all::<Route>(&[], 100)
+        let routes = Collection::<Route>::new(&self.client)
+            .list_all(&[], 100)
             .await?;
         let map: HashMap<String, String> = routes
             .into_iter()
@@ -200,17 +204,14 @@ impl Ingest {
             accepted: events.len(),
             ..Summary::default()
         };
-        let docs = self.client.documents(DATABASE_ID, "signals");
+        let docs = Collection::<Signal>::new(&self.client);
         for event in events {
             let Some(route_key) = self.route_of(&event.channel_id).await? else {
                 summary.dropped_unrouted += 1;
                 continue;
             };
             let _message = self.locks.lock_owned(&event.id).await;
-            let existing = docs
-                .get_optional::<Signal>(&event.id)
-                .await?
-                .map(|d| d.data);
+            let existing = docs.get_optional(&event.id).await?.map(|d| d.data);
             let merged = merge::merge(
                 existing.as_ref(),
                 event,
@@ -285,114 +286,47 @@ pub fn cors() -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 pub(crate) async fn receive(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(ingest) = state.ingest.as_ref() else {
-        return error(
-            StatusCode::NOT_FOUND,
+    request: Request,
+) -> Result<Response, WebhookError> {
+    let Some(ingest) = state.ingest.clone() else {
+        return Err(WebhookError::Off(
             "ingest is not configured on this server (set INGEST_SECRET)",
-        );
+        ));
     };
-    if !crate::is_json(&headers) {
-        return crate::not_json(&state, Endpoint::Ingest);
-    }
-    let (Some(id), Some(timestamp), Some(signature)) = (
-        header(&headers, "webhook-id"),
-        header(&headers, "webhook-timestamp"),
-        header(&headers, "webhook-signature"),
-    ) else {
-        state
-            .metrics
-            .rejected(Endpoint::Ingest, &signing::SignatureError::Missing);
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "the request is not signed (webhook-id, webhook-timestamp, webhook-signature)",
-        );
-    };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let headers = StandardHeaders {
-        id,
-        timestamp,
-        signature,
-    };
-    // Any accepted secret will do (a rotation is under way); report the current one's error.
-    let mut verdicts = ingest
-        .secrets
-        .iter()
-        .map(|secret| signing::verify_standard(secret.expose(), headers, &body, now));
-    let first = verdicts
-        .next()
-        .unwrap_or(Err(signing::SignatureError::Missing));
-    if let Err(e) = first
-        && !verdicts.any(|v| v.is_ok())
-    {
-        state.metrics.rejected(Endpoint::Ingest, &e);
-        return error(StatusCode::UNAUTHORIZED, e.to_string());
-    }
-    if !ingest.first_sighting(id) {
+    let signed = SignedBody::read(
+        request,
+        &state,
+        Endpoint::Ingest,
+        Scheme::Standard,
+        &ingest.secrets,
+    )
+    .await?;
+    // Verified under the Standard scheme, so the id is there.
+    let id = signed
+        .header("webhook-id")
+        .ok_or(WebhookError::Signature(SignatureError::Missing))?
+        .to_owned();
+    if !ingest.first_sighting(&id) {
         ingest.counters.replays.fetch_add(1, Ordering::Relaxed);
-        return (StatusCode::OK, Json(json!({ "duplicate": true }))).into_response();
+        return Ok((StatusCode::OK, Json(json!({ "duplicate": true }))).into_response());
     }
-
-    let root: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
-    };
-    let raw_events: Vec<&Value> = match root.get("events") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(_) => return error(StatusCode::BAD_REQUEST, "`events` must be an array"),
-        None if root.is_object() => vec![&root],
-        None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "expected an event object or {\"events\": [...]}",
-            );
-        }
-    };
-    if raw_events.len() > MAX_BATCH {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "a batch holds at most {MAX_BATCH} events; this one has {}",
-                raw_events.len()
-            ),
-        );
-    }
-    let mut events = Vec::with_capacity(raw_events.len());
-    for (i, raw) in raw_events.into_iter().enumerate() {
-        match Incoming::parse(raw) {
-            Ok(e) => events.push(e),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("event {i}: {e}")),
-        }
-    }
+    let events = decode_batch(&signed.body)?;
     match ingest.apply(&events).await {
         Ok(summary) => {
-            ingest.remember(id);
+            ingest.remember(&id);
             // CDN links expire: fetch attachments now, without holding up the collector.
             for message_id in summary.with_pending_assets.clone() {
-                let ingest = Arc::clone(ingest);
+                let ingest = Arc::clone(&ingest);
                 tokio::spawn(async move { ingest.store_assets(&message_id).await });
             }
             info!(?summary, "ingested");
-            (StatusCode::OK, Json(summary)).into_response()
+            Ok((StatusCode::OK, Json(summary)).into_response())
         }
         Err(e) => {
             warn!(error = %e, "ingest could not write; the collector will retry");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("backend unavailable, retry later: {e}"),
-            )
+            Err(WebhookError::Unavailable(e))
         }
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use g3_appwrite::Query;
 use g3_core::plans::PlanCatalog;
 use g3_store::{
+    Collection, Model,
     models::{Subscription, WebhookFailure},
-    schema::{DATABASE_ID, TEAM_PAID},
+    schema::TEAM_PAID,
 };
 use testkit::{backend::Backend, sellapp::SellappSender};
 use webhook::{
@@ -118,10 +119,10 @@ impl TestApp {
         }
     }
 
-    pub async fn count(&self, collection: &str) -> u64 {
-        self.backend
-            .client
-            .documents(DATABASE_ID, collection)
+    /// How many documents `M`'s collection holds.
+    pub async fn count<M: Model>(&self) -> u64 {
+        Collection::<M>::new(&self.backend.client)
+            .raw()
             .list::<serde_json::Value>(&[Query::limit(1)])
             .await
             .unwrap()
@@ -159,10 +160,8 @@ impl TestApp {
     }
 
     pub async fn subscriptions_of(&self, email: &str) -> Vec<Subscription> {
-        self.backend
-            .client
-            .documents(DATABASE_ID, "subscriptions")
-            .list::<Subscription>(&[Query::equal("email", email)])
+        Collection::<Subscription>::new(&self.backend.client)
+            .list(&[Query::equal("email", email)])
             .await
             .unwrap()
             .documents
@@ -172,10 +171,8 @@ impl TestApp {
     }
 
     pub async fn failures(&self) -> Vec<WebhookFailure> {
-        self.backend
-            .client
-            .documents(DATABASE_ID, "webhook_failures")
-            .list::<WebhookFailure>(&[Query::limit(100)])
+        Collection::<WebhookFailure>::new(&self.backend.client)
+            .list(&[Query::limit(100)])
             .await
             .unwrap()
             .documents

@@ -8,6 +8,7 @@
 //! through the sandbox's OAuth2 page and gets the plan's role.
 
 use std::{
+    cell::Cell,
     future::Future,
     time::{Duration, Instant},
 };
@@ -16,7 +17,10 @@ use anyhow::{Context as _, bail, ensure};
 use g3_core::signing;
 use reqwest::{StatusCode, redirect::Policy};
 use serde_json::{Value, json};
-use testkit::sellapp::{SellappSender, Signing};
+use testkit::{
+    sellapp::{SellappSender, Signing},
+    wait::wait_for_every,
+};
 
 const HELP: &str = "\
 usage: smoke journey
@@ -58,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Waits up to the step timeout for `check` to give `Some`.
+/// Waits up to the step timeout for `check` to give `Some`; a timeout names the last error
+/// `check` returned, if any.
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
@@ -68,23 +73,35 @@ where
         .parse()
         .context("SMOKE_TIMEOUT_SECS")?;
     let started = Instant::now();
-    let mut last_error = None;
-    loop {
-        match check().await {
-            Ok(Some(v)) => {
-                println!("smoke:   {what} ({} ms)", started.elapsed().as_millis());
-                return Ok(v);
+    let last_error = Cell::new(None);
+    let waited = wait_for_every(
+        what,
+        Duration::from_secs(secs),
+        Duration::from_millis(200),
+        || {
+            let step = check();
+            let last_error = &last_error;
+            async move {
+                step.await.unwrap_or_else(|e| {
+                    last_error.set(Some(e));
+                    None
+                })
             }
-            Ok(None) => {}
-            Err(e) => last_error = Some(e),
+        },
+    )
+    .await;
+    match waited {
+        Ok(v) => {
+            println!("smoke:   {what} ({} ms)", started.elapsed().as_millis());
+            Ok(v)
         }
-        if started.elapsed() > Duration::from_secs(secs) {
+        Err(timed_out) => {
             let why = last_error
+                .take()
                 .map(|e| format!(": last error {e:#}"))
                 .unwrap_or_default();
-            bail!("timed out after {secs} s waiting for {what}{why}");
+            bail!("{timed_out}{why}")
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -2,12 +2,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use axum::{
-    Router,
+    Json, Router,
     body::{Body, Bytes},
     extract::{FromRequest as _, Multipart, Path, Query, State as AxState},
     http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header},
@@ -17,24 +17,26 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{
-    BOT_USER_ID, Bucket, FakeRole, Fault, RecordedRequest, State, StoredAttachment, StoredMessage,
-    now_ms,
+    gateway::Gateway,
+    oauth,
+    state::{
+        BOT_USER_ID, Bucket, FakeRole, Fault, RecordedRequest, Shared, State, StoredAttachment,
+        StoredMessage, bot_user_json, fetched_json, lock, message_json, now_ms, record,
+    },
 };
 
-type Shared = Arc<Mutex<State>>;
-
-pub(crate) fn router(state: Shared, gateway: Arc<super::gateway::Gateway>) -> Router {
+pub(crate) fn router(state: Shared, gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/api/v10/users/@me", get(me))
         .route("/api/users/@me", get(me))
         .route(
             "/oauth2/authorize",
-            get(super::oauth::authorize_page).post(super::oauth::authorize_submit),
+            get(oauth::authorize_page).post(oauth::authorize_submit),
         )
-        .route("/api/oauth2/token", post(super::oauth::token))
-        .route("/api/v10/oauth2/token", post(super::oauth::token))
-        .route("/api/oauth2/token/revoke", post(super::oauth::revoke))
-        .route("/api/v10/oauth2/token/revoke", post(super::oauth::revoke))
+        .route("/api/oauth2/token", post(oauth::token))
+        .route("/api/v10/oauth2/token", post(oauth::token))
+        .route("/api/oauth2/token/revoke", post(oauth::revoke))
+        .route("/api/v10/oauth2/token/revoke", post(oauth::revoke))
         .route(
             "/api/v10/channels/{channel}/messages",
             get(list).post(create),
@@ -67,16 +69,11 @@ pub(crate) fn router(state: Shared, gateway: Arc<super::gateway::Gateway>) -> Ro
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            super::oauth::outage,
+            oauth::outage,
         ))
         .layer(axum::Extension(gateway))
         .with_state(state)
 }
-
-pub(super) fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Refuses a bot token other than the required one (see `FakeDiscord::require_bot_token`).
 async fn bot_auth(
     AxState(state): AxState<Shared>,
@@ -101,23 +98,10 @@ async fn bot_auth(
 
 /// The bot's own user, or with `Authorization: Bearer …` the OAuth user (see `oauth`).
 async fn me(AxState(state): AxState<Shared>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    if let Some(response) = super::oauth::bearer_me(&state, &headers, uri.path()) {
+    if let Some(response) = oauth::bearer_me(&state, &headers, uri.path()) {
         return response;
     }
-    Json(user_json()).into_response()
-}
-
-use axum::Json;
-
-fn user_json() -> Value {
-    json!({
-        "id": BOT_USER_ID.to_string(),
-        "username": "g3-bot",
-        "discriminator": "0000",
-        "global_name": null,
-        "avatar": null,
-        "bot": true,
-    })
+    Json(bot_user_json()).into_response()
 }
 
 fn error(status: StatusCode, code: u32, message: &str) -> Response {
@@ -291,29 +275,6 @@ fn gate(
     }
 }
 
-pub(super) fn record(
-    method: &Method,
-    path: &str,
-    query: Option<String>,
-    channel: u64,
-) -> RecordedRequest {
-    RecordedRequest {
-        method: method.to_string(),
-        path: path.to_owned(),
-        query,
-        channel_id: Some(channel),
-        body: None,
-        nonce: None,
-        enforce_nonce: false,
-        files: Vec::new(),
-        status: 0,
-        fault: None,
-        over_limit: false,
-        audit_reason: None,
-        at: Instant::now(),
-    }
-}
-
 /// The `X-Audit-Log-Reason` header, percent-decoded as Discord reads it.
 fn audit_reason(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get("x-audit-log-reason")?.to_str().ok()?.as_bytes();
@@ -357,67 +318,6 @@ async fn finish(
         tokio::time::sleep(d).await;
     }
     response
-}
-
-/// A message as the create answer shows it (with its nonce).
-pub(crate) fn message_json(m: &StoredMessage) -> Value {
-    let mut v = fetched_json(m);
-    v["nonce"] = json!(m.nonce);
-    v
-}
-
-/// A message as fetching shows it: Discord does not keep nonces, so none here either.
-pub(crate) fn fetched_json(m: &StoredMessage) -> Value {
-    let stamp = |ms: u64| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-    };
-    json!({
-        "id": m.id.to_string(),
-        "channel_id": m.channel_id.to_string(),
-        "author": match m.webhook_id {
-            Some(w) => json!({
-                "id": w.to_string(),
-                "username": "webhook",
-                "discriminator": "0000",
-                "avatar": null,
-                "bot": true,
-            }),
-            None if m.author_id == BOT_USER_ID => user_json(),
-            // A user's message in a source guild (see `gateway`).
-            None => json!({
-                "id": m.author_id.to_string(),
-                "username": format!("user{}", m.author_id),
-                "discriminator": "0000",
-                "global_name": null,
-                "avatar": null,
-            }),
-        },
-        "webhook_id": m.webhook_id.map(|w| w.to_string()),
-        "content": m.content,
-        "timestamp": stamp(m.created_ms),
-        "edited_timestamp": m.edited_ms.and_then(stamp),
-        "tts": false,
-        "mention_everyone": false,
-        "mentions": [],
-        "mention_roles": [],
-        "attachments": m.attachments.iter().map(|a| json!({
-            "id": a.id.to_string(),
-            "filename": a.filename,
-            "size": a.bytes.len(),
-            "url": format!("https://cdn.discordapp.com/attachments/{}/{}/{}", m.channel_id, a.id, a.filename),
-            "proxy_url": format!("https://media.discordapp.net/attachments/{}/{}/{}", m.channel_id, a.id, a.filename),
-            "content_type": a.content_type,
-        })).collect::<Vec<_>>(),
-        "embeds": m.embeds,
-        "pinned": false,
-        "type": 0,
-        "flags": 0,
-    })
 }
 
 fn embeds_of(json: &Value) -> Option<Vec<Value>> {
@@ -867,7 +767,7 @@ async fn list_roles(AxState(state): AxState<Shared>, Path(guild): Path<u64>) -> 
 /// gateway, as on Discord), 204 when already there.
 async fn add_member(
     AxState(state): AxState<Shared>,
-    axum::Extension(gateway): axum::Extension<Arc<super::gateway::Gateway>>,
+    axum::Extension(gateway): axum::Extension<Arc<Gateway>>,
     Path((guild, user)): Path<(u64, u64)>,
     headers: HeaderMap,
     body: Bytes,
@@ -904,7 +804,7 @@ async fn add_member(
                 "Invalid Form Body (access_token)",
             );
         };
-        if !super::oauth::join_allowed(s, access_token, user) {
+        if !oauth::join_allowed(s, access_token, user) {
             return error(StatusCode::FORBIDDEN, 50025, "Invalid OAuth2 access token");
         }
         if s.members.contains_key(&(guild, user)) {

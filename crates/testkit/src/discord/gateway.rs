@@ -34,7 +34,10 @@ use rand::Rng as _;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::{BOT_USER_ID, FakeDiscord, StoredMessage, api, now_ms};
+use super::{
+    FakeDiscord,
+    state::{BOT_USER_ID, StoredMessage, fetched_json, now_ms},
+};
 
 /// Gateway intents the fake checks (Discord's bit values).
 pub const INTENT_GUILDS: u64 = 1;
@@ -476,7 +479,7 @@ impl FakeDiscord {
                 edited_ms: None,
                 webhook_id: None,
             };
-            let json = api::fetched_json(&message);
+            let json = fetched_json(&message);
             s.channels.entry(channel_id).or_default().push(message);
             (id, json)
         };
@@ -503,7 +506,7 @@ impl FakeDiscord {
             // Strictly later than any earlier version, even within one millisecond.
             let at = now_ms().max(m.edited_ms.unwrap_or(m.created_ms) + 1);
             m.edited_ms = Some(at);
-            api::fetched_json(m)
+            fetched_json(m)
         };
         let mut d = json;
         self.gateway.add_guild_id(&mut d, channel_id);

@@ -4,171 +4,35 @@
 //! faults), a record of every request, and a TLS-terminating CONNECT proxy so serenity's own
 //! `Http`, rate limiter on, reaches it as `https://discord.com` (see [`tls`]). Its gateway
 //! ([`gateway`]) serves serenity's `Client`: sessions, resumes, and source-guild messages and
-//! member joins dispatched as a test makes them.
+//! member joins dispatched as a test makes them; and an OAuth2 provider (`oauth.rs`: authorize
+//! page, token exchange, revocation) for account linking.
+//!
+//! Layering, one way only: `state.rs` holds what the fake remembers; `api.rs` (REST, which asks
+//! `oauth.rs` about Bearer tokens and tells the gateway about member joins), `oauth.rs` and
+//! [`gateway`] serve it; this file starts them all behind [`FakeDiscord`], to which `oauth.rs`
+//! and `gateway` add their test controls.
 
 mod api;
 pub mod gateway;
 mod oauth;
+mod state;
 pub mod tls;
 
 use std::{
-    collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
-use serde_json::Value;
+use rand::{SeedableRng as _, rngs::StdRng};
 
-pub use oauth::{
-    AuthorizeError, AuthorizeParams, FakeUser, IssuedToken, OAuthApp, OAuthRoute, pkce_challenge,
+pub use oauth::{AuthorizeError, AuthorizeParams, pkce_challenge};
+pub use state::{
+    BOT_USER_ID, ChannelLimit, FakeRole, FakeUser, Fault, FaultRates, IssuedToken, OAuthApp,
+    OAuthRoute, RecordedRequest, StoredAttachment, StoredMessage, permissions,
 };
 
-/// The fake bot user every message is authored by (one bot per fake).
-pub const BOT_USER_ID: u64 = 1_100_000_000_000_000_001;
-
-/// Discord's epoch (2015-01-01) in Unix milliseconds: snowflakes count from it.
-const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
-
-/// A fault the fake answers with instead of (or on top of) the real effect.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Fault {
-    /// 429 with `retry-after` (seconds); nothing happens.
-    RateLimited { retry_after: f64 },
-    /// The bot's global limit: 429 with `x-ratelimit-global: true` and `retry-after`.
-    GlobalRateLimited { retry_after: f64 },
-    /// A 5xx with no effect.
-    ServerError(u16),
-    /// The effect happens, but the answer is held this long (a client timeout loses it).
-    Stall(Duration),
-}
-
-/// Faults drawn at random for every message request, from a seeded RNG so runs repeat.
-#[derive(Debug, Clone, Copy)]
-pub struct FaultRates {
-    pub rate_limited: f64,
-    pub server_error: f64,
-    pub stall: f64,
-    pub stall_for: Duration,
-    pub retry_after: f64,
-    pub seed: u64,
-}
-
-/// Per-channel rate limits, like Discord's 5 messages per 5 s in one channel.
-#[derive(Debug, Clone, Copy)]
-pub struct ChannelLimit {
-    pub limit: u32,
-    pub window: Duration,
-}
-
-/// One request as it reached the fake.
-#[derive(Debug, Clone)]
-pub struct RecordedRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub channel_id: Option<u64>,
-    /// The JSON body (or multipart `payload_json`).
-    pub body: Option<Value>,
-    pub nonce: Option<String>,
-    pub enforce_nonce: bool,
-    /// File names of the multipart `files[n]` parts.
-    pub files: Vec<String>,
-    /// The status answered.
-    pub status: u16,
-    /// Why it was not served normally, if it was not.
-    pub fault: Option<Fault>,
-    /// A 429 caused by the per-channel limit (the client did not pace itself).
-    pub over_limit: bool,
-    /// The `X-Audit-Log-Reason` header, percent-decoded.
-    pub audit_reason: Option<String>,
-    pub at: Instant,
-}
-
-/// Permission bits the fake checks (Discord's values).
-pub mod permissions {
-    pub const ADMINISTRATOR: u64 = 1 << 3;
-    pub const MANAGE_ROLES: u64 = 1 << 28;
-}
-
-/// A guild role. Once a guild has roles (see [`FakeDiscord::add_guild_role`]), role changes
-/// there are checked as Discord does: the role must exist, and the bot needs Manage Roles (or
-/// Administrator) and a highest role above it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FakeRole {
-    pub id: u64,
-    pub name: String,
-    pub position: u16,
-    pub permissions: u64,
-}
-
-impl FakeRole {
-    pub fn new(id: u64, name: &str, position: u16, permissions: u64) -> Self {
-        Self {
-            id,
-            name: name.to_owned(),
-            position,
-            permissions,
-        }
-    }
-}
-
-/// An uploaded file as the fake stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredAttachment {
-    pub id: u64,
-    pub filename: String,
-    pub content_type: Option<String>,
-    pub bytes: Vec<u8>,
-}
-
-/// A message as the fake stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredMessage {
-    pub id: u64,
-    pub channel_id: u64,
-    pub author_id: u64,
-    pub content: String,
-    pub embeds: Vec<Value>,
-    pub attachments: Vec<StoredAttachment>,
-    pub nonce: Option<String>,
-    pub created_ms: u64,
-    pub edited_ms: Option<u64>,
-    /// Set when a webhook sent it (the author is then the webhook).
-    pub webhook_id: Option<u64>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    started: Instant,
-    used: u32,
-}
-
-struct State {
-    next_seq: u64,
-    channels: HashMap<u64, Vec<StoredMessage>>,
-    missing_channels: Vec<u64>,
-    forbidden_channels: Vec<u64>,
-    /// (author, channel, nonce) → message id and when it was sent.
-    nonces: HashMap<(u64, u64, String), (u64, Instant)>,
-    nonce_window: Duration,
-    requests: Vec<RecordedRequest>,
-    scripted: VecDeque<Fault>,
-    rates: Option<(FaultRates, StdRng)>,
-    limit: Option<ChannelLimit>,
-    buckets: HashMap<(&'static str, u64), Bucket>,
-    /// (guild, user) → the member's role ids.
-    members: HashMap<(u64, u64), Vec<u64>>,
-    /// guild → its roles (`@everyone`, id = guild id, is implied at position 0).
-    guild_roles: HashMap<u64, Vec<FakeRole>>,
-    /// webhook id → (token, channel).
-    webhooks: HashMap<u64, (String, u64)>,
-    /// OAuth2 apps, Discord accounts, codes and tokens (see [`oauth`]).
-    oauth: oauth::OAuthState,
-    /// When set, `Authorization: Bot <other>` is answered 401 (see [`FakeDiscord::require_bot_token`]).
-    bot_token: Option<String>,
-}
+use state::State;
 
 /// The fake itself: cheap to clone, every clone sees the same state.
 #[derive(Clone)]
@@ -198,24 +62,7 @@ impl FakeDiscord {
     }
 
     async fn spawn_with(listener: tokio::net::TcpListener) -> FakeDiscord {
-        let state = Arc::new(Mutex::new(State {
-            next_seq: 0,
-            channels: HashMap::new(),
-            missing_channels: Vec::new(),
-            forbidden_channels: Vec::new(),
-            nonces: HashMap::new(),
-            nonce_window: Duration::from_secs(300),
-            requests: Vec::new(),
-            scripted: VecDeque::new(),
-            rates: None,
-            limit: None,
-            buckets: HashMap::new(),
-            members: HashMap::new(),
-            guild_roles: HashMap::new(),
-            webhooks: HashMap::new(),
-            oauth: oauth::OAuthState::default(),
-            bot_token: None,
-        }));
+        let state = Arc::new(Mutex::new(State::new()));
         let gateway = gateway::Gateway::spawn().await;
         let app =
             api::router(state.clone(), gateway.clone()).merge(gateway::routes(gateway.clone()));
@@ -395,93 +242,6 @@ impl FakeDiscord {
             .filter(|r| r.method == "POST" && r.path.ends_with("/messages") && r.status < 300)
             .collect()
     }
-}
-
-impl State {
-    /// Every member of a guild with their roles, by ascending user id.
-    fn members_of(&self, guild_id: u64) -> Vec<(u64, Vec<u64>)> {
-        let mut members: Vec<(u64, Vec<u64>)> = self
-            .members
-            .iter()
-            .filter(|((g, _), _)| *g == guild_id)
-            .map(|((_, u), roles)| (*u, roles.clone()))
-            .collect();
-        members.sort_by_key(|(u, _)| *u);
-        members
-    }
-
-    /// A guild's roles with `@everyone` (id = guild id) unless it was added explicitly;
-    /// `None` when the guild has no roles configured.
-    fn roles_of(&self, guild_id: u64) -> Option<Vec<FakeRole>> {
-        let mut roles = self.guild_roles.get(&guild_id)?.clone();
-        if !roles.iter().any(|r| r.id == guild_id) {
-            roles.push(FakeRole::new(guild_id, "@everyone", 0, 0));
-        }
-        roles.sort_by_key(|r| (r.position, r.id));
-        Some(roles)
-    }
-
-    /// Whether the bot may grant or remove `role` in `guild` (`Err` is Discord's answer).
-    fn may_manage(&self, guild_id: u64, role: u64) -> Result<(), (u16, u32, &'static str)> {
-        let Some(roles) = self.roles_of(guild_id) else {
-            return Ok(());
-        };
-        let Some(target) = roles.iter().find(|r| r.id == role) else {
-            return Err((404, 10011, "Unknown Role"));
-        };
-        let held = self
-            .members
-            .get(&(guild_id, BOT_USER_ID))
-            .cloned()
-            .unwrap_or_default();
-        let mine: Vec<&FakeRole> = roles
-            .iter()
-            .filter(|r| r.id == guild_id || held.contains(&r.id))
-            .collect();
-        let perms = mine.iter().fold(0, |p, r| p | r.permissions);
-        let top = mine.iter().map(|r| r.position).max().unwrap_or(0);
-        let allowed = perms & (permissions::ADMINISTRATOR | permissions::MANAGE_ROLES) != 0;
-        if !allowed || target.position >= top {
-            return Err((403, 50013, "Missing Permissions"));
-        }
-        Ok(())
-    }
-
-    fn snowflake(&mut self) -> (u64, u64) {
-        let ms = now_ms();
-        self.next_seq = (self.next_seq + 1) & 0xfff;
-        (
-            (ms.saturating_sub(DISCORD_EPOCH_MS) << 22) | self.next_seq,
-            ms,
-        )
-    }
-
-    /// A fault for this request: scripted first, then drawn at random.
-    fn draw_fault(&mut self) -> Option<Fault> {
-        if let Some(f) = self.scripted.pop_front() {
-            return Some(f);
-        }
-        let (rates, rng) = self.rates.as_mut()?;
-        let roll: f64 = rng.random();
-        if roll < rates.rate_limited {
-            Some(Fault::RateLimited {
-                retry_after: rates.retry_after,
-            })
-        } else if roll < rates.rate_limited + rates.server_error {
-            Some(Fault::ServerError(500))
-        } else if roll < rates.rate_limited + rates.server_error + rates.stall {
-            Some(Fault::Stall(rates.stall_for))
-        } else {
-            None
-        }
-    }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

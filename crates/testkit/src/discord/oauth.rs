@@ -10,7 +10,7 @@
 //! token issued is kept, with whether it was revoked ([`FakeDiscord::oauth_tokens`]).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -27,9 +27,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{FakeDiscord, State, api::lock};
-
-type Shared = std::sync::Arc<std::sync::Mutex<State>>;
+use super::{
+    FakeDiscord,
+    state::{FakeUser, Grant, IssuedToken, OAuthApp, OAuthRoute, Shared, State, lock, record},
+};
 
 /// How long an authorization code may wait for its exchange (Discord: about 10 minutes).
 const CODE_TTL: Duration = Duration::from_secs(600);
@@ -37,44 +38,6 @@ const CODE_TTL: Duration = Duration::from_secs(600);
 const TOKEN_EXPIRES_IN: u64 = 604_800;
 /// Scopes the fake knows; others are refused at the authorize step.
 const KNOWN_SCOPES: &[&str] = &["identify", "email", "guilds", "guilds.join", "connections"];
-
-/// An application registered with the fake (the Developer Portal's OAuth2 page).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthApp {
-    pub client_id: String,
-    pub client_secret: String,
-    pub name: String,
-    /// Exact redirect URIs allowed, as Discord requires.
-    pub redirect_uris: Vec<String>,
-}
-
-/// A Discord account of the fake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FakeUser {
-    pub id: u64,
-    pub username: String,
-    pub global_name: Option<String>,
-}
-
-/// An access token the fake issued, and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedToken {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub client_id: String,
-    pub user_id: u64,
-    pub scopes: Vec<String>,
-    pub revoked: bool,
-}
-
-/// An OAuth endpoint a fault can be scripted for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OAuthRoute {
-    Token,
-    /// `users/@me` with a Bearer token.
-    Me,
-    Revoke,
-}
 
 /// The query of an authorize URL.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -124,27 +87,6 @@ pub enum AuthorizeError {
     Refused(String),
     /// Discord redirects back with `error=<code>` (and the `state`).
     Redirect { error: String, description: String },
-}
-
-/// The fake's OAuth records, kept inside the fake's state.
-#[derive(Debug, Default)]
-pub(crate) struct OAuthState {
-    apps: Vec<OAuthApp>,
-    users: Vec<FakeUser>,
-    codes: HashMap<String, Grant>,
-    tokens: Vec<IssuedToken>,
-    faults: VecDeque<(OAuthRoute, u16)>,
-    down: bool,
-}
-
-#[derive(Debug)]
-struct Grant {
-    client_id: String,
-    redirect_uri: String,
-    user_id: u64,
-    scopes: Vec<String>,
-    challenge: Option<String>,
-    expires: Instant,
 }
 
 fn random_token(bytes: usize) -> String {
@@ -414,7 +356,7 @@ impl FakeDiscord {
 
 /// Records an OAuth request (its body is not kept: it holds codes and secrets).
 fn note(state: &Shared, method: Method, path: &str, status: StatusCode) {
-    let mut rec = super::api::record(&method, path, None, 0);
+    let mut rec = record(&method, path, None, 0);
     rec.channel_id = None;
     rec.status = status.as_u16();
     lock(state).requests.push(rec);

@@ -1,6 +1,6 @@
 //! The demo store: where the paywall's "Buy a plan" leads in devstack. A form takes an email
 //! and a plan, and "paying" sends the webhook service the signed `order.completed` Sell.app
-//! would send ([`crate::DemoPurchase`]), so a new sign-up can buy without a Sell.app store.
+//! would send ([`DemoPurchase`]), so a new sign-up can buy without a Sell.app store.
 
 use std::net::SocketAddr;
 
@@ -11,10 +11,11 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
-use g3_core::Email;
+use g3_core::{Email, signing};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
-use crate::DemoPurchase;
+use crate::DEMO_SELLAPP_SECRET;
 
 /// The plans on sale: key, label.
 pub const PRODUCTS: &[(&str, &str)] = &[
@@ -22,9 +23,54 @@ pub const PRODUCTS: &[(&str, &str)] = &[
     ("basic", "Basic (Sell.app product 3301)"),
 ];
 
+/// A signed demo purchase: what the printed `curl` line and the demo store send.
+pub struct DemoPurchase {
+    pub url: String,
+    pub signature: String,
+    pub body: String,
+}
+
+impl DemoPurchase {
+    /// The banner's purchase: plan vip for buyer@g3.local, order 424242.
+    pub fn new(webhook_addr: SocketAddr) -> Self {
+        Self::order(webhook_addr, "buyer@g3.local", 424242, "vip")
+    }
+
+    /// An `order.completed` for `email` buying `plan` (`vip` or `basic`, see [`crate::DEMO_PLANS`]).
+    pub fn order(webhook_addr: SocketAddr, email: &str, order_id: u64, plan: &str) -> Self {
+        let variant = match plan {
+            "vip" => json!(9001),
+            _ => Value::Null,
+        };
+        let body = json!({
+            "event": "order.completed",
+            "store": 1,
+            "data": {
+                "id": order_id,
+                "status": "COMPLETED",
+                "customer": { "email": email },
+                "line_items": [{ "id": 1, "product_id": 3301, "product_variant_id": variant, "quantity": 1 }]
+            }
+        })
+        .to_string();
+        Self {
+            url: format!("http://{webhook_addr}/webhooks/sellapp"),
+            signature: signing::sellapp_signature(DEMO_SELLAPP_SECRET, body.as_bytes()),
+            body,
+        }
+    }
+
+    pub fn curl(&self) -> String {
+        format!(
+            "curl -sS -X POST {} -H 'content-type: application/json' -H 'signature: {}' --data '{}'",
+            self.url, self.signature, self.body
+        )
+    }
+}
+
 /// What the store needs: where the webhook listens and where to send buyers afterwards.
 #[derive(Clone)]
-pub struct Store {
+pub struct DemoStore {
     pub webhook_addr: SocketAddr,
     pub web_url: String,
     /// The store's own port: a form is accepted only from a page of this site.
@@ -100,7 +146,7 @@ fn same_site(headers: &HeaderMap, port: u16) -> bool {
 
 /// `POST /store`: "pays" by sending the signed order to the webhook service.
 pub async fn buy(
-    State(store): State<Store>,
+    State(store): State<DemoStore>,
     headers: HeaderMap,
     Form(f): Form<BuyForm>,
 ) -> Response {
