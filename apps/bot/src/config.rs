@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use g3_appwrite::{ApiKey, Config};
-use g3_core::plans::PlanRoles;
+use g3_core::entitlements::{PlanConfig, PlanSources};
 use g3_service::config::{Checks, ConfigError, given};
 
 use crate::{
@@ -51,7 +51,11 @@ pub struct Args {
     /// The customer guild (role sync, with PLAN_ROLES).
     #[arg(long, env = "DISCORD_GUILD_ID")]
     pub discord_guild_id: Option<String>,
-    /// Discord role ids each plan gives, e.g. `vip=123|456,basic=789`.
+    /// The plans file (TOML, see `.env.example`) shared with web, webhook and ops: the
+    /// Discord roles each plan gives.
+    #[arg(long, env = "PLANS_FILE")]
+    pub plans_file: Option<String>,
+    /// Without PLANS_FILE: Discord role ids each plan gives, e.g. `vip=123|456,basic=789`.
     #[arg(long, env = "PLAN_ROLES")]
     pub plan_roles: Option<String>,
     /// Seconds between full role reconciliations (default 600).
@@ -159,10 +163,7 @@ impl Args {
                 .map(Some),
             None => Some(None),
         };
-        let plan_roles = match given(self.plan_roles.as_deref()) {
-            Some(spec) => c.check("PLAN_ROLES", PlanRoles::parse(&spec)),
-            None => Some(PlanRoles::default()),
-        };
+        let plan_roles = self.plan_roles(&mut c);
         let reconcile = match given(self.role_reconcile_secs.as_deref()) {
             Some(s) => c.check(
                 "ROLE_RECONCILE_SECS",
@@ -384,9 +385,62 @@ impl Args {
     }
 }
 
+impl Args {
+    /// The roles each plan gives: from `PLANS_FILE`, or else `PLAN_ROLES` (never both).
+    fn plan_roles(&self, c: &mut Checks) -> Option<g3_core::plans::PlanRoles> {
+        let file = match given(self.plans_file.as_deref()) {
+            Some(path) => Some(c.check(
+                "PLANS_FILE",
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
+            )?),
+            None => None,
+        };
+        PlanConfig::from_sources(PlanSources {
+            file: file.as_deref(),
+            sellapp_plans: None,
+            plan_roles: self.plan_roles.as_deref(),
+        })
+        .map(|config| config.roles().clone())
+        .map_err(|e| c.fail(e.setting, &e))
+        .ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_roles_come_from_the_plans_file_or_plan_roles_never_both() {
+        let path = std::env::temp_dir().join(format!("bot-plans-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[plans.vip]\nname = \"VIP\"\nroles = [\"111\", \"222\"]\nroutes = [\"*\"]\n",
+        )
+        .unwrap();
+        let with_file = Args {
+            plans_file: Some(path.display().to_string()),
+            ..complete()
+        };
+        let s = with_file.clone().settings().unwrap();
+        assert_eq!(s.plan_roles.managed(), vec!["111", "222"]);
+        let err = Args {
+            plan_roles: Some("vip=1".into()),
+            ..with_file
+        }
+        .settings()
+        .unwrap_err();
+        assert_eq!(err.problems()[0].0, "PLAN_ROLES", "{err}");
+        let _ = std::fs::remove_file(&path);
+        let s = Args {
+            plan_roles: Some("vip=5".into()),
+            ..complete()
+        }
+        .settings()
+        .unwrap();
+        assert_eq!(s.plan_roles.managed(), vec!["5"]);
+        assert!(complete().settings().unwrap().plan_roles.is_empty());
+    }
 
     fn complete() -> Args {
         Args {

@@ -154,10 +154,10 @@ impl Running {
         out.push_str("\n  Send a signed demo purchase (buyer@g3.local gets plan vip):\n    ");
         out.push_str(&DemoPurchase::new(self.webhook_addr).curl());
         let ops_env = format!(
-            "APPWRITE_ENDPOINT={} APPWRITE_API_KEY={} SELLAPP_PLANS='{DEMO_PLANS}' PLAN_ROLES='{}'",
+            "APPWRITE_ENDPOINT={} APPWRITE_API_KEY={} PLANS_FILE='{}'",
             self.emulator.endpoint,
             self.emulator.api_key,
-            self.plan_roles_spec()
+            self.plans_file.display()
         );
         out.push_str(&format!(
             "\n\n  Look a customer up, or revoke their plan (the bot takes the role back):\n    \

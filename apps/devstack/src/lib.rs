@@ -25,8 +25,46 @@ pub use discord::DiscordMode;
 pub use seed::{BOT_SERVICE, DEMO_ACCOUNTS, DemoAccount, WEB_SERVICE};
 pub use stack::{Running, route_notes, start};
 
-/// The Sell.app products devstack pretends to sell.
+/// The Sell.app products devstack pretends to sell (as [`DEMO_PLANS_FILE`] maps them).
 pub const DEMO_PLANS: &str = "3301:9001=vip,3301=basic";
+/// The plans file devstack runs with (written to its data directory for `ops`): VIP unlocks
+/// every demo route, Basic only the scalps, so the feed shows the difference. `{store}` is the
+/// demo store's address; `{vip_roles}` and `{basic_roles}` the roles of the Discord in use.
+pub const DEMO_PLANS_FILE: &str = r#"# devstack's plans (written at every start).
+[plans.basic]
+name = "Basic"
+price = "$19 / month (demo)"
+benefits = ["Scalp calls in the web feed", "The Basic role in the Discord server"]
+buy_url = "{store}?email={email}"
+products = ["3301"]
+roles = [{basic_roles}]
+routes = ["scalps"]
+
+[plans.vip]
+name = "VIP"
+price = "$49 / month (demo)"
+benefits = ["Every call: VIP calls and scalps", "The VIP role in the Discord server"]
+buy_url = "{store}?email={email}"
+products = ["3301:9001"]
+roles = [{vip_roles}]
+routes = ["vip-calls", "scalps"]
+"#;
+
+/// [`DEMO_PLANS_FILE`] for a demo store at `store` and the plans' `roles`.
+pub fn demo_plans_file(store: &str, roles: &g3_core::plans::PlanRoles) -> String {
+    let list = |plan: &str| {
+        roles
+            .roles_for([plan])
+            .iter()
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    DEMO_PLANS_FILE
+        .replace("{store}", store)
+        .replace("{vip_roles}", &list("vip"))
+        .replace("{basic_roles}", &list("basic"))
+}
 /// The webhook secret devstack's demo purchase is signed with.
 pub const DEMO_SELLAPP_SECRET: &str = "devstack-sellapp-secret";
 /// The bearer token web and webhook ask for on `/metrics` in devstack.
@@ -68,4 +106,33 @@ pub async fn run(
     running.stop().await?;
     progress("stopped cleanly");
     Ok(())
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use g3_core::{entitlements::PlanConfig, plans::PlanRoles};
+
+    #[test]
+    fn the_demo_plans_unlock_different_routes_and_carry_the_roles() {
+        let roles = PlanRoles::parse(crate::sandbox::PLAN_ROLES).unwrap();
+        let text = crate::demo_plans_file("http://127.0.0.1:1/store", &roles);
+        let plans = PlanConfig::from_toml(&text).unwrap();
+        let vip = plans.entitlement(["vip"]);
+        let basic = plans.entitlement(["basic"]);
+        assert!(vip.allows("vip-calls") && vip.allows("scalps"));
+        assert!(basic.allows("scalps") && !basic.allows("vip-calls"));
+        assert_eq!(plans.roles().managed(), roles.managed());
+        assert_eq!(plans.roles().roles_for(["vip"]), roles.roles_for(["vip"]));
+        let buy = plans.get("basic").unwrap().buy_url.as_ref().unwrap();
+        assert_eq!(
+            buy.for_email(Some("a@b.c")),
+            "http://127.0.0.1:1/store?email=a%40b.c"
+        );
+        let parsed = PlanConfig::from_specs(crate::DEMO_PLANS, "").unwrap();
+        assert_eq!(
+            plans.catalog(),
+            parsed.catalog(),
+            "DEMO_PLANS says the same"
+        );
+    }
 }

@@ -7,12 +7,12 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::Context as _;
 use g3_access::Access;
 use g3_appwrite::{ApiKey, Client, Config};
-use g3_core::plans::PlanCatalog;
+use g3_core::entitlements::PlanConfig;
 use g3_store::{Collection, models::Route};
 
 use crate::{
-    BOT_SERVICE, DEMO_ACCOUNTS, DEMO_INGEST_SECRET, DEMO_METRICS_TOKEN, DEMO_PLANS,
-    DEMO_SELLAPP_SECRET, DiscordMode, Settings, WEB_SERVICE, demo_collector,
+    BOT_SERVICE, DEMO_ACCOUNTS, DEMO_INGEST_SECRET, DEMO_METRICS_TOKEN, DEMO_SELLAPP_SECRET,
+    DiscordMode, Settings, WEB_SERVICE, demo_collector,
     demo_store::DemoStore,
     pages, sandbox,
     seed::{self, DEMO_ROUTES},
@@ -31,6 +31,8 @@ pub struct Running {
     pub discord: DiscordMode,
     /// Real Discord mode: what is off and which routes still need a channel, one line each.
     pub discord_notes: Vec<String>,
+    /// The plans file this run uses, for `ops` (`PLANS_FILE`).
+    pub plans_file: std::path::PathBuf,
     webhook_stop: tokio::sync::oneshot::Sender<()>,
     webhook_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     web_stop: tokio::sync::oneshot::Sender<()>,
@@ -113,6 +115,8 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         database_path: Some(settings.data_dir.join("appwrite.sqlite")),
         storage_dir: Some(settings.data_dir.join("appwrite-files")),
         public_url: String::new(),
+        // Real Appwrite answers unindexed queries; devstack behaves the same.
+        require_indexes: false,
     };
     let emulator = appwrite_emulator::spawn_on(config, emulator_listener).await?;
     progress(&format!(
@@ -156,8 +160,16 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         DiscordMode::Real(real) => (None, real.plan_roles.clone()),
     };
 
-    let plans = PlanCatalog::parse(DEMO_PLANS)?;
-    let access = Access::new(client.clone(), plans.clone()).with_roles(plan_roles.clone());
+    // One plans file for every service, as production has: written for `ops` too.
+    let plans_text = crate::demo_plans_file(&format!("http://{pages_addr}/store"), &plan_roles);
+    let plan_config = PlanConfig::from_toml(&plans_text)
+        .context("devstack's plans file")?
+        .with_roles(plan_roles.clone());
+    let plans_file = settings.data_dir.join("plans.toml");
+    std::fs::write(&plans_file, &plans_text)
+        .with_context(|| format!("writing {}", plans_file.display()))?;
+    let plans = plan_config.catalog().clone();
+    let access = Access::new(client.clone(), plans.clone()).with_plans(&plan_config);
     seed::accounts(&client, &access, progress).await?;
     if let Some(sandbox) = &sandbox {
         let customer = DEMO_ACCOUNTS
@@ -236,9 +248,8 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         limits: web::Limits::default(),
         trust_proxy: false,
         auth_cache: std::time::Duration::from_secs(2),
-        plans,
+        plans: plan_config,
         discord: web_discord,
-        plan_roles: plan_roles.clone(),
         link_ttl: web::link::STATE_TTL,
         // Demo only: `/metrics` with `Authorization: Bearer devstack-metrics`.
         metrics: web::MetricsAccess::from_token(Some(DEMO_METRICS_TOKEN)),
@@ -341,6 +352,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         sandbox,
         discord: settings.discord.clone(),
         discord_notes,
+        plans_file,
         webhook_stop,
         webhook_task,
         web_stop,

@@ -94,6 +94,11 @@ pub fn render_customer(view: &CustomerView) -> String {
             discord_section(view, &mut out);
         }
     }
+    let sees = &view.entitlements.sees;
+    let _ = writeln!(out, "  feed sees    {} ({})", sees.routes, sees.why);
+    for (plan, unlocks) in &sees.by_plan {
+        let _ = writeln!(out, "    plan {plan:<10} unlocks {unlocks}");
+    }
     let _ = writeln!(out, "  subscriptions ({})", view.subscriptions.len());
     for s in &view.subscriptions {
         let _ = writeln!(

@@ -6,7 +6,8 @@ use g3_access::{Access, Cause};
 use g3_appwrite::ApiKey;
 use g3_core::{
     Email,
-    plans::{Plan, PlanCatalog, PlanRoles},
+    entitlements::{PlanConfig, PlanSources},
+    plans::Plan,
 };
 use g3_store::bootstrap;
 use ops::{Settings, commands};
@@ -33,10 +34,16 @@ struct Cli {
         hide_env_values = true
     )]
     api_key: Option<String>,
-    /// Sell.app product ids to plans (`PRODUCT[:VARIANT]=PLAN,...`); needed to retry deliveries.
+    /// The plans file (TOML, see `.env.example`) shared with web, webhook and bot: products
+    /// (to retry deliveries), Discord roles and the routes each plan unlocks (`lookup`).
+    #[arg(long, env = "PLANS_FILE", global = true)]
+    plans_file: Option<String>,
+    /// Without PLANS_FILE: Sell.app product ids to plans (`PRODUCT[:VARIANT]=PLAN,...`); needed
+    /// to retry deliveries.
     #[arg(long, env = "SELLAPP_PLANS", global = true, default_value = "")]
     plans: String,
-    /// Discord roles per plan (`PLAN=ROLE_ID[|ROLE_ID],...`), kept in role state on grant/revoke.
+    /// Without PLANS_FILE: Discord roles per plan (`PLAN=ROLE_ID[|ROLE_ID],...`), kept in role
+    /// state on grant/revoke.
     #[arg(long, env = "PLAN_ROLES", global = true, default_value = "")]
     plan_roles: String,
     /// Who is acting, for the audit log.
@@ -238,6 +245,25 @@ fn plan(raw: &str) -> anyhow::Result<Plan> {
     Plan::parse(raw).with_context(|| format!("--plan {raw:?}"))
 }
 
+/// The plans: `--plans-file`/`PLANS_FILE`, or `SELLAPP_PLANS` and `PLAN_ROLES` (never both).
+fn plan_config(
+    plans_file: Option<&str>,
+    sellapp_plans: &str,
+    plan_roles: &str,
+) -> anyhow::Result<PlanConfig> {
+    let file = plans_file
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|path| std::fs::read_to_string(path).with_context(|| format!("PLANS_FILE {path}")))
+        .transpose()?;
+    PlanConfig::from_sources(PlanSources {
+        file: file.as_deref(),
+        sellapp_plans: Some(sellapp_plans),
+        plan_roles: Some(plan_roles),
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", e.setting))
+}
+
 fn main() -> std::process::ExitCode {
     let cli: Cli = g3_service::config::parse_args();
     // Commands print their results on stdout; logs (warnings and worse by default) go to stderr.
@@ -267,9 +293,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .ping()
         .await
         .with_context(|| format!("cannot reach Appwrite at {}", settings.endpoint))?;
-    let plans = PlanCatalog::parse(&cli.plans).context("SELLAPP_PLANS")?;
-    let roles = PlanRoles::parse(&cli.plan_roles).context("PLAN_ROLES")?;
-    let access = Access::new(client.clone(), plans.clone()).with_roles(roles);
+    let config = plan_config(cli.plans_file.as_deref(), &cli.plans, &cli.plan_roles)?;
+    let plans = config.catalog().clone();
+    let access = Access::new(client.clone(), plans.clone()).with_plans(&config);
     let actor = cli
         .actor
         .or_else(|| std::env::var("USER").ok())
@@ -321,7 +347,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|raw| g3_core::until::parse_until(raw, now))
                 .transpose()
                 .context("--until")?;
-            commands::grant(&access, &email(&e)?, &plan(&p)?, until, &admin(reason)).await?
+            let plan = plan(&p)?;
+            if config.has_routes() && config.get(plan.as_str()).is_none() {
+                eprintln!("warning: plan {plan} is not in PLANS_FILE: it unlocks no route");
+            }
+            commands::grant(&access, &email(&e)?, &plan, until, &admin(reason)).await?
         }
         Command::Revoke {
             email: e,
@@ -410,7 +440,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Failures(FailuresCommand::Retry { id, all: _ }) => {
             if plans.is_empty() {
                 eprintln!(
-                    "warning: SELLAPP_PLANS is empty: deliveries that buy a plan will fail again"
+                    "warning: no product is mapped to a plan (PLANS_FILE or SELLAPP_PLANS): \
+                     deliveries that buy a plan will fail again"
                 );
             }
             commands::failures_retry(&access, id.as_deref(), &mut |line| println!("{line}")).await?
@@ -428,6 +459,44 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn plans_come_from_the_file_or_the_variables_never_both() {
+        let path = std::env::temp_dir().join(format!("ops-plans-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[plans.vip]\nname = \"VIP\"\nproducts = [\"1\"]\nroutes = [\"vip-calls\"]\n",
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let cli = Cli::try_parse_from(["ops", "--plans-file", &file, "bootstrap"]).unwrap();
+        let config = plan_config(cli.plans_file.as_deref(), &cli.plans, &cli.plan_roles).unwrap();
+        assert_eq!(config.get("vip").unwrap().name, "VIP");
+        let cli = Cli::try_parse_from([
+            "ops",
+            "--plans-file",
+            &file,
+            "--plans",
+            "1=vip",
+            "bootstrap",
+        ])
+        .unwrap();
+        let err = plan_config(cli.plans_file.as_deref(), &cli.plans, &cli.plan_roles)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("SELLAPP_PLANS: is set together with PLANS_FILE"),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(&path);
+        let cli = Cli::try_parse_from(["ops", "--plans-file", &file, "bootstrap"]).unwrap();
+        assert!(
+            plan_config(cli.plans_file.as_deref(), &cli.plans, &cli.plan_roles)
+                .unwrap_err()
+                .to_string()
+                .contains("PLANS_FILE")
+        );
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! The one error type of the web service. Sign-in problems become redirects, refusals become
 //! clear pages (403, 429), and everything unexpected is logged and shown as an opaque 500.
+//! Error pages carry the navigation of whoever asked ([`viewer_nav`]).
 
 use std::time::Duration;
 
 use askama::Template;
 use axum::{
+    body::Body,
+    extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
+    middleware::Next,
     response::{Html, IntoResponse, Redirect, Response},
 };
 
 use crate::{
-    cookies,
+    AppState, cookies,
     templates::{ErrorPage, Layout},
 };
 
@@ -44,16 +48,66 @@ pub enum AppError {
     Render(#[from] askama::Error),
 }
 
+/// What an error page said, kept on its response: the error knows nothing of the viewer, so
+/// [`viewer_nav`] renders the page again with a signed-in viewer's navigation.
+#[derive(Clone)]
+struct Shown {
+    status: u16,
+    heading: String,
+    message: String,
+}
+
+impl Shown {
+    fn render(&self, layout: Layout) -> askama::Result<String> {
+        ErrorPage {
+            layout,
+            status: self.status,
+            heading: self.heading.clone(),
+            message: self.message.clone(),
+        }
+        .render()
+    }
+}
+
+/// Error pages for a signed-in viewer show Feed, Account and Sign out, not Sign in. Signed in
+/// means a session cookie, read as the CSRF check reads it (its token signs the sign-out form):
+/// asking Appwrite for every 404 is not worth it, and a dead session's cookie is cleared by the
+/// next page that needs it.
+pub async fn viewer_nav(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let secure = state.secure_cookies();
+    let token = cookies::get(req.headers(), cookies::session_name(secure))
+        .filter(|v| cookies::is_token(v))
+        .map(|secret| state.csrf_key().token_for(secret));
+    let mut resp = next.run(req).await;
+    let Some(token) = token else {
+        return resp;
+    };
+    let Some(shown) = resp.extensions_mut().remove::<Shown>() else {
+        return resp;
+    };
+    match shown.render(Layout::new(&shown.heading, &token, true)) {
+        Ok(html) => {
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+            *resp.body_mut() = Body::from(html);
+        }
+        Err(e) => tracing::error!(error = %e, "error page failed to render"),
+    }
+    resp
+}
+
 impl AppError {
     fn page(status: StatusCode, heading: &str, message: String) -> Response {
-        let page = ErrorPage {
-            layout: Layout::bare(heading),
+        let shown = Shown {
             status: status.as_u16(),
             heading: heading.to_owned(),
             message,
         };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
+        match shown.render(Layout::bare(heading)) {
+            Ok(html) => {
+                let mut resp = (status, Html(html)).into_response();
+                resp.extensions_mut().insert(shown);
+                resp
+            }
             Err(e) => {
                 tracing::error!(error = %e, "error page failed to render");
                 (status, heading.to_owned()).into_response()

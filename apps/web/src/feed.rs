@@ -1,6 +1,8 @@
 //! `/feed`: signals newest first for paid and staff users, 25 a page with cursor paging, filtered
-//! by route, pair and side; everyone else gets the paywall. Signals are read with the user's own
-//! session, so Appwrite's `team:paid`/`team:staff` read permission guards them a second time.
+//! by route, pair and side; everyone else gets the paywall. A member sees only the routes their
+//! plans unlock: the Appwrite query itself is limited to those routes (so every filter and every
+//! page is), and asking for another route is refused (403). Signals are read with the user's
+//! own session, so Appwrite's `team:paid`/`team:staff` read permission guards them a second time.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -12,28 +14,25 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use g3_appwrite::{Document, Query as Q};
+use g3_core::entitlements::Entitlement;
 use g3_store::{
     Collection, Model,
-    models::{Route, Side, Signal, SignalStatus},
+    models::{Route, Signal},
 };
 use serde::Deserialize;
 use serde_json::Value;
-use time::{UtcOffset, format_description::well_known::Rfc3339, macros::format_description};
 
 use crate::{
     AppState,
     account::plan_rows,
     cookies,
     error::AppError,
-    markdown,
     security::CsrfToken,
-    session::{self, Standing, Viewer, standing},
-    templates::{Card, EmbedView, FeedPage, Layout, PaywallPage, RouteOption},
+    session::{self, Entitled, Standing, Viewer},
+    templates::{FeedPage, Layout, OfferView, PaywallPage, RouteOption},
 };
 
 pub const PAGE: u32 = 25;
-/// Embed texts are cut here; the full message text is always shown.
-const EMBED_TEXT_MAX: usize = 4_000;
 
 #[derive(Deserialize, Default)]
 pub struct FeedQuery {
@@ -41,6 +40,8 @@ pub struct FeedQuery {
     pair: Option<String>,
     side: Option<String>,
     after: Option<String>,
+    /// `cards` or `list`, remembered in a cookie (see [`crate::card::View`]).
+    view: Option<String>,
 }
 
 /// The filters after parsing: anything malformed is dropped, never passed on.
@@ -83,10 +84,16 @@ impl Filters {
         }
     }
 
-    fn queries(&self) -> Vec<Q> {
+    /// The page's queries, limited to the routes `sees` (a route filter is already checked).
+    fn queries(&self, sees: &Entitlement) -> Vec<Q> {
         let mut q = vec![Q::order_desc("posted_at"), Q::limit(PAGE)];
         if let Some(r) = &self.route {
             q.push(Q::equal("route_key", r.as_str()));
+        } else if let Some(routes) = sees.routes() {
+            q.push(Q::equal(
+                "route_key",
+                routes.iter().cloned().collect::<Vec<String>>(),
+            ));
         }
         if let Some(p) = &self.pair {
             q.push(Q::equal("pair", p.as_str()));
@@ -121,13 +128,20 @@ impl Filters {
     }
 }
 
-/// The newest page (no filters, no cursor), as read at one [`live::Hub`] version. Every member
-/// is shown the same documents (read permission is per team), so a read made for one serves
-/// the next until the upstream reports any signal change or loses its connection: the page is
-/// never older than what the live stream has already delivered. Access is still decided per
-/// request (`standing`), exactly as for the live stream.
+/// The newest page (no filters, no cursor) per set of visible routes, as read at one
+/// [`live::Hub`] version. Members who see the same routes are shown the same documents (read
+/// permission is per team), so a read made for one serves the next until the upstream reports
+/// any signal change or loses its connection: the page is never older than what the live
+/// stream has already delivered. Access is still decided per request (`entitled`), exactly as
+/// for the live stream.
 #[derive(Default)]
-pub struct NewestPage(std::sync::Mutex<Option<(u64, std::time::Instant, Arc<Page>)>>);
+pub struct NewestPage(std::sync::Mutex<HashMap<Entitlement, Newest>>);
+
+/// A newest page: the hub version it was read at, when, and the page.
+type Newest = (u64, std::time::Instant, Arc<Page>);
+
+/// Route sets kept at once: there are as many as distinct plan combinations.
+const NEWEST_PAGE_SETS: usize = 32;
 
 /// Kept no longer than this even when nothing changed: a bound in case an event is lost.
 const NEWEST_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -140,9 +154,9 @@ pub struct Page {
 }
 
 impl NewestPage {
-    fn get(&self, version: u64) -> Option<Arc<Page>> {
-        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
+    fn get(&self, version: u64, sees: &Entitlement) -> Option<Arc<Page>> {
+        let slots = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slots.get(sees) {
             Some((v, at, page)) if *v == version && at.elapsed() < NEWEST_PAGE_MAX_AGE => {
                 Some(page.clone())
             }
@@ -150,9 +164,13 @@ impl NewestPage {
         }
     }
 
-    fn put(&self, version: u64, page: Arc<Page>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((version, std::time::Instant::now(), page));
+    fn put(&self, version: u64, sees: &Entitlement, page: Arc<Page>) {
+        let mut slots = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, (v, _, _)| *v == version);
+        if slots.len() >= NEWEST_PAGE_SETS {
+            slots.clear();
+        }
+        slots.insert(sees.clone(), (version, std::time::Instant::now(), page));
     }
 }
 
@@ -179,18 +197,24 @@ pub async fn feed(
     State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
     viewer: Viewer,
+    headers: axum::http::HeaderMap,
     Query(q): Query<FeedQuery>,
 ) -> Result<Response, AppError> {
-    let standing = standing(&state, &viewer.user).await?;
-    if !standing.has_feed() {
-        return paywall(&state, &csrf, &viewer, standing).await;
+    let entitled = session::entitled(&state, &viewer.user).await?;
+    if !entitled.has_feed() {
+        return paywall(&state, &csrf, &viewer, &entitled, None).await;
     }
     let filters = Filters::parse(&q);
+    if let Some(route) = filters.route.as_deref()
+        && !entitled.allows(route)
+    {
+        return paywall(&state, &csrf, &viewer, &entitled, Some(route)).await;
+    }
     let newest = !filters.is_filtered() && filters.after.is_none();
     // Read before the fetch: a change reported meanwhile makes what we store outdated.
     let version = newest.then(|| state.hub().version()).flatten();
-    let cached = version.and_then(|v| state.newest_page().get(v));
-    let signal_queries = filters.queries();
+    let cached = version.and_then(|v| state.newest_page().get(v, &entitled.sees));
+    let signal_queries = filters.queries(&entitled.sees);
     let (page, names) = match cached {
         Some(page) => (Ok(page), state.route_names_cached(&viewer.client).await),
         None => {
@@ -200,7 +224,7 @@ pub async fn feed(
             );
             let page = page.map(Arc::new);
             if let (Some(v), Ok(p)) = (version, &page) {
-                state.newest_page().put(v, p.clone());
+                state.newest_page().put(v, &entitled.sees, p.clone());
             }
             (page, names)
         }
@@ -210,15 +234,16 @@ pub async fn feed(
     if refused(page.as_ref().err()) || refused(names.as_ref().err()) {
         // Appwrite checks the read permission itself: access ended between reading the
         // standing and the list. Ask again and show the paywall.
-        let now = session::standing(&state, &viewer.user).await?;
+        let now = session::entitled(&state, &viewer.user).await?;
         if !now.has_feed() {
-            return paywall(&state, &csrf, &viewer, now).await;
+            return paywall(&state, &csrf, &viewer, &now, None).await;
         }
     }
     let page = page?;
     let names = names?;
     let mut route_options: Vec<RouteOption> = names
         .iter()
+        .filter(|(key, _)| entitled.sees.allows(key))
         .map(|(key, name)| RouteOption {
             key: key.clone(),
             name: name.clone(),
@@ -227,10 +252,17 @@ pub async fn feed(
         .collect();
     route_options.sort_by(|a, b| a.name.cmp(&b.name));
     let next = page.next_after.as_deref().map(|id| filters.next_link(id));
-    let cards = page.signals.iter().map(|d| card(d, &names)).collect();
+    let cards = page
+        .signals
+        .iter()
+        .map(|d| state.cards().html(d, &names))
+        .collect::<Result<_, _>>()?;
+    let (view, remember_view) =
+        crate::card::View::choose(q.view.as_deref(), &headers, state.secure_cookies());
     let html = FeedPage {
         layout: Layout::new("Signals", &csrf.0, true),
         cards,
+        list: view == crate::card::View::List,
         routes: route_options,
         pair: filters.pair.clone().unwrap_or_default(),
         side: filters.side.unwrap_or_default().to_owned(),
@@ -241,7 +273,12 @@ pub async fn feed(
         filtered: filters.is_filtered(),
     }
     .render()?;
-    Ok(Html(html).into_response())
+    let mut resp = Html(html).into_response();
+    if let Some(cookie) = remember_view {
+        resp.headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(resp)
 }
 
 /// Route key -> display name, read by `client` (the user's session or the server key).
@@ -260,18 +297,57 @@ pub async fn route_names(
         .collect())
 }
 
-/// Signed in but not allowed: say what is missing, show the subscription, link the store.
+/// Signed in but not allowed (or asking for a route their plans do not unlock): say what is
+/// missing, show the subscription and the plans on sale, with buy links that carry the email.
 async fn paywall(
     state: &AppState,
     csrf: &CsrfToken,
     viewer: &Viewer,
-    standing: Standing,
+    entitled: &Entitled,
+    route: Option<&str>,
 ) -> Result<Response, AppError> {
+    let (plans, names) = tokio::join!(
+        plan_rows(state, &viewer.user.email),
+        // The server key: the viewer may not be allowed to read routes at all.
+        state.route_names_cached(state.appwrite()),
+    );
+    let name_of = |key: &str| {
+        names
+            .as_ref()
+            .ok()
+            .and_then(|n| n.get(key).cloned())
+            .unwrap_or_else(|| key.to_owned())
+    };
+    let locked = match (route, entitled.standing) {
+        (Some(route), _) => Some(format!("Your plan does not include {}.", name_of(route))),
+        (None, Standing::Paid) => {
+            Some("Your plan does not include any channel of the feed.".into())
+        }
+        (None, _) => None,
+    };
+    let config = state.plans();
+    let offers = config
+        .plans()
+        .iter()
+        .filter(|p| p.buy_url.is_some() || p.price.is_some())
+        .map(|p| OfferView {
+            name: p.name.clone(),
+            price: p.price.clone().unwrap_or_default(),
+            benefits: p.benefits.clone(),
+            buy_url: p.buy_url.as_ref().map_or_else(
+                || state.store_url().to_owned(),
+                |u| u.for_email(Some(&viewer.user.email)),
+            ),
+            includes_route: route.is_some_and(|r| config.entitlement([p.plan.as_str()]).allows(r)),
+        })
+        .collect();
     let html = PaywallPage {
         layout: Layout::new("Members only", &csrf.0, true),
         email: viewer.user.email.clone(),
-        needs_verification: standing == Standing::Unverified,
-        plans: plan_rows(state, &viewer.user.email).await?,
+        needs_verification: entitled.standing == Standing::Unverified,
+        locked,
+        plans: plans?,
+        offers,
         store_url: state.store_url().to_owned(),
     }
     .render()?;
@@ -307,89 +383,5 @@ pub fn decode<M: Model>(doc: Document<Value>) -> Option<Document<M>> {
             tracing::warn!(id = %id, collection = %collection_id, error = %e, "document skipped: does not decode");
             None
         }
-    }
-}
-
-fn num(v: f64) -> String {
-    format!("{v}")
-}
-
-fn when(t: time::OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
-        .format(format_description!(
-            "[year]-[month]-[day] [hour]:[minute] UTC"
-        ))
-        .unwrap_or_default()
-}
-
-fn cut(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
-/// The readable parts of Discord embeds; anything that is not text is left out.
-fn embeds(raw: Option<&str>) -> Vec<EmbedView> {
-    let Some(list) = raw
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-        .and_then(|v| v.as_array().cloned())
-    else {
-        return Vec::new();
-    };
-    let text = |v: &serde_json::Value, key: &str| {
-        cut(
-            v.get(key).and_then(|t| t.as_str()).unwrap_or(""),
-            EMBED_TEXT_MAX,
-        )
-    };
-    list.iter()
-        .take(10)
-        .map(|e| EmbedView {
-            title: text(e, "title"),
-            description_html: markdown::render(&text(e, "description")),
-            fields: e
-                .get("fields")
-                .and_then(|f| f.as_array())
-                .map(|fields| {
-                    fields
-                        .iter()
-                        .take(25)
-                        .map(|f| (text(f, "name"), markdown::render(&text(f, "value"))))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
-        .filter(|e| !e.title.is_empty() || !e.description_html.is_empty() || !e.fields.is_empty())
-        .collect()
-}
-
-/// One signal as a card view; the same function will feed live fragments.
-pub fn card(doc: &Document<Signal>, routes: &HashMap<String, String>) -> Card {
-    let s = &doc.data;
-    let join = |v: &[f64], sep: &str| v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(sep);
-    Card {
-        id: doc.id.clone(),
-        route: routes
-            .get(&s.route_key)
-            .cloned()
-            .unwrap_or_else(|| s.route_key.clone()),
-        author: s.author_name.clone().unwrap_or_else(|| "unknown".into()),
-        posted: when(s.posted_at),
-        posted_iso: s.posted_at.format(&Rfc3339).unwrap_or_default(),
-        pair: s.pair.clone().filter(|p| !p.is_empty()),
-        side: s.side.map(|side| match side {
-            Side::Long => "long",
-            Side::Short => "short",
-        }),
-        entries: join(&s.entries, " – "),
-        targets: join(&s.targets, ", "),
-        stop: s.stop.map(num),
-        leverage: s.leverage.map(num),
-        flags: s.flags.clone(),
-        text_html: markdown::render(s.content.as_deref().unwrap_or_default()),
-        embeds: embeds(s.embeds.as_deref()),
-        edited: s.edited_at.map(when),
-        deleted: s.status == SignalStatus::Deleted,
     }
 }

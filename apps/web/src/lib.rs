@@ -8,8 +8,10 @@
 
 mod account;
 mod admin;
+mod assets;
 mod auth;
 pub mod authcache;
+pub mod card;
 pub mod cookies;
 mod error;
 mod feed;
@@ -37,7 +39,7 @@ use axum::{
 };
 use g3_access::Access;
 use g3_appwrite::Client;
-use g3_core::plans::{PlanCatalog, PlanRoles};
+use g3_core::entitlements::PlanConfig;
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
@@ -76,13 +78,13 @@ pub struct Settings {
     /// How long a session check and a paid/staff standing are reused by `GET`s (0: never);
     /// see [`authcache`].
     pub auth_cache: std::time::Duration,
-    /// Sell.app products to plans (`SELLAPP_PLANS`), so staff can retry failed deliveries
-    /// from `/admin`; empty turns that button off.
-    pub plans: PlanCatalog,
+    /// The plans (`PLANS_FILE`, or `SELLAPP_PLANS` and `PLAN_ROLES`): the routes each unlocks
+    /// (what the feed, the live stream and assets show), what the paywall offers, the roles a
+    /// linked user joins with, and the products staff need to retry failed deliveries from
+    /// `/admin` (none turns that button off).
+    pub plans: PlanConfig,
     /// Discord linking; `None` turns it off (the account page says so).
     pub discord: Option<DiscordSettings>,
-    /// The Discord roles each plan gives (`PLAN_ROLES`), for the roles a linked user joins with.
-    pub plan_roles: PlanRoles,
     /// How long a started Discord link waits for Discord's answer ([`link::STATE_TTL`]).
     pub link_ttl: Duration,
     /// Who may read `/metrics` on the public listener (`METRICS_TOKEN`); a separate metrics
@@ -121,6 +123,8 @@ struct Inner {
     pending_links: pending::PendingLinks,
     metrics_access: MetricsAccess,
     newest_page: feed::NewestPage,
+    /// Each signal's card, rendered once per version for every page and live event.
+    cards: card::CardCache,
     route_names: std::sync::Mutex<
         Option<(
             std::time::Instant,
@@ -150,8 +154,8 @@ impl AppState {
             .as_ref()
             .map_or("", |k| k.expose());
         Ok(Self(Arc::new(Inner {
-            access: Access::new(appwrite.clone(), settings.plans.clone())
-                .with_roles(settings.plan_roles.clone()),
+            access: Access::new(appwrite.clone(), settings.plans.catalog().clone())
+                .with_plans(&settings.plans),
             appwrite,
             origin: settings
                 .public_url
@@ -181,6 +185,7 @@ impl AppState {
             pending_links,
             metrics_access: settings.metrics.clone(),
             newest_page: feed::NewestPage::default(),
+            cards: card::CardCache::default(),
             route_names: std::sync::Mutex::new(None),
         })))
     }
@@ -192,6 +197,10 @@ impl AppState {
     pub fn access(&self) -> &Access {
         &self.0.access
     }
+    /// The plans: what each unlocks and how it is sold.
+    pub fn plans(&self) -> &PlanConfig {
+        self.0.access.plan_config()
+    }
     pub fn secure_cookies(&self) -> bool {
         self.0.secure
     }
@@ -201,6 +210,10 @@ impl AppState {
     /// The newest feed page, shared by members while no signal changes.
     pub fn newest_page(&self) -> &feed::NewestPage {
         &self.0.newest_page
+    }
+    /// Rendered signal cards, shared by pages and live fragments.
+    pub fn cards(&self) -> &card::CardCache {
+        &self.0.cards
     }
 
     pub fn auth_cache(&self) -> &authcache::AuthCache {
@@ -334,6 +347,7 @@ fn pair_key(email: &str, ip: &str) -> String {
 
 const APP_CSS: &str = include_str!("../static/app.css");
 const APP_JS: &str = include_str!("../static/app.js");
+const FAVICON: &str = include_str!("../static/favicon.svg");
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
@@ -342,6 +356,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .route("/favicon.svg", get(favicon))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent("/favicon.svg") }),
+        )
         .route("/signup", get(auth::signup_page).post(auth::signup))
         .route("/signin", get(auth::signin_page).post(auth::signin))
         .route("/signin/code", get(auth::code_page).post(auth::code_send))
@@ -358,6 +377,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(public_metrics))
         .route("/feed", get(feed::feed))
         .route("/feed/stream", get(live::stream))
+        .route("/signals/{signal_id}/assets/{file_id}", get(assets::asset))
         .route("/account", get(account::account))
         .route("/account/password", post(auth::set_password))
         .route("/account/discord/link", post(link::start))
@@ -379,6 +399,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::csrf,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::viewer_nav,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -451,6 +475,17 @@ async fn css() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         APP_CSS,
+    )
+}
+
+/// The icon never changes between releases, so browsers may keep it for a month.
+async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=2592000"),
+        ],
+        FAVICON,
     )
 }
 
@@ -552,9 +587,8 @@ mod tests {
             limits: Limits::default(),
             trust_proxy: false,
             auth_cache: std::time::Duration::from_secs(2),
-            plans: PlanCatalog::default(),
+            plans: PlanConfig::default(),
             discord: None,
-            plan_roles: PlanRoles::default(),
             link_ttl: link::STATE_TTL,
             metrics: MetricsAccess::Hidden,
             timeouts: Timeouts::default(),

@@ -9,6 +9,8 @@
 //!   ring, or a `reset` event (reload the page) when they are no longer there.
 //! - The broadcast never waits for a browser: one that falls a full buffer behind is dropped
 //!   and resumes from the ring when it reconnects.
+//! - Every event carries its signal's route: a browser receives only the routes its user's
+//!   plans unlock (read at connect and at every re-check), backlog included.
 //! - Access is re-checked every `recheck`, so a revoked customer's stream ends.
 
 use std::{
@@ -18,7 +20,6 @@ use std::{
     time::Duration,
 };
 
-use askama::Template;
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -41,8 +42,7 @@ use crate::{
     AppState, ServiceUser,
     error::AppError,
     feed,
-    session::{Viewer, standing},
-    templates::CardFragment,
+    session::{Entitled, Viewer, entitled},
 };
 
 /// Tuning of the live feed; the defaults suit production.
@@ -80,6 +80,8 @@ impl Default for LiveOptions {
 #[derive(Debug)]
 pub struct LiveEvent {
     pub seq: u64,
+    /// The route of the signal: who may receive it.
+    pub route: String,
     /// JSON: `{"id", "action", "html"}`.
     pub data: String,
 }
@@ -158,11 +160,13 @@ impl Hub {
         self.lock().last_seq
     }
 
-    pub fn publish(&self, data: String) -> u64 {
+    /// Publishes an event about a signal of `route`.
+    pub fn publish(&self, route: &str, data: String) -> u64 {
         let mut ring = self.lock();
         ring.last_seq += 1;
         let event = Arc::new(LiveEvent {
             seq: ring.last_seq,
+            route: route.to_owned(),
             data,
         });
         if ring.events.len() == self.capacity {
@@ -292,11 +296,7 @@ impl Publisher {
         let Some(doc) = feed::decode::<Signal>(doc) else {
             return false;
         };
-        let html = match (CardFragment {
-            card: feed::card(&doc, &self.routes),
-        })
-        .render()
-        {
+        let html = match self.state.cards().html(&doc, &self.routes) {
             Ok(html) => html,
             Err(e) => {
                 tracing::error!(error = %e, "live card failed to render");
@@ -306,10 +306,10 @@ impl Publisher {
         let data = serde_json::json!({
             "id": doc.id,
             "action": action_name(action),
-            "html": html,
+            "html": &*html,
         })
         .to_string();
-        self.state.hub().publish(data);
+        self.state.hub().publish(&doc.data.route_key, data);
         self.state.metrics().published();
         true
     }
@@ -375,6 +375,8 @@ pub struct StreamQuery {
 struct Client {
     state: AppState,
     session: g3_appwrite::Client,
+    /// What its user may see, as of the last check.
+    entitled: Entitled,
     backlog: VecDeque<Arc<LiveEvent>>,
     reset: Option<u64>,
     rx: broadcast::Receiver<Arc<LiveEvent>>,
@@ -405,13 +407,16 @@ impl Client {
                     .data("{}"),
             );
         }
-        if let Some(e) = self.backlog.pop_front() {
-            self.state.metrics().fanned_out();
-            return Some(signal_event(&e));
+        while let Some(e) = self.backlog.pop_front() {
+            if self.entitled.allows(&e.route) {
+                self.state.metrics().fanned_out();
+                return Some(signal_event(&e));
+            }
         }
         loop {
             let recheck = tokio::select! {
                 received = self.rx.recv() => match received {
+                    Ok(e) if !self.entitled.allows(&e.route) => false,
                     Ok(e) => {
                         self.state.metrics().fanned_out();
                         return Some(signal_event(&e));
@@ -435,11 +440,16 @@ impl Client {
         }
     }
 
-    /// A transient Appwrite failure keeps the stream; a refused session or lost plan ends it.
-    async fn still_allowed(&self) -> bool {
+    /// Reads what the user may see again (a changed plan changes the routes they receive). A
+    /// transient Appwrite failure keeps the stream as it was; a refused session or lost plan
+    /// ends it.
+    async fn still_allowed(&mut self) -> bool {
         match self.session.account().get().await {
-            Ok(user) => match standing(&self.state, &user).await {
-                Ok(s) => s.has_feed(),
+            Ok(user) => match entitled(&self.state, &user).await {
+                Ok(now) => {
+                    self.entitled = now;
+                    self.entitled.has_feed()
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "live feed: access re-check failed");
                     true
@@ -454,14 +464,16 @@ impl Client {
     }
 }
 
-/// `GET /feed/stream`: Server-Sent Events for members (same gating as `/feed`).
+/// `GET /feed/stream`: Server-Sent Events for members (same gating as `/feed`), with the events
+/// of the routes their plans unlock.
 pub async fn stream(
     State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, AppError> {
-    if !standing(&state, &viewer.user).await?.has_feed() {
+    let entitled = entitled(&state, &viewer.user).await?;
+    if !entitled.has_feed() {
         return Ok((StatusCode::FORBIDDEN, "The live feed is for members.").into_response());
     }
     let after = headers
@@ -480,6 +492,7 @@ pub async fn stream(
     state.metrics().client_opened();
     let client = Client {
         session: viewer.client,
+        entitled,
         backlog,
         reset,
         rx: sub.rx,
@@ -533,7 +546,7 @@ mod tests {
     fn resumes_from_the_ring_or_says_reset() {
         let hub = hub(3);
         let start = hub.last_seq();
-        let seqs: Vec<u64> = (0..5).map(|i| hub.publish(format!("e{i}"))).collect();
+        let seqs: Vec<u64> = (0..5).map(|i| hub.publish("r", format!("e{i}"))).collect();
         assert_eq!(seqs, (start + 1..=start + 5).collect::<Vec<_>>());
         // The ring holds the last three: start+3..=start+5.
         let got = |after| {
@@ -556,9 +569,9 @@ mod tests {
     #[tokio::test]
     async fn live_events_follow_the_backlog_without_gap() {
         let hub = hub(10);
-        let a = hub.publish("a".into());
+        let a = hub.publish("r", "a".into());
         let mut sub = hub.subscribe(Some(a - 1));
-        let b = hub.publish("b".into());
+        let b = hub.publish("r", "b".into());
         assert_eq!(sub.backlog.as_ref().map(|b| b.len()), Some(1));
         assert_eq!(sub.rx.recv().await.unwrap().seq, b);
     }

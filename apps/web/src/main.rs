@@ -7,6 +7,7 @@ use std::{net::SocketAddr, process::ExitCode, str::FromStr, time::Duration};
 use anyhow::Context as _;
 use clap::Parser;
 use g3_appwrite::{ApiKey, Config};
+use g3_core::entitlements::{PlanConfig, PlanSources};
 use g3_service::config::{Checks, ConfigError, given};
 use url::Url;
 use web::{Limits, MetricsAccess, Secret, ServiceUser, Settings, Timeouts};
@@ -67,11 +68,15 @@ struct Args {
     /// A separate (private) address serving `/metrics` without a token.
     #[arg(long, env = "WEB_METRICS_BIND")]
     metrics_bind: Option<String>,
-    /// Sell.app products to plans, as for webhook: lets staff retry failed deliveries from
-    /// `/admin` (empty: retry with `ops failures retry`).
+    /// The plans file (TOML, see `.env.example`), shared with webhook, bot and ops: the routes
+    /// each plan unlocks, what the paywall offers, products and roles.
+    #[arg(long, env = "PLANS_FILE")]
+    plans_file: Option<String>,
+    /// Without PLANS_FILE: Sell.app products to plans, as for webhook: lets staff retry failed
+    /// deliveries from `/admin` (empty: retry with `ops failures retry`).
     #[arg(long, env = "SELLAPP_PLANS", default_value = "")]
     sellapp_plans: String,
-    /// Discord roles per plan, as for webhook: `PLAN=ROLE_ID[|ROLE_ID],...`.
+    /// Without PLANS_FILE: Discord roles per plan, as for webhook: `PLAN=ROLE_ID[|ROLE_ID],...`.
     #[arg(long, env = "PLAN_ROLES", default_value = "")]
     plan_roles: String,
     /// Discord linking: on with the OAuth2 client id and secret, which then need the bot token
@@ -179,6 +184,25 @@ fn discord_settings(checks: &mut Checks, args: &Args) -> Option<web::DiscordSett
     })
 }
 
+/// The plans: `PLANS_FILE`, or `SELLAPP_PLANS` and `PLAN_ROLES` (both at once refused).
+fn plan_config(checks: &mut Checks, args: &Args) -> Option<PlanConfig> {
+    let file = match given(args.plans_file.as_deref()) {
+        Some(path) => Some(checks.check(
+            "PLANS_FILE",
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
+        )?),
+        None => None,
+    };
+    let sources = PlanSources {
+        file: file.as_deref(),
+        sellapp_plans: Some(&args.sellapp_plans),
+        plan_roles: Some(&args.plan_roles),
+    };
+    PlanConfig::from_sources(sources)
+        .map_err(|e| checks.fail(e.setting, &e))
+        .ok()
+}
+
 /// Checks every setting and builds what `main` needs, or names every problem at once.
 fn startup(args: &Args) -> Result<Startup, ConfigError> {
     let mut c = Checks::new();
@@ -238,14 +262,7 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
     if matches!(metrics, MetricsAccess::Hidden) && metrics_bind.is_none() {
         warnings.push("neither METRICS_TOKEN nor WEB_METRICS_BIND: /metrics is not served");
     }
-    let plans = c.check(
-        "SELLAPP_PLANS",
-        g3_core::plans::PlanCatalog::parse(&args.sellapp_plans),
-    );
-    let plan_roles = c.check(
-        "PLAN_ROLES",
-        g3_core::plans::PlanRoles::parse(&args.plan_roles),
-    );
+    let plans = plan_config(&mut c, args);
     let discord = discord_settings(&mut c, args);
     if discord.is_none() {
         warnings.push("no DISCORD_CLIENT_ID / DISCORD_CLIENT_SECRET: Discord linking is off");
@@ -273,7 +290,6 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
         auth_cache: auth_cache.ok_or_else(incomplete)?,
         plans: plans.ok_or_else(incomplete)?,
         discord,
-        plan_roles: plan_roles.ok_or_else(incomplete)?,
         link_ttl: web::link::STATE_TTL,
         metrics,
         timeouts: Timeouts {
@@ -340,6 +356,7 @@ mod tests {
             body_timeout_secs: "20".into(),
             metrics_token: None,
             metrics_bind: None,
+            plans_file: None,
             sellapp_plans: "3301=vip".into(),
             plan_roles: "vip=111".into(),
             discord_client_id: None,
@@ -468,6 +485,43 @@ mod tests {
         assert_eq!(discord.api_url.as_str(), "http://127.0.0.1:9000/api/");
         a.discord_authorize_url = "javascript:alert(1)".into();
         assert_eq!(problems(&a), vec!["DISCORD_AUTHORIZE_URL".to_owned()]);
+    }
+
+    #[test]
+    fn plans_come_from_the_file_or_the_old_variables_never_both() {
+        let path = std::env::temp_dir().join(format!("web-plans-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[plans.vip]\nname = \"VIP\"\nproducts = [\"3301\"]\nroutes = [\"vip-calls\"]\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.plans_file = Some(path.display().to_string());
+        assert_eq!(
+            problems(&a),
+            vec!["SELLAPP_PLANS".to_owned()],
+            "the file and SELLAPP_PLANS at once"
+        );
+        a.sellapp_plans = String::new();
+        assert_eq!(problems(&a), vec!["PLAN_ROLES".to_owned()]);
+        a.plan_roles = String::new();
+        let plans = startup(&a).unwrap().settings.plans;
+        assert!(plans.has_routes());
+        assert_eq!(plans.get("vip").unwrap().name, "VIP");
+        a.plans_file = Some("/nonexistent/plans.toml".into());
+        assert_eq!(problems(&a), vec!["PLANS_FILE".to_owned()]);
+        std::fs::write(&path, "[plans.vip]\nname = \"VIP\"\n").unwrap();
+        a.plans_file = Some(path.display().to_string());
+        assert_eq!(
+            problems(&a),
+            vec!["PLANS_FILE".to_owned()],
+            "routes missing"
+        );
+        let _ = std::fs::remove_file(&path);
+        // Without the file, the old variables as before: every plan unlocks every route.
+        let plans = startup(&args()).unwrap().settings.plans;
+        assert!(!plans.has_routes());
+        assert_eq!(plans.roles().managed(), vec!["111"]);
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! Who is asking: the Appwrite session behind the session cookie, checked with Appwrite
 //! (reused for a second or two on `GET`s only, see [`crate::authcache`]), and what that user
-//! may see.
+//! may see: their [`Standing`] and, for members, the routes their plans unlock ([`entitled`]).
 
 use axum::{
     extract::FromRequestParts,
     http::{Method, request::Parts},
 };
 use g3_appwrite::{Client, SessionSecret, User};
+use g3_core::{
+    Email,
+    entitlements::{Entitlement, plans_in_membership},
+};
 use g3_store::schema::{TEAM_PAID, TEAM_STAFF};
 
 use crate::{AppState, cookies, error::AppError};
@@ -99,25 +103,94 @@ impl Standing {
     }
 }
 
-/// Membership is read with the server key on every call (never remembered), so a revoked
-/// plan closes the feed on the next request: a user cannot vouch for themself.
-pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppError> {
+/// A user's standing and the routes it lets them see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entitled {
+    pub standing: Standing,
+    /// Everything for staff; for members the union of their active plans' routes; else nothing.
+    pub sees: Entitlement,
+}
+
+impl Entitled {
+    fn nothing(standing: Standing) -> Self {
+        Self {
+            standing,
+            sees: Entitlement::nothing(),
+        }
+    }
+
+    /// Whether the feed is open to them at all: staff, or a member whose plans unlock a route.
+    pub fn has_feed(&self) -> bool {
+        self.standing.has_feed() && !self.sees.is_nothing()
+    }
+
+    pub fn allows(&self, route: &str) -> bool {
+        self.has_feed() && self.sees.allows(route)
+    }
+}
+
+/// What a user may see now. Membership is read with the server key on every call (never
+/// remembered), so a revoked plan closes the feed on the next request: a user cannot vouch for
+/// themself. The `paid` membership's roles are the active plans (written with it by g3-access),
+/// so the one call that decides membership also decides the routes.
+pub async fn entitled(state: &AppState, user: &User) -> Result<Entitled, AppError> {
     if !user.email_verification {
-        return Ok(Standing::Unverified);
+        return Ok(Entitled::nothing(Standing::Unverified));
     }
     // One call for every team of the user (this runs on every feed request).
     let memberships = state.appwrite().users().list_memberships(&user.id).await?;
-    let member_of = |team: &str| {
+    let membership = |team: &str| {
         memberships
             .memberships
             .iter()
-            .any(|m| m.team_id == team && m.confirm)
+            .find(|m| m.team_id == team && m.confirm)
     };
-    if member_of(TEAM_STAFF) {
-        Ok(Standing::Staff)
-    } else if member_of(TEAM_PAID) {
-        Ok(Standing::Paid)
-    } else {
-        Ok(Standing::Unpaid)
+    if membership(TEAM_STAFF).is_some() {
+        return Ok(Entitled {
+            standing: Standing::Staff,
+            sees: Entitlement::Everything,
+        });
     }
+    let Some(paid) = membership(TEAM_PAID) else {
+        return Ok(Entitled::nothing(Standing::Unpaid));
+    };
+    let plans = state.plans();
+    let sees = if !plans.has_routes() {
+        // Plans name no routes (no plans file): membership is access to everything.
+        Entitlement::Everything
+    } else {
+        let held: Vec<&str> = plans_in_membership(&paid.roles).collect();
+        if held.is_empty() {
+            // A membership written before plans were recorded on it: ask the subscriptions.
+            let active = active_plans(state, &user.email).await?;
+            plans.entitlement(active.iter().map(String::as_str))
+        } else {
+            plans.entitlement(held)
+        }
+    };
+    Ok(Entitled {
+        standing: Standing::Paid,
+        sees,
+    })
+}
+
+/// The plans that grant access now, from the user's subscriptions.
+async fn active_plans(state: &AppState, email: &str) -> Result<Vec<String>, AppError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(Vec::new());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    Ok(state
+        .access()
+        .subscriptions_of(&email)
+        .await?
+        .into_iter()
+        .filter(|d| d.data.grants_access(now))
+        .map(|d| d.data.plan)
+        .collect())
+}
+
+/// The user's standing alone (pages that show it but no signal).
+pub async fn standing(state: &AppState, user: &User) -> Result<Standing, AppError> {
+    Ok(entitled(state, user).await?.standing)
 }

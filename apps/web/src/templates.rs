@@ -1,6 +1,7 @@
 //! Every page as an askama template struct. Templates live in `templates/`; signal cards come
-//! from one partial (`partials/signal.html`) so pages and, later, live fragments share it.
-//! Escaping is on everywhere; the only `|safe` output is `*_html` fields made by `markdown`.
+//! from one partial (`partials/signal.html`), rendered once per version by `card::CardCache`
+//! for pages and live fragments alike. Escaping is on everywhere; the only `|safe` output is
+//! `*_html` fields made by `markdown` and the cache's cards, themselves rendered here.
 
 use askama::Template;
 
@@ -94,29 +95,73 @@ pub struct PaywallPage {
     pub layout: Layout,
     pub email: String,
     pub needs_verification: bool,
+    /// Why a member is refused: their plans do not unlock what they asked for.
+    pub locked: Option<String>,
     pub plans: Vec<PlanRow>,
+    /// The configured plans on sale, in order.
+    pub offers: Vec<OfferView>,
     pub store_url: String,
 }
 
-/// A parsed-trade number list, already formatted.
+/// One plan on sale as the paywall shows it.
+pub struct OfferView {
+    pub name: String,
+    /// Empty when not configured.
+    pub price: String,
+    pub benefits: Vec<String>,
+    /// With the viewer's email when the store takes it.
+    pub buy_url: String,
+    /// It unlocks the route the viewer asked for.
+    pub includes_route: bool,
+}
+
+/// One signal as its card shows it, every number already formatted (see `card::card`).
 pub struct Card {
     pub id: String,
     pub route: String,
     pub author: String,
+    /// UTC, for readers without scripts; `app.js` shows relative and local time.
     pub posted: String,
     pub posted_iso: String,
+    /// The pair, or what the message is ("Chart", "Message") when it names none.
+    pub title: String,
+    /// Invisible characters removed, written `BASE/QUOTE`.
     pub pair: Option<String>,
     pub side: Option<&'static str>,
     pub entries: String,
     pub targets: String,
     pub stop: Option<String>,
     pub leverage: Option<String>,
-    pub flags: Vec<String>,
+    /// Reward over risk per target ("TP1 1.5 · TP2 3.0"), or empty.
+    pub reward_risk: String,
+    /// The parser's warnings in plain words; codes never reach the page.
+    pub warnings: Vec<Warning>,
     /// The message rendered by [`crate::markdown::render`]: escaped first, our tags only.
     pub text_html: String,
     pub embeds: Vec<EmbedView>,
+    /// The text and embeds only repeat the numbers above: shown folded.
+    pub collapsed: bool,
+    /// Stored images, shown inline.
+    pub pictures: Vec<AssetView>,
+    /// Other stored attachments, linked.
+    pub files: Vec<AssetView>,
+    /// Attachments still being copied to Storage.
+    pub pending: usize,
     pub edited: Option<String>,
     pub deleted: bool,
+}
+
+/// A parser warning as a customer reads it.
+pub struct Warning {
+    pub text: &'static str,
+    /// Worth knowing, nothing wrong (e.g. the side was read from the prices).
+    pub note: bool,
+}
+
+/// An attachment served through web, which checks the reader's plan.
+pub struct AssetView {
+    pub url: String,
+    pub name: String,
 }
 
 impl Card {
@@ -149,7 +194,10 @@ pub struct RouteOption {
 #[template(path = "feed.html")]
 pub struct FeedPage {
     pub layout: Layout,
-    pub cards: Vec<Card>,
+    /// Cards as rendered by `card::CardCache` (our own escaped HTML).
+    pub cards: Vec<std::sync::Arc<str>>,
+    /// The compact list view instead of full cards.
+    pub list: bool,
     pub routes: Vec<RouteOption>,
     pub pair: String,
     pub side: String,

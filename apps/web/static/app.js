@@ -12,9 +12,78 @@ document.addEventListener("DOMContentLoaded", function () {
       .catch(function () { ping.textContent = "Backend check failed."; });
   }
 
-  // Live feed: cards arrive as HTML rendered by the server from the same partial as the page.
+  // Times: the server writes UTC; the reader sees "5 min ago · 14:03" in their own zone.
+  function relative(date, now) {
+    var s = Math.round((now - date) / 1000);
+    if (s < 45) return "just now";
+    var m = Math.round(s / 60);
+    if (m < 60) return m + " min ago";
+    var h = Math.round(m / 60);
+    if (h < 24) return h + " h ago";
+    var d = Math.round(h / 24);
+    return d < 7 ? d + (d === 1 ? " day ago" : " days ago") : null;
+  }
+  function local(date, now) {
+    var today = date.toDateString() === now.toDateString();
+    return date.toLocaleString(undefined, today
+      ? { hour: "2-digit", minute: "2-digit" }
+      : { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+  function upgradeTimes(root) {
+    var now = new Date();
+    var times = root.querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var t = times[i];
+      var date = new Date(t.getAttribute("datetime"));
+      if (isNaN(date.getTime())) continue;
+      if (!t.hasAttribute("title")) t.setAttribute("title", t.textContent);
+      var rel = relative(date, now);
+      t.textContent = rel ? rel + " · " + local(date, now) : local(date, now);
+    }
+  }
+  upgradeTimes(document);
+  setInterval(function () { upgradeTimes(document); }, 60000);
+
+  // Charts open large over the page; the link itself (the full image) works without this.
+  var lightbox = null;
+  function enlarge(href, alt) {
+    if (!window.HTMLDialogElement) return false;
+    if (!lightbox) {
+      lightbox = document.createElement("dialog");
+      lightbox.className = "lightbox";
+      lightbox.setAttribute("aria-label", "Chart");
+      var close = document.createElement("button");
+      close.type = "button";
+      close.textContent = "Close";
+      lightbox.appendChild(close);
+      lightbox.appendChild(document.createElement("img"));
+      lightbox.addEventListener("click", function () { lightbox.close(); });
+      document.body.appendChild(lightbox);
+    }
+    var img = lightbox.querySelector("img");
+    img.src = href;
+    img.alt = alt || "";
+    lightbox.showModal();
+    return true;
+  }
+
   var feed = document.getElementById("feed");
-  if (!feed || !window.EventSource || !feed.getAttribute("data-stream")) return;
+  if (!feed) return;
+  feed.addEventListener("click", function (e) {
+    var chart = e.target.closest("a.chart");
+    if (chart && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
+      var img = chart.querySelector("img");
+      if (enlarge(chart.getAttribute("href"), img && img.alt)) e.preventDefault();
+      return;
+    }
+    // The list view opens a row in place; links and controls inside keep their own meaning.
+    if (!feed.classList.contains("list") || e.target.closest("a, button, summary, details")) return;
+    var card = e.target.closest("article.card");
+    if (card) card.classList.toggle("open");
+  });
+
+  // Live feed: cards arrive as HTML rendered by the server from the same partial as the page.
+  if (!window.EventSource || !feed.getAttribute("data-stream")) return;
   var insert = feed.getAttribute("data-insert") === "1";
   var source = new EventSource(feed.getAttribute("data-stream"));
   source.addEventListener("signal", function (e) {
@@ -29,13 +98,19 @@ document.addEventListener("DOMContentLoaded", function () {
     tpl.innerHTML = msg.html;
     var card = tpl.content.firstElementChild;
     if (!card) return;
+    upgradeTimes(card);
+    card.classList.add("arrived");
     if (old) {
+      if (old.classList.contains("open")) card.classList.add("open");
       old.parentNode.replaceChild(card, old);
     } else if (insert) {
       var empty = feed.querySelector(":scope > p.muted");
       if (empty) feed.removeChild(empty);
       feed.insertBefore(card, feed.firstChild);
+    } else {
+      return;
     }
+    setTimeout(function () { card.classList.remove("arrived"); }, 6000);
   });
   // Too far behind to resume: the page itself is the catch-up.
   source.addEventListener("reset", function () {

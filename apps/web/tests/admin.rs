@@ -245,7 +245,7 @@ fn delivery(order: u64, email: &str) -> Vec<u8> {
 #[tokio::test]
 async fn staff_retry_a_failed_delivery_from_the_failures_page() {
     let app = TestApp::spawn_configured(|s| {
-        s.plans = g3_core::plans::PlanCatalog::parse("1=vip").unwrap();
+        s.plans = g3_core::entitlements::PlanConfig::from_specs("1=vip", "").unwrap();
     })
     .await;
     let mut staff = app.verified("boss@g3.io").await;
@@ -425,7 +425,7 @@ async fn staff_find_by_discord_name_see_the_link_and_unlink_with_a_reason() {
 #[tokio::test]
 async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
     let app = TestApp::spawn_configured(|s| {
-        s.plan_roles = g3_core::plans::PlanRoles::parse("vip=7001").unwrap();
+        s.plans = g3_core::entitlements::PlanConfig::from_specs("", "vip=7001").unwrap();
     })
     .await;
     let mut staff = app.verified("boss@g3.io").await;

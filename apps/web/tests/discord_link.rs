@@ -7,7 +7,7 @@ mod common;
 
 use common::{Browser, Resp, TestApp};
 use g3_appwrite::Query;
-use g3_core::plans::PlanRoles;
+use g3_core::entitlements::PlanConfig;
 use g3_store::models::{DiscordLink, PendingLink};
 use testkit::discord::{FakeDiscord, Fault, OAuthApp, OAuthRoute};
 use url::Url;
@@ -49,7 +49,7 @@ async fn setup_configured(
                 .unwrap(),
             authorize_url: Url::parse(&format!("{}/oauth2/authorize", fake.base_url())).unwrap(),
         });
-        s.plan_roles = PlanRoles::parse(&format!("vip={VIP_ROLE}")).unwrap();
+        s.plans = PlanConfig::from_specs("", &format!("vip={VIP_ROLE}")).unwrap();
         registered = Some(oauth);
         configure(s);
     })

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context as _;
 use clap::Parser;
 use g3_appwrite::{ApiKey, Config};
-use g3_core::plans::{PlanCatalog, PlanRoles};
+use g3_core::entitlements::{PlanConfig, PlanSources};
 use g3_service::config::{Checks, ConfigError, given};
 use webhook::{
     HttpSettings, Intervals, MetricsAccess, PreviousSecrets, Secret, Settings, Timeouts,
@@ -37,10 +37,15 @@ struct Args {
     /// The secret being rotated out: deliveries signed with it are still accepted.
     #[arg(long, env = "SELLAPP_WEBHOOK_SECRET_PREVIOUS", hide_env_values = true)]
     sellapp_secret_previous: Option<String>,
-    /// Product and variant ids to plans: `PRODUCT[:VARIANT]=PLAN,...`.
+    /// The plans file (TOML, see `.env.example`), shared with web, bot and ops: each plan's
+    /// products and Discord roles (and what web shows).
+    #[arg(long, env = "PLANS_FILE")]
+    plans_file: Option<String>,
+    /// Without PLANS_FILE: product and variant ids to plans: `PRODUCT[:VARIANT]=PLAN,...`.
     #[arg(long, env = "SELLAPP_PLANS")]
     sellapp_plans: Option<String>,
-    /// Discord roles per plan: `PLAN=ROLE_ID[|ROLE_ID],...` (empty: no role state is kept).
+    /// Without PLANS_FILE: Discord roles per plan: `PLAN=ROLE_ID[|ROLE_ID],...` (empty: no role
+    /// state is kept).
     #[arg(long, env = "PLAN_ROLES", default_value = "")]
     plan_roles: String,
     /// Where failures are kept while Appwrite is unreachable.
@@ -78,6 +83,42 @@ struct Args {
     body_timeout_secs: u64,
 }
 
+/// The plans: `PLANS_FILE`, or `SELLAPP_PLANS` (required then) and `PLAN_ROLES`; both at once
+/// are refused, and so are plans no product buys.
+fn plan_config(checks: &mut Checks, args: &Args) -> Option<PlanConfig> {
+    let file = match given(args.plans_file.as_deref()) {
+        Some(path) => Some(checks.check(
+            "PLANS_FILE",
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
+        )?),
+        None => None,
+    };
+    let sellapp = given(args.sellapp_plans.as_deref());
+    if file.is_none() && sellapp.is_none() {
+        checks.fail("SELLAPP_PLANS", "is not set (nor PLANS_FILE)");
+        return None;
+    }
+    let config = PlanConfig::from_sources(PlanSources {
+        file: file.as_deref(),
+        sellapp_plans: sellapp.as_deref(),
+        plan_roles: Some(&args.plan_roles),
+    })
+    .map_err(|e| checks.fail(e.setting, &e))
+    .ok()?;
+    if config.catalog().is_empty() {
+        checks.fail(
+            if file.is_some() {
+                "PLANS_FILE"
+            } else {
+                "SELLAPP_PLANS"
+            },
+            "maps no product to a plan: nothing could ever be granted",
+        );
+        return None;
+    }
+    Some(config)
+}
+
 /// Checks every setting, naming each problem; the settings and the private metrics address.
 fn settings(args: Args) -> Result<(Settings, Option<SocketAddr>), ConfigError> {
     let mut checks = Checks::new();
@@ -85,16 +126,11 @@ fn settings(args: Args) -> Result<(Settings, Option<SocketAddr>), ConfigError> {
     let project = checks.required("APPWRITE_PROJECT_ID", args.appwrite_project.as_deref());
     let key = checks.required("APPWRITE_API_KEY", args.appwrite_key.as_deref());
     let sellapp_secret = checks.required("SELLAPP_WEBHOOK_SECRET", args.sellapp_secret.as_deref());
-    let plans = checks
-        .required("SELLAPP_PLANS", args.sellapp_plans.as_deref())
-        .and_then(|p| checks.check("SELLAPP_PLANS", PlanCatalog::parse(&p)));
-    if plans.as_ref().is_some_and(PlanCatalog::is_empty) {
-        checks.fail(
-            "SELLAPP_PLANS",
-            "maps no product to a plan: nothing could ever be granted",
-        );
-    }
-    let roles = checks.check("PLAN_ROLES", PlanRoles::parse(&args.plan_roles));
+    let plan_config = plan_config(&mut checks, &args);
+    let (plans, roles) = match plan_config {
+        Some(c) => (Some(c.catalog().clone()), Some(c.roles().clone())),
+        None => (None, None),
+    };
     let metrics_bind = given(args.metrics_bind.as_deref()).and_then(|a| {
         checks.check(
             "WEBHOOK_METRICS_BIND",
@@ -281,5 +317,57 @@ mod tests {
             settings.http.attachment_policy.hosts,
             ["cdn.discordapp.com", "media.discordapp.net"]
         );
+    }
+
+    #[test]
+    fn plans_come_from_the_plans_file_and_never_with_sellapp_plans() {
+        let path = std::env::temp_dir().join(format!("webhook-plans-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[plans.vip]\nname = \"VIP\"\nproducts = [\"3301:9001\"]\nroles = [\"111\"]\n\
+             routes = [\"*\"]\n",
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let base = [
+            "--appwrite-endpoint",
+            "http://127.0.0.1:1/v1",
+            "--appwrite-project",
+            "p",
+            "--appwrite-key",
+            "k",
+            "--sellapp-secret",
+            "s",
+            "--plans-file",
+            &file,
+        ];
+        let (settings, _) = settings(args(&base)).unwrap();
+        let item = g3_core::sellapp::LineItem {
+            product_id: "3301".into(),
+            variant_id: Some("9001".into()),
+            subscription_id: None,
+        };
+        assert_eq!(
+            settings.plans.plan_for(&item).map(|p| p.as_str()),
+            Some("vip")
+        );
+        assert_eq!(settings.roles.managed(), vec!["111"]);
+        let both = [&base[..], &["--sellapp-plans", "1=vip"]].concat();
+        let err = settings_error(&both);
+        assert!(
+            err.contains("SELLAPP_PLANS") && err.contains("PLANS_FILE"),
+            "{err}"
+        );
+        std::fs::write(&path, "[plans.vip]\nname = \"VIP\"\nroutes = []\n").unwrap();
+        let err = settings_error(&base);
+        assert!(err.contains("PLANS_FILE: maps no product"), "{err}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    fn settings_error(pairs: &[&str]) -> String {
+        match settings(args(pairs)) {
+            Ok(_) => panic!("settings accepted"),
+            Err(e) => e.to_string(),
+        }
     }
 }

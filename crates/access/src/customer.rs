@@ -1,10 +1,14 @@
 //! One customer as staff see them. [`Access::customer`] reads, in one place, everything `/admin`
 //! and `ops lookup` show about an email: account, subscriptions, what they are entitled to now,
-//! the Discord link, desired vs applied roles, webhook events and failures, and the audit trail.
+//! what they can see in the feed and why, the Discord link, desired vs applied roles, webhook
+//! events and failures, and the audit trail.
 //! [`Access::find_customers`] turns what staff search by into the customers it names.
 
 use g3_appwrite::{Document, DocumentList, Query, User};
-use g3_core::{Email, Snowflake};
+use g3_core::{
+    Email, Snowflake,
+    entitlements::{Entitlement, Unlocks},
+};
 use g3_store::{
     models::{AuditEntry, DiscordLink, RoleState, Subscription, WebhookEvent, WebhookFailure},
     schema::{TEAM_PAID, TEAM_STAFF},
@@ -65,6 +69,63 @@ pub struct Entitlements {
     pub active_plans: Vec<String>,
     /// The managed Discord roles those plans give them now, and why (as the bot sees it).
     pub roles: DesiredRoles,
+    /// What the web feed shows them now, and why (as web decides it).
+    pub sees: Visibility,
+}
+
+/// What a customer can see in the web feed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    /// The routes the feed, the live stream and signal assets are open to them for.
+    pub routes: Entitlement,
+    /// Each active plan and the routes it unlocks (their union is `routes` for a member).
+    pub by_plan: Vec<(String, Unlocks)>,
+    /// Why, in one line: staff, not verified, not in `paid`, or the plans.
+    pub why: String,
+}
+
+impl Visibility {
+    /// Decided as web decides: staff see everything; a verified member of `paid` sees what
+    /// their active plans unlock; anyone else sees nothing.
+    fn of(access: &Access, account: Option<&Account>, active_plans: &[String]) -> Self {
+        let config = access.plan_config();
+        let by_plan: Vec<(String, Unlocks)> = active_plans
+            .iter()
+            .map(|p| (p.clone(), config.unlocks(p).clone()))
+            .collect();
+        let (routes, why) = match account {
+            None => (Entitlement::nothing(), "no account".to_owned()),
+            Some(a) if !a.verified => (Entitlement::nothing(), "email not verified".to_owned()),
+            Some(a) if a.staff => (Entitlement::Everything, "staff".to_owned()),
+            Some(a) if !a.paid => (
+                Entitlement::nothing(),
+                "not a member of team paid".to_owned(),
+            ),
+            Some(_) if active_plans.is_empty() => {
+                (Entitlement::nothing(), "no active plan".to_owned())
+            }
+            Some(_) => {
+                let plans: Vec<String> = by_plan
+                    .iter()
+                    .map(|(plan, unlocks)| format!("{plan} unlocks {unlocks}"))
+                    .collect();
+                let why = if config.has_routes() {
+                    plans.join("; ")
+                } else {
+                    "plans name no routes (no PLANS_FILE): every plan unlocks every route".into()
+                };
+                (
+                    config.entitlement(active_plans.iter().map(String::as_str)),
+                    why,
+                )
+            }
+        };
+        Self {
+            routes,
+            by_plan,
+            why,
+        }
+    }
 }
 
 /// The newest entries of a longer list, and how many there are in all.
@@ -137,7 +198,7 @@ impl Access {
         };
 
         let at = self.clock.now();
-        let active_plans = subscriptions
+        let active_plans: Vec<String> = subscriptions
             .iter()
             .filter(|s| s.grants_access(at))
             .map(|s| s.plan.clone())
@@ -172,12 +233,14 @@ impl Access {
             ])
             .await?;
 
+        let sees = Visibility::of(self, account.as_ref(), &active_plans);
         Ok(CustomerView {
             email: email.clone(),
             at,
             account,
             subscriptions,
             entitlements: Entitlements {
+                sees,
                 active_plans,
                 roles: roles_due,
             },

@@ -1,8 +1,8 @@
-//! Sell.app deliveries: the `webhook_events` record that makes each one take effect once, and
-//! the translation of an event into plan changes (grant, extend, dispute, cancel) that
-//! `grants` applies.
+//! Sell.app deliveries: the translation of an event into plan changes (grant, extend, dispute,
+//! cancel) that `grants` applies, once in effect, and the `webhook_events` record that keeps
+//! every delivery with what became of it.
 
-use g3_appwrite::{Query, Upserted};
+use g3_appwrite::Query;
 use g3_core::{
     Email, ids,
     plans::Plan,
@@ -14,7 +14,8 @@ use tracing::{instrument, warn};
 
 use crate::{
     Access, AccessError, Cause, LockGuard, customer_key,
-    grants::{EndPlan, Grant},
+    grants::{EndPlan, Grant, Step},
+    held::{Held, RecordState},
     truncate,
 };
 
@@ -55,6 +56,37 @@ pub fn effect_key(delivery_id: &str, event: &Event) -> String {
     )
 }
 
+/// What applying an event did, and whether it wrote anything.
+pub(crate) struct Applied {
+    outcome: Outcome,
+    changed: bool,
+}
+
+impl Applied {
+    fn ignored() -> Self {
+        Self {
+            outcome: Outcome::Ignored,
+            changed: false,
+        }
+    }
+
+    /// The plan changes of one event: a duplicate when every one of them was already made.
+    fn of(steps: Vec<Step>) -> Self {
+        if !steps.is_empty() && steps.iter().all(|s| *s == Step::Seen) {
+            return Self {
+                outcome: Outcome::Duplicate,
+                changed: false,
+            };
+        }
+        let changed = steps.iter().any(|s| matches!(s, Step::Changed(_)));
+        let described: Vec<String> = steps.into_iter().map(Step::describe).collect();
+        Self {
+            outcome: Outcome::Applied(described.join("; ")),
+            changed,
+        }
+    }
+}
+
 impl Access {
     /// Handles one verified, parsed delivery exactly once in effect.
     #[instrument(skip_all, fields(delivery = %delivery_id, event = %event.kind.as_str()))]
@@ -76,63 +108,101 @@ impl Access {
         result
     }
 
+    /// Applies the delivery, then writes its record once, with its final status. Whether it was
+    /// applied before is told by its effects (see `grants`), not by reading the record first;
+    /// an event with no effect to mark (ignored, or refused) is told by the record.
     async fn handle_locked(
         &self,
         delivery_id: &str,
         event: &Event,
         lock: &LockGuard,
     ) -> Result<Outcome, AccessError> {
-        let events = self.collection::<WebhookEvent>();
+        let received_at = OffsetDateTime::now_utc();
+        // Naming its customer, the delivery holds that customer's lock: what is learnt under it
+        // is kept for every plan the event names.
+        let mut held = event
+            .email
+            .is_some()
+            .then(|| Held::for_delivery(lock, delivery_id));
+        // The effects (history, audit, membership) are keyed by what the delivery says, not by
+        // its delivery id: the same order event redelivered under another id applies once.
+        let cause = Cause::Delivery(effect_key(delivery_id, event));
+        let result = self.apply_locked(event, &cause, held.as_mut()).await;
+        let known = held.as_ref().and_then(Held::record_state);
+        drop(held);
+        let (status, detail, changed) = match &result {
+            Ok(a) => match &a.outcome {
+                Outcome::Ignored => (EventStatus::Ignored, "event not acted on".to_owned(), false),
+                Outcome::Applied(d) => (EventStatus::Processed, d.clone(), a.changed),
+                Outcome::Duplicate => (EventStatus::Processed, "already applied".to_owned(), false),
+            },
+            Err(e) => (EventStatus::Failed, e.to_string(), false),
+        };
         let record = WebhookEvent {
             event: event.kind.as_str().to_owned(),
             order_id: event.object_id.clone(),
             store_id: event.store_id.clone(),
             email: event.email.as_ref().map(|e| e.as_str().to_owned()),
-            status: EventStatus::Received,
-            received_at: OffsetDateTime::now_utc(),
-            processed_at: None,
-            detail: None,
+            status,
+            received_at,
+            processed_at: Some(OffsetDateTime::now_utc()),
+            detail: Some(truncate(&detail, 1024)),
         };
-        // An earlier `Received` or `Failed` record means a crash or an error mid-way: effects
-        // are idempotent, so applying again finishes the job.
-        if let Upserted::Existed(doc) = events.create_if_absent(delivery_id, &record, None).await?
-            && matches!(
-                doc.data.status,
-                EventStatus::Processed | EventStatus::Ignored
-            )
-        {
-            return Ok(Outcome::Duplicate);
-        }
-
-        // The effects (history, audit, membership) are keyed by what the delivery says, not by
-        // its delivery id: the same order event redelivered under another id applies once.
-        let cause = Cause::Delivery(effect_key(delivery_id, event));
-        let result = self.apply_locked(event, &cause, Some(lock)).await;
-        let (status, detail) = match &result {
-            Ok(Outcome::Ignored) => (EventStatus::Ignored, "event not acted on".to_owned()),
-            Ok(Outcome::Applied(d)) => (EventStatus::Processed, d.clone()),
-            Ok(Outcome::Duplicate) => (EventStatus::Processed, "already applied".to_owned()),
-            Err(e) => (EventStatus::Failed, e.to_string()),
-        };
-        // Best effort when the backend is the problem: the failure is recorded elsewhere.
-        let patch = serde_json::json!({
-            "status": status,
-            "processed_at": g3_appwrite::format_datetime(OffsetDateTime::now_utc()),
-            "detail": truncate(&detail, 1024),
-        });
-        // A delivery whose lock ran out is not marked (it stays `Received`): its retry applies it
-        // again under a new lock.
-        let marked = match lock.ensure_held() {
-            Ok(()) => events
-                .update(delivery_id, &patch, None)
-                .await
-                .map(drop)
-                .map_err(AccessError::from),
+        // A delivery whose lock ran out is not recorded: its retry applies it again under a
+        // new lock.
+        let stored = match lock.ensure_held() {
+            Ok(()) => {
+                self.store_record(delivery_id, &record, known, changed)
+                    .await
+            }
             Err(e) => Err(e.into()),
         };
-        let outcome = result?;
-        marked?;
-        Ok(outcome)
+        match result {
+            Ok(applied) => Ok(if stored? {
+                Outcome::Duplicate
+            } else {
+                applied.outcome
+            }),
+            // Best effort when the backend is the problem: the failure is recorded elsewhere.
+            Err(e) => {
+                if let Err(not_stored) = stored {
+                    warn!(error = %not_stored, "the failed delivery's record was not written");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the delivery's record (`known`: what it was found to say, if looked up). Returns
+    /// whether this was a redelivery after all: a final record was there and this attempt
+    /// `changed` nothing (which also leaves a success unspoilt by a later failure).
+    async fn store_record(
+        &self,
+        id: &str,
+        record: &WebhookEvent,
+        known: Option<RecordState>,
+        changed: bool,
+    ) -> Result<bool, AccessError> {
+        let events = self.collection::<WebhookEvent>();
+        let stored = match known {
+            Some(RecordState::Absent) | None => match events.create(id, record, None).await {
+                Ok(_) => return Ok(false),
+                Err(e) if e.is_conflict() && !changed => self.record_state_of(id).await?,
+                Err(e) if e.is_conflict() => RecordState::Open,
+                Err(e) => return Err(e.into()),
+            },
+            Some(state) => state,
+        };
+        if matches!(stored, RecordState::Final(_)) && !changed {
+            return Ok(true);
+        }
+        let patch = serde_json::json!({
+            "status": record.status,
+            "processed_at": record.processed_at.map(g3_appwrite::format_datetime),
+            "detail": record.detail,
+        });
+        events.update(id, &patch, None).await?;
+        Ok(false)
     }
 
     /// The effect of an event, without the idempotency record (under the customer's lock).
@@ -141,22 +211,24 @@ impl Access {
             Some(email) => Some(self.locks.acquire(&customer_key(email)).await?),
             None => None,
         };
-        let result = self.apply_locked(event, cause, lock.as_ref()).await;
+        let mut held = lock.as_ref().map(Held::new);
+        let result = self.apply_locked(event, cause, held.as_mut()).await;
+        drop(held);
         if let Some(lock) = lock {
             lock.release().await;
         }
-        result
+        result.map(|a| a.outcome)
     }
 
-    /// The effect of an event; `held` is the lock the caller holds, if any.
+    /// The effect of an event; `held` is the customer's lock the caller holds, if any.
     async fn apply_locked(
         &self,
         event: &Event,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<Outcome, AccessError> {
+        held: Option<&mut Held<'_>>,
+    ) -> Result<Applied, AccessError> {
         match event.kind.effect() {
-            Effect::Ignore => Ok(Outcome::Ignored),
+            Effect::Ignore => Ok(Applied::ignored()),
             Effect::Grant | Effect::Extend => self.apply_grant(event, cause, held).await,
             Effect::RevokeNow => self.apply_dispute(event, cause, held).await,
             Effect::CancelAtPeriodEnd => self.apply_cancel(event, cause, held).await,
@@ -195,8 +267,8 @@ impl Access {
         &self,
         event: &Event,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<Outcome, AccessError> {
+        mut held: Option<&mut Held<'_>>,
+    ) -> Result<Applied, AccessError> {
         let email = event.email.clone().ok_or_else(|| {
             AccessError::Unprocessable("the event carries no customer email".into())
         })?;
@@ -236,17 +308,17 @@ impl Access {
                 period_end: event.period_end,
                 renewal: event.kind.effect() == Effect::Extend,
             };
-            applied.push(self.grant_plan(grant, cause, held).await?);
+            applied.push(self.grant_plan(grant, cause, held.as_deref_mut()).await?);
         }
-        Ok(Outcome::Applied(applied.join("; ")))
+        Ok(Applied::of(applied))
     }
 
     async fn apply_dispute(
         &self,
         event: &Event,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<Outcome, AccessError> {
+        mut held: Option<&mut Held<'_>>,
+    ) -> Result<Applied, AccessError> {
         let order_id = event.object_id.clone();
         let mut touched = Vec::new();
         // Subscriptions granted by this order (the normal case) ...
@@ -291,17 +363,17 @@ impl Access {
                 reason: &reason,
                 order_id: order_id.as_deref(),
             };
-            touched.push(self.end_plan_with(end, cause, held).await?);
+            touched.push(self.end_plan_with(end, cause, held.as_deref_mut()).await?);
         }
-        Ok(Outcome::Applied(touched.join("; ")))
+        Ok(Applied::of(touched))
     }
 
     async fn apply_cancel(
         &self,
         event: &Event,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<Outcome, AccessError> {
+        mut held: Option<&mut Held<'_>>,
+    ) -> Result<Applied, AccessError> {
         let Some(sub_id) = event
             .subscription_id
             .as_deref()
@@ -344,10 +416,17 @@ impl Access {
         let mut touched = Vec::new();
         for (email, plan) in targets {
             touched.push(
-                self.cancel_plan(&email, &plan, sub_id, event.period_end, cause, held)
-                    .await?,
+                self.cancel_plan(
+                    &email,
+                    &plan,
+                    sub_id,
+                    event.period_end,
+                    cause,
+                    held.as_deref_mut(),
+                )
+                .await?,
             );
         }
-        Ok(Outcome::Applied(touched.join("; ")))
+        Ok(Applied::of(touched))
     }
 }

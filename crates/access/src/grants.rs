@@ -1,29 +1,40 @@
 //! One customer's plans: grant, cancel at period end, end (revoke or expire), each under the
-//! customer's lock, each written as the whole `subscriptions` document with a history line and
-//! an audit entry; then the access they lead to (`paid` membership and desired roles) is
-//! recomputed from the subscriptions already in hand, not read again.
+//! customer's lock ([`Held`]), each written as the whole `subscriptions` document with a history
+//! line; then the access it leads to (`paid` membership and desired roles, `membership`) is
+//! recomputed from the subscriptions already in hand, not read again; the audit entry is last.
+//!
+//! The history line is keyed by the cause, so it marks a delivery's change as made. A delivery
+//! that finds its line is a redelivery (under this delivery id or another) once what follows
+//! the write is known done: its own record was made final after the line was written (records
+//! are written last), or the change's audit entry exists. Otherwise an attempt crashed after the
+//! write, and this one finishes the rest. The only thing done before the write is finding or
+//! creating the customer's user, which is idempotent.
 
-use g3_appwrite::{Document, Query, User};
+use g3_appwrite::{Document, Query};
 use g3_core::{Email, ids, plans::Plan};
-use g3_store::{
-    models::{HistoryEntry, Subscription, SubscriptionStatus},
-    schema::TEAM_PAID,
-};
+use g3_store::models::{HistoryEntry, Subscription, SubscriptionStatus};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use crate::{Access, AccessError, Cause, LockGuard};
+use crate::{
+    Access, AccessError, Cause,
+    held::{Held, RecordState},
+    membership::active_plans,
+};
 
 /// A subscription document's id: one per customer and plan.
 pub fn subscription_id(email: &Email, plan: &Plan) -> String {
     ids::derive("subscription", &[email.as_str(), plan.as_str()])
 }
 
-/// The id Appwrite users created for a purchase get, so concurrent deliveries for a new
-/// customer cannot create two users.
+/// The id Appwrite users created for a purchase get when the customer already has
+/// subscriptions, so concurrent changes cannot create two users.
 pub fn user_id_for(email: &Email) -> String {
     ids::derive("user", &[email.as_str()])
 }
+
+/// How many history entries a subscription keeps (`Subscription::push_history`).
+const HISTORY_KEPT: usize = 100;
 
 /// A plan to grant, and what the delivery says about it.
 pub(crate) struct Grant<'a> {
@@ -44,8 +55,38 @@ pub(crate) struct EndPlan<'a> {
     pub order_id: Option<&'a str>,
 }
 
-/// Every subscription of one customer, read once under their lock: the one a change is about,
-/// and the others that decide, with it, their membership and roles.
+/// What one plan change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Written; a one-line description.
+    Changed(String),
+    /// Nothing to write (already so, or refused); a one-line description.
+    Unchanged(String),
+    /// A delivery's change that was already made in full.
+    Seen,
+}
+
+impl Step {
+    pub fn describe(self) -> String {
+        match self {
+            Step::Changed(d) | Step::Unchanged(d) => d,
+            Step::Seen => "already applied".into(),
+        }
+    }
+}
+
+/// How far a delivery's change to one subscription already went.
+enum Mark {
+    /// Not made (or the cause is no delivery): make it.
+    New,
+    /// Made in full.
+    Done,
+    /// Written, but what follows the write may be missing: the history line it left.
+    Written(HistoryEntry),
+}
+
+/// Every subscription of one customer: the one a change is about, and the others that decide,
+/// with it, their membership and roles.
 struct Plans {
     id: String,
     current: Option<Subscription>,
@@ -58,6 +99,18 @@ impl Plans {
         let mut all = self.others.clone();
         all.push(written.clone());
         all
+    }
+
+    /// What the customer holds now.
+    fn stored(&self) -> Vec<Subscription> {
+        let mut all = self.others.clone();
+        all.extend(self.current.clone());
+        all
+    }
+
+    /// The customer has no subscription at all.
+    fn none(&self) -> bool {
+        self.current.is_none() && self.others.is_empty()
     }
 }
 
@@ -78,17 +131,40 @@ fn new_subscription(email: &Email, plan: &Plan, status: SubscriptionStatus) -> S
     }
 }
 
+fn access_word(has_access: bool) -> &'static str {
+    if has_access { "on" } else { "off" }
+}
+
 impl Access {
-    /// The customer's subscriptions, split into the one of `plan` and the rest.
-    async fn plans_of_customer(&self, email: &Email, plan: &Plan) -> Result<Plans, AccessError> {
+    /// The customer's subscriptions, split into the one of `plan` and the rest: as `held`
+    /// knows them, or read once.
+    async fn plans_of_customer(
+        &self,
+        email: &Email,
+        plan: &Plan,
+        held: &mut Held<'_>,
+    ) -> Result<Plans, AccessError> {
+        let all = match held.subscriptions() {
+            Some(known) => known.to_vec(),
+            None => {
+                let read: Vec<(String, Subscription)> = self
+                    .subscriptions_of(email)
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.id, d.data))
+                    .collect();
+                held.set_subscriptions(read.clone());
+                read
+            }
+        };
         let id = subscription_id(email, plan);
         let mut current = None;
         let mut others = Vec::new();
-        for doc in self.subscriptions_of(email).await? {
-            if doc.id == id {
-                current = Some(doc.data);
+        for (doc_id, sub) in all {
+            if doc_id == id {
+                current = Some(sub);
             } else {
-                others.push(doc.data);
+                others.push(sub);
             }
         }
         Ok(Plans {
@@ -98,27 +174,142 @@ impl Access {
         })
     }
 
-    /// Grants one plan to one customer. Returns a one-line description of what happened.
+    /// How far `cause` already changed `sub`; `audit` is the change's audit action, and
+    /// `detail` its audit detail from its history line.
+    async fn mark(
+        &self,
+        cause: &Cause,
+        sub: Option<&Subscription>,
+        held: &mut Held<'_>,
+        (action, target): (&str, &str),
+        detail: impl Fn(&HistoryEntry) -> String,
+    ) -> Result<Mark, AccessError> {
+        let (Cause::Delivery(_), Some(sub)) = (cause, sub) else {
+            return Ok(Mark::New);
+        };
+        let key = cause.key();
+        let history = sub.history();
+        let Some(line) = history.iter().rev().find(|h| h.cause == key) else {
+            // Past the kept history only the delivery's own record can tell.
+            if history.len() >= HISTORY_KEPT
+                && matches!(
+                    self.delivery_record(held).await?,
+                    Some(RecordState::Final(_))
+                )
+            {
+                return Ok(Mark::Done);
+            }
+            return Ok(Mark::New);
+        };
+        if let Some(RecordState::Final(Some(at))) = self.delivery_record(held).await?
+            && at >= line.at
+        {
+            return Ok(Mark::Done);
+        }
+        if self.audited(cause, action, target, &detail(line)).await? {
+            Ok(Mark::Done)
+        } else {
+            Ok(Mark::Written(line.clone()))
+        }
+    }
+
+    /// Stores the whole subscription document: replaced when it exists, created when the
+    /// customer is known to have none of this plan (a 409 says that knowledge was wrong).
+    async fn store(
+        &self,
+        plans: &Plans,
+        sub: &Subscription,
+        held: &mut Held<'_>,
+    ) -> Result<(), AccessError> {
+        held.lock().ensure_held()?;
+        let docs = self.collection::<Subscription>();
+        if plans.current.is_some() {
+            docs.upsert(&plans.id, sub, None).await?;
+        } else {
+            match docs.create(plans.id.as_str(), sub, None).await {
+                Ok(_) => {}
+                Err(e) if e.is_conflict() => {
+                    held.forget();
+                    return Err(AccessError::Busy(format!(
+                        "the {} plan of {} was written meanwhile; try again",
+                        sub.plan, sub.email
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        held.remember(&plans.id, sub);
+        held.lock().ensure_held()?;
+        Ok(())
+    }
+
+    /// Finishes a change whose subscription write landed but whose membership, roles or audit
+    /// entry may not have: recomputes access from what is stored and writes the audit entry.
+    async fn finish(
+        &self,
+        email: &Email,
+        (action, detail): (&str, &str),
+        cause: &Cause,
+        held: &mut Held<'_>,
+        stored: &[Subscription],
+    ) -> Result<Step, AccessError> {
+        held.lock().ensure_held()?;
+        let has_access = self.converge(email, &mut held.user, stored, None).await?;
+        self.audit(cause, action, email.as_str(), detail).await?;
+        Ok(Step::Changed(format!(
+            "{email} {detail}: finished, access {}",
+            access_word(has_access)
+        )))
+    }
+
+    /// Grants one plan to one customer.
     pub(crate) async fn grant_plan(
         &self,
         grant: Grant<'_>,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<String, AccessError> {
-        self.with_customer_lock(grant.email, held, async |lock| {
-            self.grant_plan_locked(grant, cause, lock).await
+        held: Option<&mut Held<'_>>,
+    ) -> Result<Step, AccessError> {
+        self.with_customer_lock(grant.email, held, async |held| {
+            self.grant_plan_locked(&grant, cause, held).await
         })
         .await
     }
 
     async fn grant_plan_locked(
         &self,
-        grant: Grant<'_>,
+        grant: &Grant<'_>,
         cause: &Cause,
-        lock: &LockGuard,
-    ) -> Result<String, AccessError> {
+        held: &mut Held<'_>,
+    ) -> Result<Step, AccessError> {
         let now = OffsetDateTime::now_utc();
-        let plans = self.plans_of_customer(grant.email, grant.plan).await?;
+        let plans = self
+            .plans_of_customer(grant.email, grant.plan, held)
+            .await?;
+        let target = grant.email.as_str();
+        match self
+            .mark(
+                cause,
+                plans.current.as_ref(),
+                held,
+                ("grant", target),
+                |h| h.detail.clone(),
+            )
+            .await?
+        {
+            Mark::Done => return Ok(Step::Seen),
+            Mark::Written(line) => {
+                return self
+                    .finish(
+                        grant.email,
+                        ("grant", &line.detail),
+                        cause,
+                        held,
+                        &plans.stored(),
+                    )
+                    .await;
+            }
+            Mark::New => {}
+        }
         let existing = plans.current.clone();
 
         if let Some(s) = &existing {
@@ -130,14 +321,13 @@ impl Access {
                 && s.sellapp_order_id.as_deref() == grant.order_id;
             if disputed_same_order {
                 info!("payment for an order that was already disputed: access stays revoked");
-                return Ok(format!(
+                return Ok(Step::Unchanged(format!(
                     "{} {}: order already disputed, not granted",
                     grant.email, grant.plan
-                ));
+                )));
             }
         }
 
-        let user = self.find_or_create(grant.email).await?;
         // A renewal or creation of a subscription the customer already cancelled keeps it
         // cancelled (events can arrive out of order); a new order re-activates.
         let stays_cancelled = grant.renewal
@@ -159,7 +349,6 @@ impl Access {
             None => existing_end.filter(|end| *end > now),
         };
         let mut sub = existing.unwrap_or_else(|| new_subscription(grant.email, grant.plan, status));
-        sub.user_id = Some(user.id.clone());
         sub.status = status;
         sub.period_end = period_end;
         if let Some(o) = grant.order_id {
@@ -175,30 +364,35 @@ impl Access {
             Some(end) => format!("{} until {}", grant.plan, g3_appwrite::format_datetime(end)),
             None => grant.plan.to_string(),
         };
+        let user = {
+            let after = plans.with(&sub);
+            let active = active_plans(&after, now);
+            self.customer_user(grant.email, held, plans.none(), &active)
+                .await?
+        };
+        sub.user_id = Some(user.id);
+        if active_plans(&plans.stored(), now).is_empty() {
+            held.expect_no_membership();
+        }
         sub.push_history(HistoryEntry {
             at: now,
             cause: cause.key(),
             status,
             detail: detail.clone(),
         });
-        lock.ensure_held()?;
-        self.collection::<Subscription>()
-            .upsert(&plans.id, &sub, None)
-            .await?;
-        lock.ensure_held()?;
+        self.store(&plans, &sub, held).await?;
         let reason = sub
             .grants_access(now)
             .then(|| format!("plan {} active", grant.plan));
         let has_access = self
-            .converge(grant.email, Some(user), &plans.with(&sub), reason)
+            .converge(grant.email, &mut held.user, &plans.with(&sub), reason)
             .await?;
-        self.audit(cause, "grant", grant.email.as_str(), &detail)
-            .await?;
-        Ok(format!(
+        self.audit(cause, "grant", target, &detail).await?;
+        Ok(Step::Changed(format!(
             "{} {detail}: access {}",
             grant.email,
-            if has_access { "on" } else { "off" }
-        ))
+            access_word(has_access)
+        )))
     }
 
     /// The customer cancelled a subscription: it runs to the end of its paid period.
@@ -209,16 +403,16 @@ impl Access {
         sellapp_subscription_id: &str,
         period_end: Option<OffsetDateTime>,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<String, AccessError> {
-        self.with_customer_lock(email, held, async |lock| {
+        held: Option<&mut Held<'_>>,
+    ) -> Result<Step, AccessError> {
+        self.with_customer_lock(email, held, async |held| {
             self.cancel_plan_locked(
                 email,
                 plan,
                 sellapp_subscription_id,
                 period_end,
                 cause,
-                lock,
+                held,
             )
             .await
         })
@@ -232,10 +426,30 @@ impl Access {
         sellapp_subscription_id: &str,
         period_end: Option<OffsetDateTime>,
         cause: &Cause,
-        lock: &LockGuard,
-    ) -> Result<String, AccessError> {
+        held: &mut Held<'_>,
+    ) -> Result<Step, AccessError> {
         let now = OffsetDateTime::now_utc();
-        let plans = self.plans_of_customer(email, plan).await?;
+        let plans = self.plans_of_customer(email, plan, held).await?;
+        let audit_detail = |detail: &str| format!("{plan}: {detail}");
+        match self
+            .mark(
+                cause,
+                plans.current.as_ref(),
+                held,
+                ("cancel", email.as_str()),
+                |h| audit_detail(&h.detail),
+            )
+            .await?
+        {
+            Mark::Done => return Ok(Step::Seen),
+            Mark::Written(line) => {
+                let detail = audit_detail(&line.detail);
+                return self
+                    .finish(email, ("cancel", &detail), cause, held, &plans.stored())
+                    .await;
+            }
+            Mark::New => {}
+        }
         let mut sub = plans.current.clone().unwrap_or_else(|| Subscription {
             sellapp_subscription_id: Some(sellapp_subscription_id.to_owned()),
             ..new_subscription(email, plan, SubscriptionStatus::Cancelled)
@@ -244,7 +458,7 @@ impl Access {
             sub.status,
             SubscriptionStatus::Revoked | SubscriptionStatus::Expired
         ) {
-            return Ok(format!("{email} {plan}: already ended"));
+            return Ok(Step::Unchanged(format!("{email} {plan}: already ended")));
         }
         sub.period_end = match (sub.period_end, period_end) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -270,20 +484,12 @@ impl Access {
             status: sub.status,
             detail: detail.clone(),
         });
-        lock.ensure_held()?;
-        self.collection::<Subscription>()
-            .upsert(&plans.id, &sub, None)
+        self.store(&plans, &sub, held).await?;
+        self.converge(email, &mut held.user, &plans.with(&sub), None)
             .await?;
-        lock.ensure_held()?;
-        self.converge(email, None, &plans.with(&sub), None).await?;
-        self.audit(
-            cause,
-            "cancel",
-            email.as_str(),
-            &format!("{plan}: {detail}"),
-        )
-        .await?;
-        Ok(format!("{email} {plan}: {detail}"))
+        self.audit(cause, "cancel", email.as_str(), &audit_detail(&detail))
+            .await?;
+        Ok(Step::Changed(format!("{email} {plan}: {detail}")))
     }
 
     /// Ends a plan (revoked or expired) and recomputes access. Used for disputes, refunds found
@@ -304,36 +510,60 @@ impl Access {
             reason,
             order_id,
         };
-        self.end_plan_with(end, cause, None).await
+        Ok(self.end_plan_with(end, cause, None).await?.describe())
     }
 
     pub(crate) async fn end_plan_with(
         &self,
         end: EndPlan<'_>,
         cause: &Cause,
-        held: Option<&LockGuard>,
-    ) -> Result<String, AccessError> {
-        self.with_customer_lock(end.email, held, async |lock| {
-            self.end_plan_locked(end, cause, lock).await
+        held: Option<&mut Held<'_>>,
+    ) -> Result<Step, AccessError> {
+        self.with_customer_lock(end.email, held, async |held| {
+            self.end_plan_locked(&end, cause, held).await
         })
         .await
     }
 
     async fn end_plan_locked(
         &self,
-        end: EndPlan<'_>,
+        end: &EndPlan<'_>,
         cause: &Cause,
-        lock: &LockGuard,
-    ) -> Result<String, AccessError> {
+        held: &mut Held<'_>,
+    ) -> Result<Step, AccessError> {
         let EndPlan {
             email,
             plan,
             status,
             reason,
             order_id,
-        } = end;
+        } = *end;
         let now = OffsetDateTime::now_utc();
-        let plans = self.plans_of_customer(email, plan).await?;
+        let action = if status == SubscriptionStatus::Expired {
+            "expire"
+        } else {
+            "revoke"
+        };
+        let plans = self.plans_of_customer(email, plan, held).await?;
+        match self
+            .mark(
+                cause,
+                plans.current.as_ref(),
+                held,
+                (action, email.as_str()),
+                |h| format!("{plan}: {}", h.detail),
+            )
+            .await?
+        {
+            Mark::Done => return Ok(Step::Seen),
+            Mark::Written(line) => {
+                let detail = format!("{plan}: {}", line.detail);
+                return self
+                    .finish(email, (action, &detail), cause, held, &plans.stored())
+                    .await;
+            }
+            Mark::New => {}
+        }
         let mut sub = plans
             .current
             .clone()
@@ -350,27 +580,20 @@ impl Access {
             status,
             detail: reason.to_owned(),
         });
-        lock.ensure_held()?;
-        self.collection::<Subscription>()
-            .upsert(&plans.id, &sub, None)
+        self.store(&plans, &sub, held).await?;
+        let has_access = self
+            .converge(email, &mut held.user, &plans.with(&sub), None)
             .await?;
-        lock.ensure_held()?;
-        let has_access = self.converge(email, None, &plans.with(&sub), None).await?;
-        let action = if status == SubscriptionStatus::Expired {
-            "expire"
-        } else {
-            "revoke"
-        };
         self.audit(cause, action, email.as_str(), &format!("{plan}: {reason}"))
             .await?;
-        Ok(format!(
+        Ok(Step::Changed(format!(
             "{email} {plan}: {reason}; access {}",
             if has_access {
                 "kept by another plan"
             } else {
                 "off"
             }
-        ))
+        )))
     }
 
     /// Admin grant (`ops grant`, `/admin`): the plan is active, optionally until a date.
@@ -389,7 +612,7 @@ impl Access {
             period_end: until,
             renewal: false,
         };
-        self.grant_plan(grant, cause, None).await
+        Ok(self.grant_plan(grant, cause, None).await?.describe())
     }
 
     /// Admin revoke: every plan of the customer (or one), at once.
@@ -482,99 +705,5 @@ impl Access {
             expired += 1;
         }
         Ok(expired)
-    }
-
-    /// Makes `paid` membership match the customer's subscriptions. Returns whether they have access.
-    pub async fn recompute_membership(&self, email: &Email) -> Result<bool, AccessError> {
-        let subscriptions: Vec<Subscription> = self
-            .subscriptions_of(email)
-            .await?
-            .into_iter()
-            .map(|d| d.data)
-            .collect();
-        self.converge(email, None, &subscriptions, None).await
-    }
-
-    /// Makes `paid` membership and the desired roles match `subscriptions` (all of the
-    /// customer's, as stored now). `user` is the customer's Appwrite user when the caller has
-    /// it; `reason` says why in `role_state` (by default, the active plans). Returns whether
-    /// they have access.
-    async fn converge(
-        &self,
-        email: &Email,
-        user: Option<User>,
-        subscriptions: &[Subscription],
-        reason: Option<String>,
-    ) -> Result<bool, AccessError> {
-        let now = OffsetDateTime::now_utc();
-        let active: Vec<&str> = subscriptions
-            .iter()
-            .filter(|s| s.grants_access(now))
-            .map(|s| s.plan.as_str())
-            .collect();
-        let has_access = !active.is_empty();
-        let teams = self.client.teams();
-        let user = if has_access {
-            let user = match user {
-                Some(user) => user,
-                None => self.find_or_create(email).await?,
-            };
-            teams
-                .add_member_if_absent(TEAM_PAID, &user.id, &[] as &[&str])
-                .await?;
-            Some(user)
-        } else {
-            let user = match user {
-                Some(user) => Some(user),
-                None => self.client.users().find_by_email(email.as_str()).await?,
-            };
-            if let Some(user) = &user {
-                teams.remove_member_if_present(TEAM_PAID, &user.id).await?;
-            }
-            user
-        };
-        if let Some(user) = user {
-            let reason = reason.unwrap_or_else(|| {
-                let plans = if active.is_empty() {
-                    "none".to_owned()
-                } else {
-                    active.join(", ")
-                };
-                format!("active plans: {plans}")
-            });
-            self.sync_roles_from(&user.id, user.email_verification, subscriptions, &reason)
-                .await?;
-        }
-        Ok(has_access)
-    }
-
-    /// The customer's Appwrite user, created (unverified, no password) if they never signed up.
-    pub async fn find_or_create_user(&self, email: &Email) -> Result<String, AccessError> {
-        Ok(self.find_or_create(email).await?.id)
-    }
-
-    async fn find_or_create(&self, email: &Email) -> Result<User, AccessError> {
-        let users = self.client.users();
-        if let Some(user) = users.find_by_email(email.as_str()).await? {
-            return Ok(user);
-        }
-        let name = email.as_str().split('@').next().unwrap_or_default();
-        match users
-            .create(
-                user_id_for(email).as_str(),
-                email.as_str(),
-                None,
-                Some(name),
-            )
-            .await
-        {
-            Ok(user) => Ok(user),
-            // Created concurrently by another delivery: read it back.
-            Err(e) if e.is_conflict() => users
-                .find_by_email(email.as_str())
-                .await?
-                .ok_or(AccessError::Backend(e)),
-            Err(e) => Err(e.into()),
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! Who has access, and why. Applies Sell.app deliveries, admin grants and revokes, and period
 //! expiries to Appwrite: the `subscriptions` document per customer and plan, membership of team
-//! `paid`, the desired Discord roles in `role_state`, the `webhook_events` idempotency record,
-//! the `webhook_failures` to retry and the `audit_log`.
+//! `paid`, the desired Discord roles in `role_state`, the `webhook_events` record of every
+//! delivery, the `webhook_failures` to retry and the `audit_log`.
 //!
 //! Every write is idempotent (deterministic ids, upserts, create-if-absent), so a delivery may
 //! be applied any number of times, concurrently or out of order, and the state converges to
@@ -13,10 +13,12 @@
 //! replicas apply concurrent deliveries as one process applying them in order would.
 //!
 //! Where things are: `delivery` turns a Sell.app event into plan changes (and records it once);
-//! `grants` changes one customer's plans and recomputes their access; `roles` works out and
-//! records the Discord roles that access leads to; `discord` links Discord accounts; `failures`
-//! keeps deliveries that could not be applied and retries them; [`customer`] is one customer as
-//! staff see them.
+//! `grants` changes one customer's plans under their lock (`held`: what its holder knows, so
+//! nothing written is read back) and tells a redelivery by its effect; `membership` finds or
+//! creates their user and recomputes their `paid` membership; `roles` works out and records the
+//! Discord roles that access leads to; `discord` links Discord accounts; `failures` keeps
+//! deliveries that could not be applied and retries them; [`customer`] is one customer as staff
+//! see them.
 
 pub mod clock;
 pub mod customer;
@@ -24,7 +26,9 @@ mod delivery;
 mod discord;
 mod failures;
 mod grants;
+mod held;
 pub mod locks;
+mod membership;
 mod roles;
 
 pub use clock::Clock;
@@ -38,7 +42,7 @@ pub use roles::{DesiredRoles, role_state_id};
 use std::{fmt, sync::Arc};
 
 use g3_appwrite::Client;
-use g3_core::{Email, ids, plans::PlanCatalog, plans::PlanRoles};
+use g3_core::{Email, entitlements::PlanConfig, ids, plans::PlanCatalog, plans::PlanRoles};
 use g3_store::{Collection, Model, models::AuditEntry};
 use time::OffsetDateTime;
 
@@ -121,6 +125,8 @@ pub struct Access {
     client: Client,
     plans: PlanCatalog,
     roles: PlanRoles,
+    /// What each plan unlocks (for [`customer`]); by default every plan unlocks everything.
+    plan_config: Arc<PlanConfig>,
     locks: Arc<Locks>,
     /// What "now" is when deciding whether a paid period still grants roles.
     clock: Clock,
@@ -132,6 +138,7 @@ impl Access {
             client: client.clone(),
             plans,
             roles: PlanRoles::default(),
+            plan_config: Arc::default(),
             locks: Arc::new(Locks::new(client, LockTiming::default())),
             clock: Clock::default(),
         }
@@ -155,6 +162,20 @@ impl Access {
         self
     }
 
+    /// Everything from the plan configuration: its products, its roles (as [`Self::with_roles`])
+    /// and what each plan unlocks.
+    pub fn with_plans(mut self, config: &PlanConfig) -> Self {
+        self.plans = config.catalog().clone();
+        self.roles = config.roles().clone();
+        self.plan_config = Arc::new(config.clone());
+        self
+    }
+
+    /// The plan configuration this instance was given.
+    pub fn plan_config(&self) -> &PlanConfig {
+        &self.plan_config
+    }
+
     /// The cross-process locks this instance uses (also for other per-key work).
     pub fn locks(&self) -> &Arc<Locks> {
         &self.locks
@@ -174,25 +195,7 @@ impl Access {
         Collection::new(&self.client)
     }
 
-    /// Runs `work` holding the lock on one customer: `held` when it already is that lock,
-    /// otherwise one taken here and released after.
-    async fn with_customer_lock<T>(
-        &self,
-        email: &Email,
-        held: Option<&LockGuard>,
-        work: impl AsyncFnOnce(&LockGuard) -> Result<T, AccessError>,
-    ) -> Result<T, AccessError> {
-        let key = customer_key(email);
-        if let Some(held) = held.filter(|h| h.key() == key) {
-            return work(held).await;
-        }
-        let own = self.locks.acquire(&key).await?;
-        let result = work(&own).await;
-        own.release().await;
-        result
-    }
-
-    /// Writes one audit entry; the same cause, action and target is written once.
+    /// Writes one audit entry; the same cause, action, target and detail is written once.
     pub async fn audit(
         &self,
         cause: &Cause,
@@ -200,7 +203,6 @@ impl Access {
         target: &str,
         detail: &str,
     ) -> Result<(), AccessError> {
-        let id = ids::derive("audit", &[&cause.key(), action, target, detail]);
         let entry = AuditEntry {
             actor: truncate(&cause.actor(), 128),
             action: action.to_owned(),
@@ -208,11 +210,38 @@ impl Access {
             detail: Some(truncate(&format!("{detail} ({cause})"), 4096)),
             at: OffsetDateTime::now_utc(),
         };
-        self.collection::<AuditEntry>()
-            .create_if_absent(&id, &entry, None)
-            .await?;
-        Ok(())
+        let id = audit_id(cause, action, target, detail);
+        match self
+            .collection::<AuditEntry>()
+            .create(id, &entry, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Written before: by an earlier attempt, or this call's own retry.
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
+
+    /// Whether the audit entry of this cause, action, target and detail exists.
+    pub(crate) async fn audited(
+        &self,
+        cause: &Cause,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<bool, AccessError> {
+        Ok(self
+            .collection::<AuditEntry>()
+            .get_optional(&audit_id(cause, action, target, detail))
+            .await?
+            .is_some())
+    }
+}
+
+/// The id of an audit entry: one per cause, action, target and detail.
+fn audit_id(cause: &Cause, action: &str, target: &str, detail: &str) -> String {
+    ids::derive("audit", &[&cause.key(), action, target, detail])
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {

@@ -367,6 +367,12 @@ impl LockGuard {
         self.generation
     }
 
+    /// Whether this is the key's first generation: nobody ever held this key before (generation
+    /// 1 is never deleted, so creating it proves the chain was empty).
+    pub fn is_first(&self) -> bool {
+        self.generation == 1
+    }
+
     /// `Err` once the lease is over: the caller must stop writing (and fail retryably).
     pub fn ensure_held(&self) -> Result<(), LockError> {
         if Instant::now() < self.valid_until {

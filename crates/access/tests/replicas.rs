@@ -163,11 +163,16 @@ async fn appwrite_calls_per_delivery() {
         .await
         .unwrap();
     let cold_grant = proxy.take();
-    // A dispute reads the customer's subscriptions once and recomputes access from them (12
-    // before it stopped reading them again after its write).
+    // A new customer costs 6: the lock, `paid` membership by email (which creates the user),
+    // the subscription, the audit entry, the delivery's record, the unlock. Their lock's first
+    // generation says they have no subscriptions to read, and the record is written once, last
+    // (10 before). The duplicate finds its history line and its final record (4). A grant to an
+    // existing customer reads their subscriptions, user and membership (8, was 10); the dispute
+    // reads the order's and the customer's subscriptions, the user and the membership it
+    // deletes (10, was 11); another replica first looks up the lock's generation (10, was 11).
     assert_eq!(
         (new_grant, duplicate, second_grant, dispute, cold_grant),
-        (10, 4, 10, 11, 11),
+        (6, 4, 8, 10, 10),
         "Appwrite calls: new grant, duplicate, grant to an existing customer, dispute, grant \
          to an existing customer on another replica: fewer is welcome (lower these numbers), \
          more needs a reason"
@@ -207,9 +212,12 @@ async fn linked_customer(
 
 /// With roles configured, a grant reads the customer's subscriptions and user once and hands
 /// them to the role computation, which reads only the link and the recorded roles. A new
-/// customer costs 12 calls: lock, event record, subscriptions, user lookup, user creation,
-/// subscription write, `paid` membership, link, recorded roles, audit, event mark, unlock
-/// (14 before the role computation stopped re-reading the user and the subscriptions).
+/// customer costs 7 calls: lock, user creation (with an id Appwrite picks, so no link and no
+/// recorded roles can name them, and unverified, so none are due: nothing to read), subscription,
+/// `paid` membership, audit, the delivery's record, unlock (12 before the first lock generation
+/// stood for "no subscriptions" and the record was written once; 14 before the role computation
+/// stopped re-reading the user and the subscriptions). A customer who signed up first pays one
+/// more (the creation answers 409, then the lookup) and the role reads.
 #[tokio::test]
 async fn appwrite_calls_per_grant_with_roles() {
     let backend = testkit::backend::backend().await;
@@ -243,7 +251,7 @@ async fn appwrite_calls_per_grant_with_roles() {
     let roles_written = proxy.take();
     assert_eq!(
         (new_customer, roles_unchanged, roles_written),
-        (12, 12, 13),
+        (7, 10, 12),
         "Appwrite calls per grant with roles (new customer, roles unchanged, two roles \
          written): fewer is welcome (lower these numbers), more needs a reason"
     );

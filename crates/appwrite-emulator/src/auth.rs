@@ -121,12 +121,12 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .call(move |conn| {
                 let hash = util::hash_secret(&secret);
+                // Every session request runs these lookups: prepared once, kept in the cache.
                 let row: Option<(String, String, String)> = conn
-                    .query_row(
+                    .prepare_cached(
                         "SELECT id, user_id, expire FROM sessions WHERE secret_hash = ?1",
-                        params![hash],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
+                    )?
+                    .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
                 let Some((session_id, user_id, expire)) = row else {
                     return Ok(None);
@@ -136,11 +136,8 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 // A blocked user's sessions stop working at once.
                 let active: Option<i64> = conn
-                    .query_row(
-                        "SELECT status FROM users WHERE id = ?1",
-                        params![user_id],
-                        |r| r.get(0),
-                    )
+                    .prepare_cached("SELECT status FROM users WHERE id = ?1")?
+                    .query_row(params![user_id], |r| r.get(0))
                     .optional()?;
                 if active != Some(1) {
                     return Ok(None);
@@ -160,11 +157,9 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Every Appwrite role a user holds, for permission checks and Realtime filtering.
 pub fn roles_for_user(conn: &Connection, user_id: &str) -> ApiResult<Vec<String>> {
-    let (verified, labels): (bool, String) = conn.query_row(
-        "SELECT email_verification, labels FROM users WHERE id = ?1",
-        params![user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (verified, labels): (bool, String) = conn
+        .prepare_cached("SELECT email_verification, labels FROM users WHERE id = ?1")?
+        .query_row(params![user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let state = if verified { "verified" } else { "unverified" };
     let mut roles = vec![
         "any".to_owned(),

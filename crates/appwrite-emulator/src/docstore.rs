@@ -399,6 +399,40 @@ pub fn list(
     readers: &ReadFilter,
     want_total: bool,
 ) -> ApiResult<(i64, Vec<Doc>)> {
+    let (conditions, params) = conditions(meta, q, readers);
+    let total = if want_total {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {} t {} LIMIT {})",
+            meta.table_ident(),
+            where_clause(&conditions),
+            query::MAX_COUNT
+        );
+        conn.prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+    } else {
+        0
+    };
+    let page = page_statement(conn, meta, q, conditions, params)?;
+    let mut stmt = conn.prepare_cached(&page.sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(page.params), |r| {
+        read_row(meta, r)
+    })?;
+    let mut docs = Vec::new();
+    for row in rows {
+        docs.push(finish(meta, row?)?);
+    }
+    if page.reversed {
+        docs.reverse();
+    }
+    Ok((total, docs))
+}
+
+/// The filters and the read permission check, with their parameters.
+fn conditions(
+    meta: &CollectionMeta,
+    q: &Compiled,
+    readers: &ReadFilter,
+) -> (Vec<String>, Vec<SqlValue>) {
     let mut conditions = Vec::new();
     let mut params: Vec<SqlValue> = Vec::new();
     if !q.filter.is_empty() {
@@ -416,31 +450,38 @@ pub fn list(
         }
         params.extend(roles.iter().cloned().map(SqlValue::Text));
     }
-    let base_where = conditions.join(" AND ");
-    let table = meta.table_ident();
+    (conditions, params)
+}
 
-    let total = if want_total {
-        let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM {table} t {} LIMIT {})",
-            if base_where.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {base_where}")
-            },
-            query::MAX_COUNT
-        );
-        conn.prepare_cached(&sql)?
-            .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
     } else {
-        0
-    };
+        format!("WHERE {}", conditions.join(" AND "))
+    }
+}
 
+/// The statement that reads one page.
+struct PageStatement {
+    sql: String,
+    params: Vec<SqlValue>,
+    /// `cursorBefore` reads backwards from the cursor; the caller turns the page around.
+    reversed: bool,
+}
+
+/// Builds the page statement: `conditions` plus the cursor's keyset, ordered as compiled.
+fn page_statement(
+    conn: &Connection,
+    meta: &CollectionMeta,
+    q: &Compiled,
+    mut conditions: Vec<String>,
+    mut params: Vec<SqlValue>,
+) -> ApiResult<PageStatement> {
+    let table = meta.table_ident();
     let mut orders = q.orders.clone();
-    let mut page_conditions = conditions;
-    let mut page_params = params;
-    let before = matches!(q.cursor, Some((_, false)));
+    let reversed = matches!(q.cursor, Some((_, false)));
     if let Some((cursor_id, _)) = &q.cursor {
-        if before {
+        if reversed {
             for o in &mut orders {
                 o.1 = !o.1;
             }
@@ -473,7 +514,7 @@ pub fn list(
                 ),
             ));
         }
-        page_conditions.push(query::keyset(&orders, &values, &mut page_params));
+        conditions.push(query::keyset(&orders, &values, &mut params));
     }
     let order_sql: Vec<String> = orders
         .iter()
@@ -482,27 +523,34 @@ pub fn list(
     let sql = format!(
         "SELECT {} FROM {table} t {} ORDER BY {} LIMIT ? OFFSET ?",
         select_list(meta),
-        if page_conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", page_conditions.join(" AND "))
-        },
+        where_clause(&conditions),
         order_sql.join(", ")
     );
-    page_params.push(SqlValue::Integer(q.limit));
-    page_params.push(SqlValue::Integer(q.offset));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(page_params), |r| {
-        read_row(meta, r)
+    params.push(SqlValue::Integer(q.limit));
+    params.push(SqlValue::Integer(q.offset));
+    Ok(PageStatement {
+        sql,
+        params,
+        reversed,
+    })
+}
+
+/// SQLite's plan for the page statement of a list query (`EXPLAIN QUERY PLAN` details), for
+/// tests that check which index serves a query shape.
+#[cfg(test)]
+pub(crate) fn explain_page(
+    conn: &Connection,
+    meta: &CollectionMeta,
+    q: &Compiled,
+    readers: &ReadFilter,
+) -> ApiResult<Vec<String>> {
+    let (conditions, params) = conditions(meta, q, readers);
+    let page = page_statement(conn, meta, q, conditions, params)?;
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", page.sql))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(page.params), |r| {
+        r.get::<_, String>(3)
     })?;
-    let mut docs = Vec::new();
-    for row in rows {
-        docs.push(finish(meta, row?)?);
-    }
-    if before {
-        docs.reverse();
-    }
-    Ok((total, docs))
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Roles that may read `doc`: the collection's readers, plus the document's own with document

@@ -129,11 +129,8 @@ impl UserRow {
 
 pub fn find_user(conn: &Connection, id: &str) -> ApiResult<Option<UserRow>> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
-            params![id],
-            user_from_row,
-        )
+        .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+        .query_row(params![id], user_from_row)
         .optional()?)
 }
 
@@ -143,11 +140,8 @@ pub fn get_user(conn: &Connection, id: &str) -> ApiResult<UserRow> {
 
 pub fn find_user_by_email(conn: &Connection, email: &str) -> ApiResult<Option<UserRow>> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {USER_COLS} FROM users WHERE email = ?1"),
-            params![email],
-            user_from_row,
-        )
+        .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE email = ?1"))?
+        .query_row(params![email], user_from_row)
         .optional()?)
 }
 

@@ -10,6 +10,7 @@ pub mod auth;
 mod docstore;
 pub mod error;
 mod identity;
+pub mod indexes;
 // Public for the fuzz target in fuzz/ (the account-side list queries).
 pub mod list_query;
 mod params;

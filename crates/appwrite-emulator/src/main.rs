@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         database_path: args.db,
         storage_dir,
         public_url: String::new(),
+        require_indexes: false,
     };
     // SIGTERM (`docker stop`) and SIGINT both stop it cleanly.
     appwrite_emulator::run(config, listener, g3_service::shutdown_signal()).await

@@ -29,7 +29,7 @@ fn invalid(message: impl std::fmt::Display) -> ApiError {
 }
 
 impl Query {
-    fn from_json(v: &Value) -> ApiResult<Query> {
+    pub fn from_json(v: &Value) -> ApiResult<Query> {
         let obj = v.as_object().ok_or_else(|| invalid("Syntax error"))?;
         let method = obj
             .get("method")
@@ -221,7 +221,7 @@ pub struct Compiled {
     /// Filter SQL (without `WHERE`); empty when nothing filters.
     pub filter: String,
     pub params: Vec<SqlValue>,
-    /// `(column sql, descending)`, ending with the `_seq` tie-breaker.
+    /// `(column sql, descending)`, ending with the `_seq` tie-breaker (ascending, as Appwrite's).
     pub orders: Vec<(String, bool)>,
     /// The attribute each entry of `orders` came from, for error messages.
     pub order_names: Vec<String>,
@@ -299,10 +299,13 @@ pub fn compile(meta: &CollectionMeta, queries: &[Query]) -> ApiResult<Compiled> 
         }
     }
     out.filter = filters.join(" AND ");
-    // Ties (and no order at all) fall back to insertion order so cursor paging is stable.
-    let tie_desc = out.orders.last().is_some_and(|(_, d)| *d);
+    // Ties (and no order at all) fall back to `$sequence` ascending, whatever the direction of
+    // the orders before it, as Appwrite 1.8 does (`Database::find` appends `$sequence` without
+    // an order type and the adapter defaults it to ASC). It is also the direction of the rowid
+    // every SQLite index ends with, so an index in the query's direction serves the whole
+    // ORDER BY without a sort.
     if !out.orders.iter().any(|(c, _)| c == "t._seq") {
-        out.orders.push(("t._seq".to_owned(), tie_desc));
+        out.orders.push(("t._seq".to_owned(), false));
         out.order_names.push("$sequence".to_owned());
     }
     Ok(out)
@@ -513,37 +516,33 @@ fn is_filter(method: &str) -> bool {
 }
 
 /// The keyset condition "comes after the cursor row" for `orders` (already flipped for
-/// `cursorBefore`). `values` are the cursor row's values of the order columns. A null cursor
-/// value is refused before this (as Appwrite does), but other rows may hold NULLs, which SQLite
-/// sorts first ascending and last descending, so "after" includes them when descending.
+/// `cursorBefore`), as Appwrite 1.8 builds it (utopia-php/database `SQL::find`): one alternative
+/// per order column, with the columns before it equal to the cursor's and this one strictly
+/// beyond it. `values` are the cursor row's values of the order columns, never null (a null is
+/// refused before this, as Appwrite does). A NULL in another row compares false, as in MariaDB,
+/// so such a row is never after a cursor. The first column's bound is repeated on its own
+/// (`<=` descending, `>=` ascending) so SQLite starts reading the index at the cursor instead
+/// of scanning up to it; it changes no result.
 pub fn keyset(
     orders: &[(String, bool)],
     values: &[SqlValue],
     params: &mut Vec<SqlValue>,
 ) -> String {
+    let (Some((first, first_desc)), Some(first_value)) = (orders.first(), values.first()) else {
+        return "1".to_owned();
+    };
+    let bound = format!("{first} {} ?", if *first_desc { "<=" } else { ">=" });
+    params.push(first_value.clone());
     let mut alternatives = Vec::new();
-    for i in 0..orders.len() {
+    for (i, ((c, desc), v)) in orders.iter().zip(values).enumerate() {
         let mut parts = Vec::new();
-        for (j, (c, _)) in orders.iter().enumerate().take(i) {
-            parts.push(format!("{c} IS ?"));
-            params.push(values[j].clone());
+        for ((prev, _), prev_value) in orders.iter().zip(values).take(i) {
+            parts.push(format!("{prev} = ?"));
+            params.push(prev_value.clone());
         }
-        let (c, desc) = &orders[i];
-        let v = &values[i];
-        let strictly = match (v, desc) {
-            (SqlValue::Null, false) => format!("{c} IS NOT NULL"),
-            (SqlValue::Null, true) => "0".to_owned(),
-            (_, false) => {
-                params.push(v.clone());
-                format!("{c} > ?")
-            }
-            (_, true) => {
-                params.push(v.clone());
-                format!("({c} < ? OR {c} IS NULL)")
-            }
-        };
-        parts.push(strictly);
+        parts.push(format!("{c} {} ?", if *desc { "<" } else { ">" }));
+        params.push(v.clone());
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
-    format!("({})", alternatives.join(" OR "))
+    format!("({bound} AND ({}))", alternatives.join(" OR "))
 }

@@ -21,6 +21,10 @@ pub struct Config {
     /// Public base URL of this server (`http://127.0.0.1:PORT`), used in mailed links.
     /// Filled in by `run` from the bound address when empty.
     pub public_url: String,
+    /// Refuse a document list query that no index of its collection covers (400, naming the
+    /// collection and the query shape; see `indexes`). Real Appwrite answers such queries, only
+    /// slowly, so this is for tests (testkit's backends turn it on); off by default.
+    pub require_indexes: bool,
 }
 
 impl Config {
@@ -32,6 +36,7 @@ impl Config {
             database_path: None,
             storage_dir: None,
             public_url: String::new(),
+            require_indexes: false,
         }
     }
 }

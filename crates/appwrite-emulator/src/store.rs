@@ -15,6 +15,9 @@ use crate::error::{ApiError, ApiResult};
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// Prepared statements kept per connection (see [`Store::open`]).
+const STATEMENT_CACHE: usize = 1024;
+
 /// A cheaply clonable handle to the database. The connection closes when the last handle
 /// is dropped.
 #[derive(Clone)]
@@ -36,8 +39,13 @@ impl Store {
              PRAGMA busy_timeout = 5000;",
         )?;
         conn.execute_batch(BASE_SCHEMA)?;
-        // Document queries come in many shapes (one SQL text per query shape); keep them prepared.
-        conn.set_prepared_statement_cache_capacity(256);
+        // Hot lookups (a document by id, a session, a membership) and list queries run from
+        // prepared statements kept in this cache, keyed by SQL text. Each collection has about
+        // 7 statements of its own (get, insert, update, delete, readers) and each list query
+        // shape up to 3 (count, cursor row, page): the product's 13 collections and ~40 shapes
+        // need about 250 with the account-side ones, so 1024 leaves room for every one of them
+        // (a prepared statement costs a few KiB).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("emulator-sqlite".into())

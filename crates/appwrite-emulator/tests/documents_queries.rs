@@ -193,6 +193,38 @@ async fn order_select_limit_offset_and_cursors() {
         .await,
         expect(&[9, 8, 7, 6, 5, 4])
     );
+    // Newest first. Documents created in the same millisecond tie on `$createdAt`; Appwrite
+    // breaks every tie by `$sequence` ascending, whatever the order's direction.
+    let (_, all) = emu
+        .list(
+            &As::Key,
+            "c",
+            &[json!({"method": "orderAsc", "attribute": "$sequence"})],
+        )
+        .await;
+    let mut newest: Vec<(String, i64, String)> = all["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| {
+            (
+                d["$createdAt"].as_str().expect("time").to_owned(),
+                d["$sequence"].as_i64().expect("sequence"),
+                d["$id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(newest.len(), 10);
+    newest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let newest: Vec<String> = newest.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(
+        run(
+            &emu,
+            &[json!({"method": "orderDesc", "attribute": "$createdAt"})]
+        )
+        .await,
+        newest
+    );
     assert_eq!(
         run(
             &emu,
@@ -202,7 +234,7 @@ async fn order_select_limit_offset_and_cursors() {
             ]
         )
         .await,
-        expect(&[9])
+        newest[..1]
     );
     assert_eq!(
         run(
@@ -428,4 +460,53 @@ async fn total_is_capped_at_5000() {
         .list(&As::Key, "c", &[q("lessThan", "n", json!([10]))])
         .await;
     assert_eq!(list["total"], 10);
+}
+
+/// Off by default, as real Appwrite answers any query; on, a list no index covers is a 400 that
+/// names the collection, the query shape and where to add the index.
+#[tokio::test]
+async fn require_indexes_refuses_unindexed_list_queries() {
+    let by_name = [
+        q("equal", "name", json!(["item-1"])),
+        json!({"method": "orderDesc", "attribute": "$createdAt"}),
+    ];
+    let (s, list) = seeded().await.list(&As::Key, "c", &by_name).await;
+    assert_eq!(s, 200, "{list}");
+
+    let emu = Emu::start_with(|c| c.require_indexes = true).await;
+    emu.create_db().await;
+    emu.create_collection("c", &[], false).await;
+    emu.attr(
+        "c",
+        "string",
+        json!({"key": "name", "size": 32, "required": true}),
+    )
+    .await;
+    let (s, e) = emu.list(&As::Key, "c", &by_name).await;
+    assert_eq!(
+        (s, e["type"].as_str()),
+        (400, Some("general_query_invalid"))
+    );
+    let message = e["message"].as_str().expect("message");
+    for part in [
+        "'c'",
+        "equal(name) + orderDesc($createdAt)",
+        "(name, $createdAt DESC)",
+        "add an index to crates/store/src/schema.rs",
+    ] {
+        assert!(message.contains(part), "{part} not in: {message}");
+    }
+    // The primary key serves a plain list; an index in the query's direction serves the rest.
+    let (s, list) = emu.list(&As::Key, "c", &[]).await;
+    assert_eq!(s, 200, "{list}");
+    emu.index(
+        "c",
+        "by_name_created",
+        "key",
+        &["name", "$createdAt"],
+        &["ASC", "DESC"],
+    )
+    .await;
+    let (s, list) = emu.list(&As::Key, "c", &by_name).await;
+    assert_eq!(s, 200, "{list}");
 }

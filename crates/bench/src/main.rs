@@ -37,9 +37,12 @@ struct Args {
     /// Requests per read scenario.
     #[arg(long, default_value_t = 20_000)]
     reads: usize,
-    /// Signed Sell.app deliveries (distinct customers) for the webhook row.
-    #[arg(long, default_value_t = 3_000)]
+    /// Signed Sell.app deliveries per accepted-delivery webhook row.
+    #[arg(long, default_value_t = 10_000)]
     deliveries: usize,
+    /// Customers stored (each by a real delivery) before the webhook rows run.
+    #[arg(long, default_value_t = 100_000)]
+    customers: usize,
     /// Badly signed deliveries for the rejection row.
     #[arg(long, default_value_t = 100_000)]
     rejected: usize,
@@ -49,25 +52,38 @@ struct Args {
     /// Signed collector events for the ingest row.
     #[arg(long, default_value_t = 3_000)]
     ingest_events: usize,
-    /// Feed page requests for the web row.
+    /// Signals seeded for the web rows (spread over 4 routes, 50 pairs, both sides, a year).
+    #[arg(long, default_value_t = 100_000)]
+    signals: usize,
+    /// Requests per web page row (/healthz, feed page, each filter, each cursor depth).
     #[arg(long, default_value_t = 20_000)]
     web_pages: usize,
+    /// Longest a web page row runs, in seconds (it then ends with the requests done so far).
+    #[arg(long, default_value_t = 30)]
+    row_seconds: u64,
     /// Signals written one at a time for the web write-to-event latency row.
     #[arg(long, default_value_t = 500)]
     web_writes: usize,
-    /// Concurrent live streams for the web fan-out row.
-    #[arg(long, default_value_t = 5_000)]
+    /// Concurrent live streams for the web fan-out rows.
+    #[arg(long, alias = "streams", default_value_t = 5_000)]
     web_streams: usize,
+    /// Signals written one at a time and timed at every open stream (after the first).
+    #[arg(long, default_value_t = 50)]
+    fanout_writes: usize,
     /// Signals written one at a time for the bot write-to-mirror latency row.
     #[arg(long, default_value_t = 300)]
     bot_writes: usize,
     /// Signals in the bot's one-channel burst row (5 messages / 5 s: ~1 s per signal).
     #[arg(long, default_value_t = 100)]
     bot_burst: usize,
+    /// The bot binary for the bot latency and memory rows [default: `bot` next to this binary].
+    #[arg(long)]
+    bot_bin: Option<std::path::PathBuf>,
     /// Internal: be the stream clients of the web fan-out row (a child of this binary).
     #[arg(long, hide = true)]
     stream_clients: bool,
-    /// Run only these groups (appwrite, parser, ingest, webhook, web, bot); all when omitted.
+    /// Run only these groups (appwrite, parser, ingest, webhook, web, bot) or parts of them
+    /// (web-feed, web-filters, web-live, web-streams, bot-latency, bot-burst); all when omitted.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -90,7 +106,15 @@ async fn main() -> anyhow::Result<()> {
     if args.stream_clients {
         return web::stream_clients().await;
     }
-    let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
+    // A group is wanted when named, when its parent is (`web` for `web-feed`), or when no
+    // group is named.
+    let wanted = |group: &str| {
+        args.only.is_empty()
+            || args
+                .only
+                .iter()
+                .any(|g| g == group || group.split_once('-').is_some_and(|(parent, _)| g == parent))
+    };
     let mut rows = Vec::new();
     if wanted("appwrite") {
         rows.extend(appwrite_rows(&args).await?);
@@ -103,19 +127,42 @@ async fn main() -> anyhow::Result<()> {
         rows.push(pipeline::ingest_row(args.ingest_events, args.concurrency).await?);
     }
     if wanted("webhook") {
-        rows.extend(webhook::rows(args.deliveries, args.rejected, args.concurrency).await?);
+        rows.extend(
+            webhook::rows(
+                args.deliveries,
+                args.rejected,
+                args.concurrency,
+                args.customers,
+            )
+            .await?,
+        );
     }
-    if wanted("web") {
+    let parts = web::Parts {
+        feed: wanted("web-feed"),
+        filters: wanted("web-filters"),
+        live: wanted("web-live"),
+        streams: wanted("web-streams"),
+    };
+    if parts.feed || parts.filters || parts.live || parts.streams {
         let counts = web::Counts {
+            signals: args.signals,
             page_requests: args.web_pages,
             latency_writes: args.web_writes,
             streams: args.web_streams,
+            fanout_writes: args.fanout_writes,
             concurrency: args.concurrency,
+            budget: Duration::from_secs(args.row_seconds),
         };
-        rows.extend(web::rows(&counts).await?);
+        rows.extend(web::rows(&counts, parts).await?);
     }
-    if wanted("bot") {
-        rows.push(bot::latency_row(args.bot_writes).await?);
+    if wanted("bot-latency") {
+        let bin = match &args.bot_bin {
+            Some(bin) => bin.clone(),
+            None => bot::default_binary()?,
+        };
+        rows.extend(bot::latency_rows(args.bot_writes, &bin).await?);
+    }
+    if wanted("bot-burst") {
         rows.push(bot::burst_row(args.bot_burst).await?);
     }
     println!("{}", table::render(&rows));
@@ -125,6 +172,9 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+const HOW_APPWRITE: &str = "g3-appwrite client calls over loopback HTTP to the emulator in the \
+    bench process, timed from call to decoded result";
 
 /// Emulator + client: create, get and list on a collection of `args.docs` documents.
 async fn appwrite_rows(args: &Args) -> anyhow::Result<Vec<Row>> {
@@ -146,12 +196,15 @@ async fn appwrite_rows(args: &Args) -> anyhow::Result<Vec<Row>> {
         args.docs, args.concurrency
     );
     let mut creates = create_docs(&client, args.docs, args.concurrency).await?;
-    rows.push(row(
-        format!("appwrite: create document ({} docs)", args.docs),
-        args.concurrency,
-        &mut creates,
-        Goal::MinOpsPerSec(2_000.0),
-    ));
+    rows.push(
+        row(
+            format!("appwrite: create document ({} docs)", args.docs),
+            args.concurrency,
+            &mut creates,
+            Goal::MinOpsPerSec(2_000.0),
+        )
+        .how(HOW_APPWRITE),
+    );
 
     for concurrency in [1, args.concurrency] {
         eprintln!("get by id, {concurrency} caller(s) ...");
@@ -161,12 +214,15 @@ async fn appwrite_rows(args: &Args) -> anyhow::Result<Vec<Row>> {
         } else {
             Goal::None
         };
-        rows.push(row(
-            format!("appwrite: get by id (of {})", args.docs),
-            concurrency,
-            &mut gets,
-            goal,
-        ));
+        rows.push(
+            row(
+                format!("appwrite: get by id (of {})", args.docs),
+                concurrency,
+                &mut gets,
+                goal,
+            )
+            .how(HOW_APPWRITE),
+        );
 
         eprintln!("list equal+orderDesc+limit 25, {concurrency} caller(s) ...");
         let mut lists = run_reads(&client, args.reads, concurrency, args.docs, Read::List).await?;
@@ -175,12 +231,15 @@ async fn appwrite_rows(args: &Args) -> anyhow::Result<Vec<Row>> {
         } else {
             Goal::None
         };
-        rows.push(row(
-            format!("appwrite: list equal+orderDesc+limit 25 (of {})", args.docs),
-            concurrency,
-            &mut lists,
-            goal,
-        ));
+        rows.push(
+            row(
+                format!("appwrite: list equal+orderDesc+limit 25 (of {})", args.docs),
+                concurrency,
+                &mut lists,
+                goal,
+            )
+            .how(HOW_APPWRITE),
+        );
     }
 
     emulator.stop().await?;
@@ -197,6 +256,8 @@ pub(crate) fn row(scenario: String, concurrency: usize, samples: &mut Samples, g
         p99: samples.percentile(99.0),
         errors: samples.errors,
         goal,
+        how: String::new(),
+        measured_only: false,
     }
 }
 

@@ -3,6 +3,7 @@
 //! be thin and this crate exhaustively tested.
 
 pub mod email;
+pub mod entitlements;
 pub mod ids;
 pub mod plans;
 pub mod sellapp;

@@ -1,8 +1,13 @@
-//! Plans: what a Sell.app product (or one of its variants) sells. Configured by the operator as
-//! `SELLAPP_PLANS="3301:9001=vip,3301=basic"`: a variant-specific entry wins over the product's.
-//! An unknown product grants nothing; the caller records it as a failure.
+//! Plans: what a Sell.app product (or one of its variants) sells, and the Discord roles each
+//! plan gives. Both come from the plan configuration ([`crate::entitlements::PlanConfig`]: the
+//! plans file, or `SELLAPP_PLANS="3301:9001=vip,3301=basic"` and `PLAN_ROLES` without one). A
+//! variant-specific entry wins over the product's; an unknown product grants nothing (the
+//! caller records it as a failure).
 
-use std::{collections::HashMap, fmt};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    fmt,
+};
 
 use crate::sellapp::LineItem;
 
@@ -61,28 +66,50 @@ impl PlanCatalog {
                 .split_once('=')
                 .ok_or_else(|| PlanError::BadEntry(entry.to_owned()))?;
             let plan = Plan::parse(plan)?;
-            let (product, variant) = match ids.trim().split_once(':') {
-                Some((p, v)) => (p.trim(), Some(v.trim())),
-                None => (ids.trim(), None),
-            };
-            if product.is_empty() || variant.is_some_and(str::is_empty) {
-                return Err(PlanError::BadEntry(entry.to_owned()));
-            }
-            let duplicate = match variant {
-                Some(v) => catalog
-                    .by_variant
-                    .insert((product.to_owned(), v.to_owned()), plan)
-                    .is_some(),
-                None => catalog
-                    .by_product
-                    .insert(product.to_owned(), plan)
-                    .is_some(),
-            };
-            if duplicate {
-                return Err(PlanError::Duplicate(ids.trim().to_owned()));
-            }
+            catalog.insert(ids, plan).map_err(|e| match e {
+                PlanError::BadEntry(_) => PlanError::BadEntry(entry.to_owned()),
+                other => other,
+            })?;
         }
         Ok(catalog)
+    }
+
+    /// Maps `ids` (`PRODUCT` or `PRODUCT:VARIANT`) to `plan`; refused when already mapped.
+    pub(crate) fn insert(&mut self, ids: &str, plan: Plan) -> Result<(), PlanError> {
+        let ids = ids.trim();
+        let (product, variant) = match ids.split_once(':') {
+            Some((p, v)) => (p.trim(), Some(v.trim())),
+            None => (ids, None),
+        };
+        if product.is_empty() || variant.is_some_and(str::is_empty) {
+            return Err(PlanError::BadEntry(ids.to_owned()));
+        }
+        let vacant = match variant {
+            Some(v) => match self.by_variant.entry((product.to_owned(), v.to_owned())) {
+                Entry::Vacant(e) => Some(e.insert(plan)),
+                Entry::Occupied(_) => None,
+            },
+            None => match self.by_product.entry(product.to_owned()) {
+                Entry::Vacant(e) => Some(e.insert(plan)),
+                Entry::Occupied(_) => None,
+            },
+        };
+        match vacant {
+            Some(_) => Ok(()),
+            None => Err(PlanError::Duplicate(ids.to_owned())),
+        }
+    }
+
+    /// The plans some product sells, each once.
+    pub fn plans(&self) -> Vec<&Plan> {
+        let mut all: Vec<&Plan> = self
+            .by_product
+            .values()
+            .chain(self.by_variant.values())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     pub fn is_empty(&self) -> bool {
@@ -179,6 +206,16 @@ impl PlanRoles {
 
     pub fn is_empty(&self) -> bool {
         self.roles.is_empty()
+    }
+
+    /// Adds the roles of one plan (not already present; `roles` already checked).
+    pub(crate) fn push(&mut self, plan: Plan, roles: Vec<String>) {
+        self.roles.push((plan, roles));
+    }
+
+    /// The plans that give roles, in configuration order.
+    pub fn plans(&self) -> impl Iterator<Item = &Plan> {
+        self.roles.iter().map(|(p, _)| p)
     }
 
     /// Every role we manage, each once.

@@ -48,14 +48,23 @@ impl Backend {
     }
 }
 
+/// The emulator as service tests run it: a list query that no index of `g3-store`'s schema
+/// covers is refused (`require_indexes`), so a service that issues a new query shape fails its
+/// tests until the schema has an index for it.
+fn emulator_config() -> appwrite_emulator::Config {
+    let mut config = appwrite_emulator::Config::in_memory(PROJECT, API_KEY);
+    config.require_indexes = true;
+    config
+}
+
 /// An in-memory emulator with the product's schema.
 pub async fn backend() -> Backend {
-    start(appwrite_emulator::Config::in_memory(PROJECT, API_KEY)).await
+    start(emulator_config()).await
 }
 
 /// An emulator keeping its data in `dir`, so it survives [`Backend::stop`] and [`Backend::start`].
 pub async fn backend_on_disk(dir: &Path) -> Backend {
-    let mut config = appwrite_emulator::Config::in_memory(PROJECT, API_KEY);
+    let mut config = emulator_config();
     config.database_path = Some(dir.join("appwrite.sqlite"));
     config.storage_dir = Some(dir.join("files"));
     start(config).await

@@ -653,7 +653,23 @@ async fn run() -> anyhow::Result<()> {
                 .then_some(())
         }
     })
-    .await?;
+    .await
+    .with_context(|| {
+        let missing: Vec<String> = seen_by
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let seen = s.lock().unwrap();
+                let gone: Vec<&String> = signal_ids.difference(&seen).collect();
+                format!("stream {i} (web-{}) misses {gone:?}", i % 2)
+            })
+            .collect();
+        let logs: Vec<String> = webs
+            .iter()
+            .map(|p| format!("--- {} ---\n{}", p.name, p.tail()))
+            .collect();
+        format!("{}\n{}", missing.join("\n"), logs.join("\n"))
+    })?;
 
     let mut grants: HashMap<String, usize> = HashMap::new();
     for n in 0..CUSTOMERS {

@@ -176,6 +176,11 @@ pub struct AdminCustomer {
     pub roles_managed: bool,
     /// Why they should (not) hold the roles, as the bot sees it.
     pub roles_why: String,
+    /// What the feed shows them ("every route", the route keys, or "nothing"), and why.
+    pub sees: String,
+    pub sees_why: String,
+    /// Each active plan and the routes it unlocks.
+    pub sees_by_plan: Vec<(String, String)>,
     pub roles: Vec<RoleRow>,
     pub subscriptions: Vec<SubRow>,
     pub events: Vec<EventRow>,
@@ -325,6 +330,14 @@ impl AdminCustomer {
             }),
             roles_managed,
             roles_why: entitlements.roles.why,
+            sees: entitlements.sees.routes.to_string(),
+            sees_why: entitlements.sees.why,
+            sees_by_plan: entitlements
+                .sees
+                .by_plan
+                .iter()
+                .map(|(plan, unlocks)| (plan.clone(), unlocks.to_string()))
+                .collect(),
             roles: roles
                 .iter()
                 .map(|r| RoleRow {

@@ -210,7 +210,6 @@ impl TestApp {
             auth_cache: std::time::Duration::from_secs(2),
             plans: Default::default(),
             discord: None,
-            plan_roles: Default::default(),
             link_ttl: web::link::STATE_TTL,
             metrics: MetricsAccess::from_token(Some(METRICS_TOKEN)),
             timeouts: Default::default(),
@@ -539,6 +538,21 @@ impl Browser {
             .await
             .unwrap();
         self.finish(resp).await
+    }
+
+    /// A GET with extra request headers, its body as bytes (files, pictures).
+    pub async fn get_bytes(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, bytes::Bytes) {
+        let mut req = self.request(reqwest::Method::GET, path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.bytes().await.unwrap())
     }
 
     /// Posts a form as is: no CSRF token added.

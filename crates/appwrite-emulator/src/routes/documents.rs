@@ -17,6 +17,7 @@ use crate::{
     auth::Caller,
     docstore::{self, Doc},
     error::{ApiError, ApiResult},
+    indexes,
     permissions::{self, Action},
     query,
     schema::{self, CollectionMeta},
@@ -225,6 +226,9 @@ async fn list_documents(
             let meta = collection(&st, conn, &caller, &db, &col)?;
             let filter = read_filter(&caller, &meta)?;
             let compiled = query::compile(&meta, &queries)?;
+            if st.config.require_indexes {
+                indexes::require(&meta, &queries)?;
+            }
             let (total, docs) = docstore::list(conn, &meta, &compiled, &filter, want_total)?;
             let select = compiled.select.as_deref();
             let documents: Vec<Value> = docs.iter().map(|d| d.to_json(&meta, select)).collect();

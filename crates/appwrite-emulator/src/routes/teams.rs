@@ -85,22 +85,21 @@ fn require_team(conn: &Connection, team_id: &str) -> ApiResult<()> {
 /// Appwrite's `team` model; `total` counts confirmed members.
 fn team_json(conn: &Connection, team_id: &str) -> ApiResult<Value> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT t.id, t.created_at, t.updated_at, t.name, t.prefs, \
              (SELECT COUNT(*) FROM memberships m WHERE m.team_id = t.id AND m.confirm = 1) \
              FROM teams t WHERE t.id = ?1",
-            params![team_id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            },
-        )
+        )?
+        .query_row(params![team_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
         .optional()?;
     let (id, created, updated, name, prefs, total) = row.ok_or_else(team_not_found)?;
     Ok(json!({

@@ -29,10 +29,16 @@ pub struct Emu {
 
 impl Emu {
     pub async fn start() -> Emu {
+        Self::start_with(|_| {}).await
+    }
+
+    /// As [`Emu::start`], with `adjust` applied to the configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Emu {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("emulator.sqlite");
         let mut config = Config::in_memory(PROJECT, KEY);
         config.database_path = Some(db_path.clone());
+        adjust(&mut config);
         let handle = appwrite_emulator::spawn(config).await.expect("spawn");
         let emu = Emu {
             handle,

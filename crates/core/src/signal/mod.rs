@@ -5,7 +5,13 @@
 mod lex;
 mod numbers;
 mod parse;
+mod reading;
 mod words;
+
+pub use reading::{
+    SIDE_INFERRED, Severity, is_invisible, only_repeats_trade, pair_label, reward_risk,
+    strip_invisible, warning_text,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -157,8 +163,31 @@ pub enum Parsed {
 
 /// Reads a message's content and embeds. Pure, total and linear in the input: any text at all
 /// gives a result, and a signal needs a pair, an entry, and a target or a stop.
+///
+/// Invisible characters ([`is_invisible`]) are read as absent, as a reader sees the text: a
+/// zero-width space inside "64000" must not split it into "6" and "4000".
 pub fn parse(content: &str, embeds: &[Embed]) -> Parsed {
-    parse::parse(content, embeds)
+    let hidden = |s: &str| matches!(strip_invisible(s), std::borrow::Cow::Owned(_));
+    let opt_hidden = |s: &Option<String>| s.as_deref().is_some_and(hidden);
+    let embeds_hidden = embeds.iter().any(|e| {
+        opt_hidden(&e.title)
+            || opt_hidden(&e.description)
+            || e.fields.iter().any(|(n, v)| hidden(n) || hidden(v))
+    });
+    if !hidden(content) && !embeds_hidden {
+        return parse::parse(content, embeds);
+    }
+    let clean = |s: &str| strip_invisible(s).into_owned();
+    let embeds: Vec<Embed> = embeds
+        .iter()
+        .map(|e| Embed {
+            title: e.title.as_deref().map(clean),
+            description: e.description.as_deref().map(clean),
+            fields: e.fields.iter().map(|(n, v)| (clean(n), clean(v))).collect(),
+            footer: e.footer.clone(),
+        })
+        .collect();
+    parse::parse(&clean(content), &embeds)
 }
 
 #[cfg(test)]
@@ -171,6 +200,43 @@ mod tests {
             assert_eq!(Flag::parse(f.as_str()), Some(f));
             assert!(f.as_str().len() <= 64);
         }
+    }
+
+    #[test]
+    fn invisible_characters_do_not_split_numbers_or_pairs() {
+        let clean = parse(
+            "BTC/USDT LONG\nEntry: 64000\nTarget: 65000\nStop: 63000",
+            &[],
+        );
+        let hidden = parse(
+            "\u{202E}BTC\u{200B}/USDT LONG\nEntry: 6\u{200B}4000\nTarget: 65\u{FEFF}000\n\
+             Stop: 63\u{2060}000\u{2069}",
+            &[],
+        );
+        assert_eq!(hidden, clean);
+        let Parsed::Signal(s) = hidden else {
+            panic!("a signal");
+        };
+        assert_eq!(s.entries, vec![64000.0]);
+        assert_eq!(s.pair, "BTC/USDT");
+        let in_embed = parse(
+            "",
+            &[Embed {
+                title: Some("ETH\u{200C}USDT long".into()),
+                fields: vec![
+                    ("Entry".into(), "3\u{200B}100".into()),
+                    ("SL".into(), "3000".into()),
+                ],
+                ..Embed::default()
+            }],
+        );
+        let Parsed::Signal(e) = in_embed else {
+            panic!("a signal from the embed");
+        };
+        assert_eq!(
+            (e.pair.as_str(), e.entries.as_slice()),
+            ("ETH/USDT", &[3100.0][..])
+        );
     }
 
     #[test]

@@ -1,12 +1,19 @@
-//! Bot rows: the whole bot (`bot::run`, serenity's rate limiter on) against the fake Discord
-//! over its TLS proxy, Appwrite being the in-process emulator on a SQLite file.
+//! Bot rows against the fake Discord, Appwrite being the in-process emulator on a SQLite file.
 //!
-//! - latency: a signal written with the server key → the mirror's create request reaching the
-//!   fake (timestamped by the fake's request log), one write at a time, no rate limit;
-//! - burst: a backlog of signals for one channel under a scripted 5 messages / 5 s channel
-//!   limit, mirrored oldest-first: complete, in order, no 429 caused by our own pacing.
+//! - latency and memory: the real bot binary as a child process ([`process`]); a signal written
+//!   with the server key → the mirror's create request reaching the fake (timestamped by the
+//!   fake's request log), one write at a time, no rate limit; the bot's own resident memory
+//!   idle and after those writes;
+//! - burst: the whole bot in-process (`bot::run`, serenity's rate limiter on, the fake behind
+//!   its TLS proxy): a backlog of signals for one channel under a scripted 5 messages / 5 s
+//!   channel limit, mirrored oldest-first: complete, in order, no 429 caused by our own pacing.
 
-use std::time::{Duration, Instant};
+mod process;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use bot::{Order, RetryPolicy, Secret, Settings};
@@ -33,7 +40,7 @@ const STAFF_PASSWORD: &str = "bot bench password";
 struct Stack {
     backend: Backend,
     fake: FakeDiscord,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn stack() -> anyhow::Result<Stack> {
@@ -65,7 +72,7 @@ async fn stack() -> anyhow::Result<Stack> {
     Ok(Stack {
         backend,
         fake: FakeDiscord::spawn().await,
-        _dir: dir,
+        dir,
     })
 }
 
@@ -168,9 +175,23 @@ async fn arrival(
     }
 }
 
-pub async fn latency_row(writes: usize) -> anyhow::Result<Row> {
+pub use process::default_binary;
+
+/// How long the bot is left with nothing to do before its idle memory is read.
+const IDLE: Duration = Duration::from_secs(5);
+const HOW_LATENCY: &str = "the bot binary as a child process (DISCORD_API_URL = the fake over \
+    plain http); one signal upserted at a time with the server key; timed from before the \
+    write to the fake's log of the create-message request";
+const HOW_RSS: &str = "VmRSS of the bot binary (a child process, not the bench) from \
+    /proc/<pid>/status; idle = signed in, following, warm-up signal mirrored, then 5 s with \
+    nothing to do; peak = VmHWM";
+const HOW_BURST: &str = "bot::run in the bench process, the fake behind its TLS proxy; \
+    samples = each create-message request's time since the bot started";
+
+/// Write → mirror latency of the bot binary, and its memory idle and after those writes.
+pub async fn latency_rows(writes: usize, bin: &Path) -> anyhow::Result<Vec<Row>> {
     let stack = stack().await?;
-    let (stop, task) = start(&stack, Order::OldestFirst);
+    let mut bot = process::BotProcess::spawn(bin, &stack)?;
     let signals = Collection::<Signal>::new(&stack.backend.client);
     let base = time::OffsetDateTime::now_utc();
     // Warm-up: the bot is following once its first mirror arrives.
@@ -181,9 +202,18 @@ pub async fn latency_row(writes: usize) -> anyhow::Result<Row> {
             None,
         )
         .await?;
-    arrival(&stack.fake, 0, "bench warm-up", Duration::from_secs(30))
+    if arrival(&stack.fake, 0, "bench warm-up", Duration::from_secs(30))
         .await
-        .context("the bot never mirrored the warm-up signal")?;
+        .is_none()
+    {
+        anyhow::bail!(
+            "the bot never mirrored the warm-up signal: {}",
+            bot.trouble()
+        );
+    }
+    eprintln!("bot: {} s idle, then its memory ...", IDLE.as_secs());
+    tokio::time::sleep(IDLE).await;
+    let idle = bot.memory()?;
 
     eprintln!("bot: {writes} signals written one at a time, write → mirror request ...");
     let mut samples = Samples::with_capacity(writes);
@@ -210,19 +240,45 @@ pub async fn latency_row(writes: usize) -> anyhow::Result<Row> {
         }
     }
     samples.wall = started.elapsed();
-    let _ = stop.send(());
-    task.await.context("bot task")?;
+    let after = bot.memory()?;
+    if samples.errors > 0 {
+        eprintln!(
+            "bot: {} writes never mirrored; {}",
+            samples.errors,
+            bot.trouble()
+        );
+    }
+    bot.stop().await;
     let p50 = samples.percentile(50.0);
-    Ok(row(
-        format!("bot: signal write → mirror request at fake Discord ({writes} writes, no limit)"),
-        1,
-        &mut samples,
-        Goal::MaxP99And {
-            max_p99: Duration::from_millis(60),
-            other: "p50 <= 20 ms".into(),
-            other_met: p50 <= Duration::from_millis(20),
-        },
-    ))
+    let rss_row = |when: String, m: &process::Memory| {
+        Row::measured(
+            format!(
+                "bot (process): VmRSS {when} = {:.1} MiB (peak {:.1} MiB)",
+                m.rss_kb as f64 / 1024.0,
+                m.peak_kb as f64 / 1024.0
+            ),
+            "<= 20 MiB".into(),
+            m.rss_kb <= 20 * 1024,
+        )
+        .how(HOW_RSS)
+    };
+    Ok(vec![
+        row(
+            format!(
+                "bot (process): signal write → mirror request at fake Discord ({writes} writes, no limit)"
+            ),
+            1,
+            &mut samples,
+            Goal::MaxP99And {
+                max_p99: Duration::from_millis(60),
+                other: "p50 <= 20 ms".into(),
+                other_met: p50 <= Duration::from_millis(20),
+            },
+        )
+        .how(HOW_LATENCY),
+        rss_row("idle".into(), &idle),
+        rss_row(format!("after the {writes} writes"), &after),
+    ])
 }
 
 pub async fn burst_row(size: usize) -> anyhow::Result<Row> {
@@ -295,5 +351,6 @@ pub async fn burst_row(size: usize) -> anyhow::Result<Row> {
             other: "complete, ordered, 0 own 429s".into(),
             other_met: complete && ordered && own_429s == 0,
         },
-    ))
+    )
+    .how(HOW_BURST))
 }
