@@ -40,6 +40,7 @@ pub struct FeedQuery {
     pair: Option<String>,
     side: Option<String>,
     after: Option<String>,
+    before: Option<String>,
     /// `cards` or `list`, remembered in a cookie (see [`crate::card::View`]).
     view: Option<String>,
 }
@@ -50,7 +51,10 @@ struct Filters {
     route: Option<String>,
     pair: Option<String>,
     side: Option<&'static str>,
+    /// The page is the one just older than this id (`cursorAfter`).
     after: Option<String>,
+    /// The page is the one just newer than this id (`cursorBefore`); ignored with `after`.
+    before: Option<String>,
 }
 
 impl Filters {
@@ -76,17 +80,22 @@ impl Filters {
             Some("short") => Some("short"),
             _ => None,
         };
+        let after = token(&q.after, 36);
+        let before = token(&q.before, 36).filter(|_| after.is_none());
         Self {
             route: token(&q.route, 64),
             pair,
             side,
-            after: token(&q.after, 36),
+            after,
+            before,
         }
     }
 
     /// The page's queries, limited to the routes `sees` (a route filter is already checked).
+    /// One document more than a page is asked for: its presence says whether there is a
+    /// further page (older, or newer with `before`) without another round trip.
     fn queries(&self, sees: &Entitlement) -> Vec<Q> {
-        let mut q = vec![Q::order_desc("posted_at"), Q::limit(PAGE)];
+        let mut q = vec![Q::order_desc("posted_at"), Q::limit(PAGE + 1)];
         if let Some(r) = &self.route {
             q.push(Q::equal("route_key", r.as_str()));
         } else if let Some(routes) = sees.routes() {
@@ -103,16 +112,22 @@ impl Filters {
         }
         if let Some(a) = &self.after {
             q.push(Q::cursor_after(a));
+        } else if let Some(b) = &self.before {
+            q.push(Q::cursor_before(b));
         }
         q
+    }
+
+    fn is_newest(&self) -> bool {
+        self.after.is_none() && self.before.is_none()
     }
 
     fn is_filtered(&self) -> bool {
         self.route.is_some() || self.pair.is_some() || self.side.is_some()
     }
 
-    /// The next page's link: these filters, after `last`.
-    fn next_link(&self, last: &str) -> String {
+    /// Another page's link: these filters, and `cursor` (`after` or `before`) set to `id`.
+    fn link(&self, cursor: &str, id: &str) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         if let Some(r) = &self.route {
             s.append_pair("route", r);
@@ -123,7 +138,7 @@ impl Filters {
         if let Some(side) = self.side {
             s.append_pair("side", side);
         }
-        s.append_pair("after", last);
+        s.append_pair(cursor, id);
         format!("/feed?{}", s.finish())
     }
 }
@@ -149,8 +164,10 @@ const NEWEST_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(
 /// One decoded page of signals.
 pub struct Page {
     signals: Vec<Document<Signal>>,
-    /// The id to continue after, when the page was full.
-    next_after: Option<String>,
+    /// The id to continue after (the last shown), when an older page exists.
+    older_after: Option<String>,
+    /// The id to go back before (the first shown), when a newer page exists.
+    newer_before: Option<String>,
 }
 
 impl NewestPage {
@@ -175,22 +192,53 @@ impl NewestPage {
 }
 
 /// Reads one page with the member's own session (Appwrite checks the read permission).
-async fn read_page(viewer: &Viewer, queries: &[Q]) -> Result<Page, g3_appwrite::Error> {
+/// `queries` ask for one document more than a page (see [`Filters::queries`]).
+async fn read_page(
+    viewer: &Viewer,
+    queries: &[Q],
+    filters: &Filters,
+) -> Result<Page, g3_appwrite::Error> {
     let list = Collection::<Signal>::new(&viewer.client)
         .raw()
         .list_page::<Value>(queries)
         .await?;
-    let next_after = (list.documents.len() == PAGE as usize)
-        .then(|| list.documents.last().map(|d| d.id.clone()))
-        .flatten();
-    Ok(Page {
-        signals: list
-            .documents
-            .into_iter()
-            .filter_map(decode::<Signal>)
-            .collect(),
-        next_after,
-    })
+    Ok(page_of(list.documents, filters))
+}
+
+/// Cuts the read (up to `PAGE + 1` documents, newest first) to a page and works out its links.
+fn page_of(mut docs: Vec<Document<Value>>, filters: &Filters) -> Page {
+    let more = docs.len() > PAGE as usize;
+    if more {
+        if filters.before.is_some() {
+            // `cursorBefore` returns the documents just newer than the cursor, newest first:
+            // the extra one is the newest, beyond this page.
+            docs.remove(0);
+        } else {
+            docs.truncate(PAGE as usize);
+        }
+    }
+    let first = docs.first().map(|d| d.id.clone());
+    let last = docs.last().map(|d| d.id.clone());
+    let (older_after, newer_before) = if let Some(before) = &filters.before {
+        // The cursor itself is older than this page, so there is always an older page.
+        (
+            last.or_else(|| Some(before.clone())),
+            more.then_some(first).flatten(),
+        )
+    } else if let Some(after) = &filters.after {
+        // Likewise the cursor is newer than this page.
+        (
+            more.then_some(last).flatten(),
+            first.or_else(|| Some(after.clone())),
+        )
+    } else {
+        (more.then_some(last).flatten(), None)
+    };
+    Page {
+        signals: docs.into_iter().filter_map(decode::<Signal>).collect(),
+        older_after,
+        newer_before,
+    }
 }
 
 pub async fn feed(
@@ -210,7 +258,7 @@ pub async fn feed(
     {
         return paywall(&state, &csrf, &viewer, &entitled, Some(route)).await;
     }
-    let newest = !filters.is_filtered() && filters.after.is_none();
+    let newest = !filters.is_filtered() && filters.is_newest();
     // Read before the fetch: a change reported meanwhile makes what we store outdated.
     let version = newest.then(|| state.hub().version()).flatten();
     let cached = version.and_then(|v| state.newest_page().get(v, &entitled.sees));
@@ -219,7 +267,7 @@ pub async fn feed(
         Some(page) => (Ok(page), state.route_names_cached(&viewer.client).await),
         None => {
             let (page, names) = tokio::join!(
-                read_page(&viewer, &signal_queries),
+                read_page(&viewer, &signal_queries, &filters),
                 state.route_names_cached(&viewer.client)
             );
             let page = page.map(Arc::new);
@@ -251,7 +299,16 @@ pub async fn feed(
         })
         .collect();
     route_options.sort_by(|a, b| a.name.cmp(&b.name));
-    let next = page.next_after.as_deref().map(|id| filters.next_link(id));
+    let older = page
+        .older_after
+        .as_deref()
+        .map(|id| filters.link("after", id));
+    let newer = page
+        .newer_before
+        .as_deref()
+        .map(|id| filters.link("before", id));
+    // A `before` page that reached the top is the newest page: it takes live cards too.
+    let at_top = newer.is_none();
     let cards = page
         .signals
         .iter()
@@ -267,9 +324,13 @@ pub async fn feed(
         pair: filters.pair.clone().unwrap_or_default(),
         side: filters.side.unwrap_or_default().to_owned(),
         // Only the unfiltered first page takes new cards; other pages update the ones they show.
-        live_insert: !filters.is_filtered() && filters.after.is_none(),
+        live_insert: !filters.is_filtered() && at_top,
+        // Unfiltered older pages count new cards and offer the newest page instead.
+        newest_link: (!filters.is_filtered() && !at_top).then(|| "/feed".to_owned()),
         stream: format!("/feed/stream?since={}", state.hub().last_seq()),
-        next,
+        at_end: older.is_none(),
+        older,
+        newer,
         filtered: filters.is_filtered(),
     }
     .render()?;

@@ -205,8 +205,14 @@ pub struct FeedPage {
     pub live_insert: bool,
     /// The live stream's URL, resuming after the newest event this page has seen.
     pub stream: String,
-    /// Link to the next (older) page, with the filters kept.
-    pub next: Option<String>,
+    /// Link to the older page, with the filters kept.
+    pub older: Option<String>,
+    /// Link to the newer page (not on the newest), with the filters kept.
+    pub newer: Option<String>,
+    /// No older page: the end marker shows instead of the link.
+    pub at_end: bool,
+    /// On unfiltered older pages: where the "N new signals" notice leads.
+    pub newest_link: Option<String>,
     pub filtered: bool,
 }
 

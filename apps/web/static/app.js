@@ -85,6 +85,42 @@ document.addEventListener("DOMContentLoaded", function () {
   // Live feed: cards arrive as HTML rendered by the server from the same partial as the page.
   if (!window.EventSource || !feed.getAttribute("data-stream")) return;
   var insert = feed.getAttribute("data-insert") === "1";
+  var newest = feed.getAttribute("data-newest");
+
+  // "N new signals": on the newest page while the reader is scrolled down (the cards are
+  // already in place above), or on an older page (the button loads the newest page).
+  var notice = null;
+  var unseen = 0;
+  function atTop() {
+    return feed.getBoundingClientRect().top >= -40;
+  }
+  function hideNotice() {
+    unseen = 0;
+    if (notice) notice.hidden = true;
+  }
+  function showNotice() {
+    if (!notice) {
+      notice = document.createElement("button");
+      notice.type = "button";
+      notice.className = "new-signals";
+      notice.setAttribute("aria-live", "polite");
+      notice.addEventListener("click", function () {
+        if (!insert && newest) {
+          window.location.href = newest;
+          return;
+        }
+        hideNotice();
+        feed.scrollIntoView({ behavior: "smooth", block: "start" });
+      });
+      feed.parentNode.insertBefore(notice, feed);
+    }
+    notice.textContent = unseen === 1 ? "1 new signal" : unseen + " new signals";
+    notice.hidden = false;
+  }
+  window.addEventListener("scroll", function () {
+    if (insert && unseen && atTop()) hideNotice();
+  }, { passive: true });
+
   var source = new EventSource(feed.getAttribute("data-stream"));
   source.addEventListener("signal", function (e) {
     var msg;
@@ -104,10 +140,19 @@ document.addEventListener("DOMContentLoaded", function () {
       if (old.classList.contains("open")) card.classList.add("open");
       old.parentNode.replaceChild(card, old);
     } else if (insert) {
-      var empty = feed.querySelector(":scope > p.muted");
+      var empty = feed.querySelector(":scope > .empty");
       if (empty) feed.removeChild(empty);
+      var top = atTop();
       feed.insertBefore(card, feed.firstChild);
+      if (!top && msg.action === "create") {
+        unseen++;
+        showNotice();
+      }
     } else {
+      if (newest && msg.action === "create") {
+        unseen++;
+        showNotice();
+      }
       return;
     }
     setTimeout(function () { card.classList.remove("arrived"); }, 6000);

@@ -11,11 +11,23 @@ async fn paid_browser(app: &TestApp) -> common::Browser {
     b
 }
 
-fn next_link(body: &str) -> Option<String> {
-    let start = body.find("href=\"/feed?")? + "href=\"".len();
+/// The paging link with `rel` (`next`: older, `prev`: newer).
+fn rel_link(body: &str, rel: &str) -> Option<String> {
+    let at = body.find(&format!("rel=\"{rel}\""))?;
+    let start = body[..at].rfind("href=\"")? + "href=\"".len();
     let end = start + body[start..].find('"')?;
     Some(body[start..end].replace("&#38;", "&"))
 }
+
+fn next_link(body: &str) -> Option<String> {
+    rel_link(body, "next")
+}
+
+fn prev_link(body: &str) -> Option<String> {
+    rel_link(body, "prev")
+}
+
+const END: &str = "You've reached the first signal";
 
 #[tokio::test]
 async fn pages_with_a_cursor_newest_first() {
@@ -139,4 +151,161 @@ async fn cards_show_the_trade_and_markers() {
     let chat = card("9003");
     assert!(chat.contains("just chatting"));
     assert!(!chat.contains("<dl class=\"trade\">"));
+}
+
+/// `count` signals `id0+i`, `content` "call number i", newest last.
+async fn seed_calls(app: &TestApp, count: i64, id0: i64) {
+    for i in 0..count {
+        app.seed_signal(&format!("{}", id0 + i), |s| {
+            s["posted_at"] = minutes_ago(200 - i).into();
+            s["content"] = format!("call number {i:02}").into();
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn pages_both_ways_with_an_end_marker() {
+    let app = TestApp::spawn().await;
+    // 60 signals: pages of 25, 25 and 10.
+    seed_calls(&app, 60, 7000).await;
+    let mut b = paid_browser(&app).await;
+
+    let first = b.get("/feed").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body.matches("<article").count(), 25);
+    assert!(
+        prev_link(&first.body).is_none(),
+        "the newest page has no newer link"
+    );
+    assert!(!first.body.contains(END));
+    assert!(first.body.contains("data-insert=\"1\""));
+    assert!(!first.body.contains("data-newest"));
+    let older = next_link(&first.body).expect("older link");
+    assert!(older.ends_with("after=7035"), "{older}");
+
+    let second = b.get(&older).await;
+    assert_eq!(second.body.matches("<article").count(), 25);
+    assert!(second.body.contains("call number 34") && second.body.contains("call number 10"));
+    assert!(!second.body.contains("call number 35") && !second.body.contains("call number 09"));
+    assert!(second.body.contains("data-insert=\"0\""));
+    assert!(second.body.contains("data-newest=\"/feed\""));
+    let newer = prev_link(&second.body).expect("newer link");
+    assert!(newer.ends_with("before=7034"), "{newer}");
+    let third_link = next_link(&second.body).expect("older link");
+    assert!(third_link.ends_with("after=7010"), "{third_link}");
+    assert!(!second.body.contains(END));
+
+    // The last page: exactly what is left, the end marker instead of an older link.
+    let third = b.get(&third_link).await;
+    assert_eq!(third.body.matches("<article").count(), 10);
+    assert!(third.body.contains("call number 09") && third.body.contains("call number 00"));
+    assert!(next_link(&third.body).is_none());
+    assert!(third.body.contains(END), "{}", third.body);
+    let back = prev_link(&third.body).expect("newer link");
+    assert!(back.ends_with("before=7009"), "{back}");
+
+    // Back up: the same pages, in the same order (newest first).
+    let second_again = b.get(&back).await;
+    assert_eq!(second_again.body.matches("<article").count(), 25);
+    let pos = |body: &str, n: &str| body.find(&format!("call number {n}")).unwrap();
+    assert!(pos(&second_again.body, "34") < pos(&second_again.body, "10"));
+    assert!(!second_again.body.contains("call number 35"));
+    assert_eq!(
+        prev_link(&second_again.body).as_deref(),
+        Some(newer.as_str())
+    );
+    assert_eq!(
+        next_link(&second_again.body).as_deref(),
+        Some(third_link.as_str())
+    );
+
+    // Newer from the second page reaches the top: no newer link, it takes live cards.
+    let top = b.get(&newer).await;
+    assert_eq!(top.body.matches("<article").count(), 25);
+    assert!(top.body.contains("call number 59") && top.body.contains("call number 35"));
+    assert!(prev_link(&top.body).is_none());
+    assert!(top.body.contains("data-insert=\"1\""));
+    assert_eq!(next_link(&top.body).as_deref(), Some(older.as_str()));
+}
+
+#[tokio::test]
+async fn a_full_last_page_ends_without_an_empty_page() {
+    let app = TestApp::spawn().await;
+    seed_calls(&app, 25, 7000).await;
+    let mut b = paid_browser(&app).await;
+    let r = b.get("/feed").await;
+    assert_eq!(r.body.matches("<article").count(), 25);
+    assert!(
+        next_link(&r.body).is_none(),
+        "exactly one page: no older link"
+    );
+    assert!(prev_link(&r.body).is_none());
+    assert!(r.body.contains(END));
+}
+
+#[tokio::test]
+async fn paging_links_keep_the_filters() {
+    let app = TestApp::spawn().await;
+    app.seed_route("scalps", "Scalps").await;
+    seed_calls(&app, 30, 7000).await;
+    // Noise the filters leave out, interleaved.
+    for i in 0..10i64 {
+        app.seed_signal(&format!("{}", 8000 + i), |s| {
+            s["posted_at"] = minutes_ago(195 - 2 * i).into();
+            s["content"] = format!("other {i:02}").into();
+            s["route_key"] = "scalps".into();
+            s["side"] = "short".into();
+        })
+        .await;
+    }
+    let mut b = paid_browser(&app).await;
+    let first = b.get("/feed?pair=btcusdt&side=long").await;
+    assert_eq!(first.body.matches("<article").count(), 25);
+    assert!(!first.body.contains("other "));
+    let older = next_link(&first.body).expect("older link");
+    assert!(
+        older.contains("pair=BTCUSDT") && older.contains("side=long"),
+        "{older}"
+    );
+    let second = b.get(&older).await;
+    assert_eq!(second.body.matches("<article").count(), 5);
+    assert!(!second.body.contains("other "));
+    assert!(second.body.contains(END) && second.body.contains("matching these filters"));
+    assert!(
+        !second.body.contains("data-newest"),
+        "filtered pages do not count live cards"
+    );
+    let newer = prev_link(&second.body).expect("newer link");
+    assert!(
+        newer.contains("pair=BTCUSDT") && newer.contains("side=long"),
+        "{newer}"
+    );
+    assert!(newer.contains("before=7004"), "{newer}");
+    let back = b.get(&newer).await;
+    assert_eq!(back.body.matches("<article").count(), 25);
+    assert!(!back.body.contains("other "));
+    assert!(prev_link(&back.body).is_none());
+}
+
+#[tokio::test]
+async fn empty_states_say_what_to_do() {
+    let app = TestApp::spawn().await;
+    let mut b = paid_browser(&app).await;
+    let r = b.get("/feed").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("No signals yet."));
+    assert!(r.body.contains("will appear here live"));
+    assert!(!r.body.contains(END) && next_link(&r.body).is_none());
+
+    app.seed_signal("9101", |_| {}).await;
+    let r = b.get("/feed?pair=ethusdt&side=short").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.matches("<article").count(), 0);
+    assert!(r.body.contains("No signals match these filters."));
+    assert!(
+        r.body
+            .contains("<a class=\"button\" href=\"/feed\">Clear filters</a>")
+    );
+    assert!(!r.body.contains(END) && !r.body.contains("No signals yet."));
 }
