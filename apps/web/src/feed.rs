@@ -105,7 +105,13 @@ impl Filters {
             ));
         }
         if let Some(p) = &self.pair {
-            q.push(Q::equal("pair", p.as_str()));
+            // "btc", "btcusdt" and "BTC/USDT" all find the pair as the parser stores it.
+            let stored = g3_core::signal::pairs_matching(p);
+            if stored.is_empty() {
+                q.push(Q::equal("pair", p.as_str()));
+            } else {
+                q.push(Q::equal("pair", stored));
+            }
         }
         if let Some(s) = self.side {
             q.push(Q::equal("side", s));

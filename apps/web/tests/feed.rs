@@ -59,6 +59,56 @@ async fn pages_with_a_cursor_newest_first() {
 }
 
 #[tokio::test]
+async fn the_pair_filter_finds_a_pair_however_it_is_typed() {
+    let app = TestApp::spawn().await;
+    app.seed_route("vip-calls", "VIP Calls").await;
+    // The parser stores "BTC/USDT"; other writers glue it ("BTCUSDT").
+    app.seed_signal("8101", |s| {
+        s["content"] = "btc parsed".into();
+        s["pair"] = "BTC/USDT".into();
+    })
+    .await;
+    app.seed_signal("8102", |s| s["content"] = "btc glued".into())
+        .await;
+    app.seed_signal("8103", |s| {
+        s["content"] = "btc against usdc".into();
+        s["pair"] = "BTC/USDC".into();
+    })
+    .await;
+    app.seed_signal("8104", |s| {
+        s["content"] = "eth parsed".into();
+        s["pair"] = "ETH/USDT".into();
+    })
+    .await;
+    let mut b = paid_browser(&app).await;
+
+    for typed in ["btcusdt", "BTCUSDT", "BTC/USDT", "btc-usdt", "btc%2Fusdt"] {
+        let r = b.get(&format!("/feed?pair={typed}")).await;
+        assert_eq!(r.status, 200, "{typed}");
+        assert!(
+            r.body.contains("btc parsed") && r.body.contains("btc glued"),
+            "{typed}: both spellings of BTC/USDT"
+        );
+        assert!(
+            !r.body.contains("btc against usdc") && !r.body.contains("eth parsed"),
+            "{typed}: only BTC/USDT"
+        );
+    }
+    for typed in ["btc", "BTC"] {
+        let r = b.get(&format!("/feed?pair={typed}")).await;
+        assert!(
+            r.body.contains("btc parsed")
+                && r.body.contains("btc glued")
+                && r.body.contains("btc against usdc"),
+            "{typed}: every BTC pair"
+        );
+        assert!(!r.body.contains("eth parsed"), "{typed}");
+    }
+    let r = b.get("/feed?pair=eth").await;
+    assert!(r.body.contains("eth parsed") && !r.body.contains("btc parsed"));
+}
+
+#[tokio::test]
 async fn filters_by_route_pair_and_side() {
     let app = TestApp::spawn().await;
     app.seed_route("vip-calls", "VIP Calls").await;

@@ -166,6 +166,47 @@ pub enum Parsed {
 ///
 /// Invisible characters ([`is_invisible`]) are read as absent, as a reader sees the text: a
 /// zero-width space inside "64000" must not split it into "6" and "4000".
+/// The stored pairs a reader's pair filter means: "BTC/USDT", "btc-usdt", "btcusdt" and
+/// "btcusdtperp" name one pair; a bare base ("btc", "ETH") names that base against every quote
+/// the parser knows. Each pair comes in the form [`parse`] writes (`BTC/USDT`) and glued
+/// (`BTCUSDT`, as documents written by other tools spell it). Empty when the input names no
+/// pair.
+pub fn pairs_matching(input: &str) -> Vec<String> {
+    spelled_both_ways(pair_keys(input))
+}
+
+fn spelled_both_ways(pairs: Vec<String>) -> Vec<String> {
+    let glued = pairs.iter().map(|p| p.replace('/', "")).collect::<Vec<_>>();
+    pairs.into_iter().chain(glued).collect()
+}
+
+fn pair_keys(input: &str) -> Vec<String> {
+    let cleaned: String = input
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let upper = |base: &str, quote: &str| format!("{}/{}", base.to_ascii_uppercase(), quote);
+    if let Some((base, quote)) = cleaned.split_once(['/', '-', '_', ':']) {
+        return match words::separated_quote(quote) {
+            Some(q) if words::valid_base(base) => vec![upper(base, q)],
+            _ => Vec::new(),
+        };
+    }
+    if let Some((base, quote)) = words::glued_pair(&cleaned) {
+        return vec![upper(base, quote)];
+    }
+    if words::valid_base(&cleaned) {
+        return words::QUOTES
+            .iter()
+            .filter(|q| **q != cleaned)
+            .map(|q| upper(&cleaned, q))
+            .collect();
+    }
+    Vec::new()
+}
+
 pub fn parse(content: &str, embeds: &[Embed]) -> Parsed {
     let hidden = |s: &str| matches!(strip_invisible(s), std::borrow::Cow::Owned(_));
     let opt_hidden = |s: &Option<String>| s.as_deref().is_some_and(hidden);
@@ -192,6 +233,33 @@ pub fn parse(content: &str, embeds: &[Embed]) -> Parsed {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pair_filter_means_what_a_trader_types() {
+        for typed in [
+            "BTC/USDT",
+            "btc/usdt",
+            "btcusdt",
+            "BTCUSDT",
+            " btc-usdt ",
+            "btcusdtperp",
+        ] {
+            assert_eq!(
+                super::pairs_matching(typed),
+                ["BTC/USDT", "BTCUSDT"],
+                "{typed}"
+            );
+        }
+        let btc = super::pairs_matching("btc");
+        for pair in ["BTC/USDT", "BTC/USDC", "BTCUSDT", "ETH/BTC"] {
+            assert_eq!(btc.contains(&pair.to_owned()), pair != "ETH/BTC", "{pair}");
+        }
+        assert!(!btc.contains(&"BTC/BTC".to_owned()));
+        assert_eq!(super::pairs_matching("ETH/BTC"), ["ETH/BTC", "ETHBTC"]);
+        assert!(super::pairs_matching("").is_empty());
+        assert!(super::pairs_matching("BTC/NOPE").is_empty());
+        assert!(super::pairs_matching("<script>").is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -111,10 +111,12 @@ fn mapped<'b>(word: &str, buf: &'b mut [u8; MAX_WORD], f: fn(&u8) -> u8) -> Opti
 const GLUED_QUOTES: [&str; 6] = ["FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD"];
 
 /// Quotes recognised after a separator ("ETH/BTC", "BTC-PERP").
+pub(crate) const QUOTES: [&str; 12] = [
+    "USDT", "USDC", "USD", "BUSD", "FDUSD", "TUSD", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY",
+];
+
+/// Quotes recognised after a separator ("ETH/BTC", "BTC-PERP").
 pub(crate) fn separated_quote(word: &str) -> Option<&'static str> {
-    const QUOTES: [&str; 12] = [
-        "USDT", "USDC", "USD", "BUSD", "FDUSD", "TUSD", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY",
-    ];
     if word.eq_ignore_ascii_case("PERP") || word.eq_ignore_ascii_case("USDTPERP") {
         return Some("USDT");
     }
