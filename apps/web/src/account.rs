@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     response::{Html, IntoResponse, Response},
 };
-use g3_core::Email;
+use g3_core::{Email, entitlements::PlanConfig};
 use g3_store::models::{Subscription, SubscriptionStatus};
 use serde_json::json;
 use time::{OffsetDateTime, macros::format_description};
@@ -18,7 +18,7 @@ use crate::{
     auth::{NoticeQuery, notice_text},
     error::AppError,
     security::CsrfToken,
-    session::{MaybeViewer, Viewer, standing},
+    session::{MaybeViewer, Standing, Viewer, standing},
     templates::{AccountPage, DiscordView, Layout, PlanRow},
 };
 
@@ -28,7 +28,8 @@ pub fn date(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn plan_row(s: &Subscription) -> PlanRow {
+/// One subscription as the account page lists it, under the plan's configured name.
+fn plan_row(s: &Subscription, plans: &PlanConfig) -> PlanRow {
     let on = |t: Option<OffsetDateTime>| t.map(date).unwrap_or_default();
     let (status, until) = match s.status {
         SubscriptionStatus::Active => (
@@ -44,7 +45,7 @@ fn plan_row(s: &Subscription) -> PlanRow {
         SubscriptionStatus::Expired => ("expired", format!("ended {}", on(s.period_end))),
     };
     PlanRow {
-        plan: s.plan.clone(),
+        plan: plans.name_of(&s.plan).to_owned(),
         status,
         since: on(s.granted_at),
         until,
@@ -61,7 +62,7 @@ pub async fn plan_rows(state: &AppState, email: &str) -> Result<Vec<PlanRow>, Ap
         .subscriptions_of(&email)
         .await?
         .iter()
-        .map(|d| plan_row(&d.data))
+        .map(|d| plan_row(&d.data, state.plans()))
         .collect())
 }
 
@@ -76,13 +77,14 @@ pub async fn account(
         plan_rows(&state, &viewer.user.email),
         state.access().discord_link(&viewer.user.id)
     );
+    let standing = standing?;
     let page = AccountPage {
-        layout: Layout::new("Account", &csrf.0, true),
+        layout: Layout::new("Account", &csrf.0, true).staff(standing == Standing::Staff),
         email: viewer.user.email.clone(),
         name: viewer.user.name.clone(),
         verified: viewer.user.email_verification,
         knows_password: crate::auth::knows_password(&viewer.user),
-        standing: standing?.label(),
+        standing: standing.label(),
         plans: plans?,
         store_url: state.store_url().to_owned(),
         notice: notice_text(q.notice.as_deref()),

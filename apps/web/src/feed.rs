@@ -323,7 +323,7 @@ pub async fn feed(
     let (view, remember_view) =
         crate::card::View::choose(q.view.as_deref(), &headers, state.secure_cookies());
     let html = FeedPage {
-        layout: Layout::new("Signals", &csrf.0, true),
+        layout: Layout::new("Signals", &csrf.0, true).staff(entitled.standing == Standing::Staff),
         cards,
         list: view == crate::card::View::List,
         routes: route_options,

@@ -10,6 +10,8 @@ pub struct Layout {
     pub title: String,
     pub csrf: String,
     pub signed_in: bool,
+    /// The navigation offers the admin console.
+    pub staff: bool,
 }
 
 impl Layout {
@@ -18,7 +20,14 @@ impl Layout {
             title: title.to_owned(),
             csrf: csrf.to_owned(),
             signed_in,
+            staff: false,
         }
+    }
+
+    /// For a viewer who is staff: the navigation links the admin console.
+    pub fn staff(mut self, staff: bool) -> Self {
+        self.staff = staff;
+        self
     }
 
     /// For error pages, which know nothing of the visitor.

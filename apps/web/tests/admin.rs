@@ -12,6 +12,29 @@ use g3_store::{
 const ADMIN_PATHS: &[&str] = &["/admin", "/admin?q=x%40y.io", "/admin/customers/x%40y.io"];
 
 #[tokio::test]
+async fn staff_and_only_staff_find_the_admin_link_in_the_navigation() {
+    let app = TestApp::spawn().await;
+    let mut paid = app.verified("member@x.io").await;
+    app.make_paid("member@x.io").await;
+    let mut staff = app.verified("boss@x.io").await;
+    app.make_staff("boss@x.io").await;
+    let link = "<a href=\"/admin\">Admin</a>";
+    for path in ["/feed", "/account", "/admin"] {
+        let r = staff.get(path).await;
+        assert_eq!(r.status, 200, "staff GET {path}");
+        assert!(r.body.contains(link), "staff see the Admin link on {path}");
+    }
+    for path in ["/feed", "/account"] {
+        let r = paid.get(path).await;
+        assert_eq!(r.status, 200, "member GET {path}");
+        assert!(
+            !r.body.contains(link),
+            "a member sees no Admin link on {path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn nobody_but_staff_gets_anything_under_admin() {
     let app = TestApp::spawn().await;
     let mut anonymous = app.browser();

@@ -608,3 +608,14 @@ async fn staff_see_what_a_customer_can_see_and_why() {
     assert_eq!(view.entitlements.sees.routes.to_string(), "basic-calls");
     assert_eq!(view.entitlements.sees.why, "basic unlocks basic-calls");
 }
+
+#[tokio::test]
+async fn the_account_page_names_plans_as_the_configuration_does() {
+    let mut f = fixture().await;
+    let r = f.browser(Who::Both).get("/account").await;
+    assert_eq!(r.status, 200);
+    for name in ["<td>Basic</td>", "<td>VIP</td>"] {
+        assert!(r.body.contains(name), "{name} on the account page");
+    }
+    assert!(!r.body.contains("<td>vip</td>"), "no raw plan keys");
+}

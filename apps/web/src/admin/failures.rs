@@ -47,7 +47,7 @@ pub async fn page(
         tokio::join!(access.list_failures(false), access.failing_role_syncs(100));
     let (roles_total, roles) = roles?;
     let page = FailuresPage {
-        layout: Layout::new("Admin · failures", &csrf.0, true),
+        layout: Layout::new("Admin · failures", &csrf.0, true).staff(true),
         notice: notice.notice.map(|n| n.chars().take(300).collect()),
         retry_enabled: access.can_replay(),
         webhook: webhook?

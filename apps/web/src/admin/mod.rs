@@ -237,7 +237,7 @@ pub async fn home(
     );
     let failures = failures?;
     let page = AdminHome {
-        layout: Layout::new("Admin", &csrf.0, true),
+        layout: Layout::new("Admin", &csrf.0, true).staff(true),
         active_subscriptions: active?.total,
         paid_members: paid?.total,
         linked: linked?.total,
@@ -291,7 +291,7 @@ pub async fn customer(
         };
     };
     let view = access.customer(&email).await?;
-    let layout = Layout::new(&format!("Admin · {email}"), &csrf.0, true);
+    let layout = Layout::new(&format!("Admin · {email}"), &csrf.0, true).staff(true);
     let notice = notice.notice.map(|n| n.chars().take(300).collect());
     let page = AdminCustomer::new(layout, notice, view);
     Ok(Html(page.render()?).into_response())
