@@ -194,6 +194,22 @@ async fn a_paid_customer_links_joins_with_the_plan_role_and_the_token_is_revoked
     assert!(page.body.contains("Linked as <strong>alice</strong>"));
     assert!(page.body.contains(&alice.to_string()));
     assert!(page.body.contains("Unlink Discord"));
+    // Unlinking asks first: the button that posts sits behind a disclosure that says what
+    // unlinking does.
+    let start = page.body.find("<details class=\"confirm\">").unwrap();
+    let end = start + page.body[start..].find("</details>").unwrap();
+    let confirm = &page.body[start..end];
+    assert!(confirm.contains("<summary>Unlink Discord</summary>"));
+    assert!(confirm.contains("roles away"));
+    assert!(confirm.contains("action=\"/account/discord/unlink\""));
+    assert!(confirm.contains("Yes, unlink Discord"));
+    assert_eq!(
+        page.body
+            .matches("action=\"/account/discord/unlink\"")
+            .count(),
+        1,
+        "no unlink form outside the confirmation"
+    );
 
     // Sending the same callback again: the state was spent.
     let again = t.back(&mut b, &callback).await;
