@@ -95,10 +95,10 @@ impl Standing {
 
     pub fn label(self) -> &'static str {
         match self {
-            Standing::Unverified => "email not verified",
-            Standing::Unpaid => "no active plan",
-            Standing::Paid => "member",
-            Standing::Staff => "staff",
+            Standing::Unverified => "Verify your email to continue",
+            Standing::Unpaid => "No active plan",
+            Standing::Paid => "Member: the signal feed is open to you",
+            Standing::Staff => "Staff: every route and the admin console",
         }
     }
 }

@@ -55,7 +55,7 @@ async fn bad_verification_links_fail_and_a_new_link_can_be_sent() {
         b.get("/account")
             .await
             .body
-            .contains("<dd id=\"standing\">no active plan</dd>")
+            .contains("<dd id=\"standing\">No active plan</dd>")
     );
 }
 

@@ -12,7 +12,7 @@ use g3_store::{
 const ADMIN_PATHS: &[&str] = &["/admin", "/admin?q=x%40y.io", "/admin/customers/x%40y.io"];
 
 #[tokio::test]
-async fn staff_and_only_staff_find_the_admin_link_in_the_navigation() {
+async fn staff_and_only_staff_find_the_admin_link_and_the_backend_check() {
     let app = TestApp::spawn().await;
     let mut paid = app.verified("member@x.io").await;
     app.make_paid("member@x.io").await;
@@ -32,6 +32,9 @@ async fn staff_and_only_staff_find_the_admin_link_in_the_navigation() {
             "a member sees no Admin link on {path}"
         );
     }
+    // The backend check is for staff; customers are not shown "Backend reachable (0 ms)".
+    assert!(!paid.get("/account").await.body.contains("data-ping"));
+    assert!(staff.get("/account").await.body.contains("data-ping"));
 }
 
 #[tokio::test]

@@ -81,10 +81,10 @@ async fn authorization_matrix() {
         } else {
             assert_eq!(account.status, StatusCode::OK, "{who:?}");
             let label = match who {
-                Who::Unverified => "email not verified",
-                Who::VerifiedUnpaid => "no active plan",
-                Who::Paid => "member",
-                _ => "staff",
+                Who::Unverified => "Verify your email to continue",
+                Who::VerifiedUnpaid => "No active plan",
+                Who::Paid => "Member: the signal feed is open to you",
+                _ => "Staff: every route and the admin console",
             };
             assert!(
                 account
