@@ -9,6 +9,7 @@ pub mod discord;
 pub mod openapi;
 pub mod sellapp;
 pub mod wait;
+pub mod web_client;
 
 use std::path::PathBuf;
 

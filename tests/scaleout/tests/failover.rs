@@ -222,49 +222,13 @@ async fn deliver(
     }
 }
 
-fn cookie_value<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {
-    let pair = set_cookie.split(';').next()?;
-    let (k, v) = pair.split_once('=')?;
-    (k.trim() == name && !v.is_empty()).then_some(v)
-}
-
 /// Signs a member in through web's form and returns the cookie header a browser would send.
 async fn sign_in(base: &str, email: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let r = http.get(format!("{base}/signin")).send().await?;
-    let csrf = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie_value(v, web::cookies::CSRF))
-        .context("no CSRF cookie on the sign-in page")?
-        .to_owned();
-    let r = http
-        .post(format!("{base}/signin"))
-        .header("cookie", format!("{}={csrf}", web::cookies::CSRF))
-        .form(&[
-            ("email", email),
-            ("password", MEMBER_PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await?;
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie_value(v, web::cookies::SESSION))
-        .with_context(|| format!("sign-in gave no session ({})", r.status()))?
-        .to_owned();
-    Ok(format!(
-        "{}={csrf}; {}={session}",
-        web::cookies::CSRF,
-        web::cookies::SESSION
-    ))
+    let cookies = testkit::web_client::Cookies {
+        csrf: web::cookies::CSRF,
+        session: web::cookies::SESSION,
+    };
+    testkit::web_client::sign_in(base, email, MEMBER_PASSWORD, cookies).await
 }
 
 /// A browser's live-feed connection: collects the signal ids of every `signal` event.

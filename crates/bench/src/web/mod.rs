@@ -370,44 +370,12 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
     Ok(stack)
 }
 
-fn cookie_value<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {
-    let pair = set_cookie.split(';').next()?;
-    let (k, v) = pair.split_once('=')?;
-    (k.trim() == name && !v.is_empty()).then_some(v)
+/// The `cookie` header of the bench's member, signed in through web's form.
+async fn sign_in(base: &str) -> anyhow::Result<String> {
+    testkit::web_client::sign_in(base, MEMBER, PASSWORD, WEB_COOKIES).await
 }
 
-/// Signs the customer in through the sign-in form (CSRF cookie + token) and returns the
-/// `cookie` header a browser would send afterwards.
-async fn sign_in(base: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let r = http.get(format!("{base}/signin")).send().await?;
-    let csrf = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie_value(v, web::cookies::CSRF))
-        .context("no CSRF cookie on the sign-in page")?
-        .to_owned();
-    let r = http
-        .post(format!("{base}/signin"))
-        .header("cookie", format!("{}={csrf}", web::cookies::CSRF))
-        .form(&[("email", MEMBER), ("password", PASSWORD), ("csrf", &csrf)])
-        .send()
-        .await?;
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie_value(v, web::cookies::SESSION))
-        .with_context(|| format!("sign-in gave no session ({})", r.status()))?
-        .to_owned();
-    Ok(format!(
-        "{}={csrf}; {}={session}",
-        web::cookies::CSRF,
-        web::cookies::SESSION
-    ))
-}
+const WEB_COOKIES: testkit::web_client::Cookies<'static> = testkit::web_client::Cookies {
+    csrf: web::cookies::CSRF,
+    session: web::cookies::SESSION,
+};
