@@ -44,7 +44,7 @@ step "building the binaries (cargo build, debug)"
 # All targets, as ./scripts/test.sh's earlier steps build them: the same feature resolution,
 # so the binaries already built there are reused instead of compiled again.
 cargo build --locked --workspace --all-targets
-for bin in web webhook bot ops appwrite-emulator discord-sandbox smoke; do
+for bin in web webhook bot tracker ops appwrite-emulator discord-sandbox smoke; do
   [ -x "target/debug/$bin" ] || die "target/debug/$bin was not built"
 done
 
@@ -158,7 +158,7 @@ else
 fi
 
 # --- images -----------------------------------------------------------------------------------
-targets="web webhook bot ops appwrite-emulator discord-sandbox"
+targets="web webhook bot tracker ops appwrite-emulator discord-sandbox"
 for target in $targets; do
   step "docker build --target $target (BuildKit, BINARIES=prebuilt, PREBUILT_DIR=target/debug)"
   DOCKER_BUILDKIT=1 timeout 600 "$docker_cli" build --quiet --network host -f docker/Dockerfile --target "$target" \
@@ -171,8 +171,10 @@ docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^g3/' | sed 
 # --- the stack ------------------------------------------------------------------------------
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 export G3_EMULATOR_PORT G3_WEBHOOK_PORT G3_WEB_PORT G3_BOT_HEALTH_PORT G3_SANDBOX_PORT G3_SANDBOX_STATUS_PORT
+export G3_TRACKER_PORT
 G3_EMULATOR_PORT=$(port); G3_WEBHOOK_PORT=$(port); G3_WEB_PORT=$(port)
 G3_BOT_HEALTH_PORT=$(port); G3_SANDBOX_PORT=$(port); G3_SANDBOX_STATUS_PORT=$(port)
+G3_TRACKER_PORT=$(port)
 
 # Waits until every named service's container reports healthy.
 wait_healthy() {
@@ -208,13 +210,14 @@ compose run -T --rm --no-deps --entrypoint /bin/bash ops -c '
     --name "VIP Calls" --customer-channel 1300000000000000001
   ops service-user create --email "$WEB_SERVICE_EMAIL" --password-env WEB_SERVICE_PASSWORD
   ops service-user create --email "$BOT_STAFF_EMAIL" --password-env BOT_STAFF_PASSWORD
+  ops service-user create --email "$TRACKER_STAFF_EMAIL" --password-env TRACKER_STAFF_PASSWORD
 ' >"$work/ops.log" 2>&1 || { cat "$work/ops.log" >&2; die "seeding through ops failed"; }
 sed 's/^/    ops: /' "$work/ops.log"
 
-step "compose up: webhook, web, bot"
-compose up -d --no-build webhook web bot >"$work/up.log" 2>&1 \
+step "compose up: webhook, web, bot, tracker"
+compose up -d --no-build webhook web bot tracker >"$work/up.log" 2>&1 \
   || { cat "$work/up.log" >&2; die "compose up failed"; }
-wait_healthy webhook web bot
+wait_healthy webhook web bot tracker
 
 step "smoke journey: buy, ingest a signal, link Discord"
 set -a
@@ -230,7 +233,7 @@ SMOKE_SANDBOX_STATUS_URL="http://127.0.0.1:$G3_SANDBOX_STATUS_PORT" \
 # --- clean stops --------------------------------------------------------------------------------
 step "docker stop: every container drains and exits 0 within its grace period"
 failed=0
-for service in web webhook bot discord-sandbox appwrite-emulator; do
+for service in web webhook bot tracker discord-sandbox appwrite-emulator; do
   id=$(compose ps -q "$service")
   grace=$(docker inspect -f '{{.Config.StopTimeout}}' "$id")
   [ "$grace" = "<nil>" ] && grace=10

@@ -84,6 +84,7 @@ fn meta() -> CollectionMeta {
             attr("later", Kind::String { size: 8 }, false, "processing"),
         ],
         indexes: vec![index("ft_note", "fulltext", "note"), index("by_status", "key", "status")],
+        sql: Default::default(),
     }
 }
 

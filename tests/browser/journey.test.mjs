@@ -5,104 +5,25 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  SHOTS,
+  WAIT_MS,
+  appwrite as appwriteOn,
+  mail,
+  purchase,
+  signIn,
+  startDevstack,
+  until,
+} from "./lib.mjs";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const SHOTS = join(ROOT, "artifacts", "browser");
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const PASSWORD = "browser test password";
-/// Every wait on a condition is bounded by this.
-const WAIT_MS = 15_000;
-
-/** A free loopback port (the OS picks it; released for devstack to take). */
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-  });
-}
-
-/** Polls `check` until it returns a truthy value or `ms` pass. */
-async function until(what, check, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** devstack on free ports with a scratch data directory; resolves once its banner is printed. */
-async function startDevstack() {
-  if (!process.env.DEVSTACK_BIN) {
-    const built = spawnSync("cargo", ["build", "--locked", "-q", "-p", "devstack"], { cwd: ROOT, stdio: "inherit" });
-    assert.equal(built.status, 0, "cargo build -p devstack");
-  }
-  const bin = process.env.DEVSTACK_BIN || join(ROOT, "target", "debug", "devstack");
-  const data = mkdtempSync(join(tmpdir(), "g3-browser-"));
-  const [e, w, b] = [await freePort(), await freePort(), await freePort()];
-  const child = spawn(bin, [], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DEVSTACK_DATA_DIR: data,
-      DEVSTACK_EMULATOR_ADDR: `127.0.0.1:${e}`,
-      DEVSTACK_WEBHOOK_ADDR: `127.0.0.1:${w}`,
-      DEVSTACK_WEB_ADDR: `127.0.0.1:${b}`,
-      DEVSTACK_DEMO_INTERVAL_SECS: "0",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  let exited = false;
-  child.once("exit", () => (exited = true));
-  const stop = () => {
-    if (!exited) child.kill("SIGINT");
-    rmSync(data, { recursive: true, force: true });
-  };
-  try {
-    await until("devstack's banner", () => {
-      if (exited) throw new Error(`devstack exited early:\n${out}`);
-      return out.includes("Press Ctrl-C");
-    }, 120_000);
-  } catch (err) {
-    stop();
-    throw err;
-  }
-  const pick = (re, what) => {
-    const m = out.match(re);
-    assert.ok(m, `${what} in the banner:\n${out}`);
-    return m[1];
-  };
-  return {
-    stop,
-    web: pick(/Web dashboard\s+(http:\/\/\S+)/, "web URL"),
-    emulator: `http://127.0.0.1:${e}`,
-    project: pick(/Appwrite emulator\s+\S+\s+\(project (\S+),/, "project"),
-    apiKey: pick(/Appwrite emulator\s+\S+\s+\(project \S+, API key ([^)\s]+)\)/, "server key"),
-    webhook: pick(/Sell\.app webhook\s+(http:\/\/\S+)/, "webhook URL"),
-    sellappSecret: pick(/Sell\.app webhook\s+\S+\s+\(secret ([^,]+),/, "Sell.app secret"),
-  };
-}
 
 let stack;
 let context;
@@ -110,7 +31,7 @@ let profile;
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  stack = await startDevstack();
+  stack = await startDevstack("journey");
   // A fresh profile per run (Playwright takes it as the persistent context's directory);
   // nothing phones home.
   profile = mkdtempSync(join(tmpdir(), "g3-chromium-"));
@@ -118,40 +39,18 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 900 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
 });
 
 after(async () => {
   await context?.close();
-  stack?.stop();
+  await stack?.stop();
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 /** The server-key Appwrite REST call the pipeline would make. */
-async function appwrite(method, path, body) {
-  const r = await fetch(`${stack.emulator}/v1${path}`, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      "x-appwrite-project": stack.project,
-      "x-appwrite-key": stack.apiKey,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok, `${method} ${path}: ${r.status} ${text}`);
-  return JSON.parse(text);
-}
+const appwrite = (method, path, body) => appwriteOn(stack, method, path, body);
 
 const SIGNALS = "/databases/g3/collections/signals/documents";
 
@@ -185,12 +84,8 @@ test("sign up, enter the code, pay, watch the feed live, sign out", async () => 
   await shot("02-enter-code");
 
   // The code, as the emulator "sent" it, finishes the sign-up and verifies the address.
-  const mail = await until("the sign-up code", async () => {
-    const r = await fetch(`${stack.emulator}/mailbox/api/messages?to=${encodeURIComponent(email)}`);
-    const { messages } = await r.json();
-    return messages.find((m) => m.kind === "email_otp");
-  });
-  await page.fill("#code", mail.data.secret);
+  const code = await mail(stack, email, "email_otp");
+  await page.fill("#code", code.data.secret);
   await shot("03-code-entered");
   await Promise.all([page.waitForURL(/\/feed/), page.click("form[action='/signin/code/verify'] button[type=submit]")]);
 
@@ -203,22 +98,7 @@ test("sign up, enter the code, pay, watch the feed live, sign out", async () => 
   await shot("04-paywall-unpaid");
 
   // Sell.app tells the webhook service about a purchase with this email.
-  const body = JSON.stringify({
-    event: "order.completed",
-    store: 1,
-    data: {
-      id: 700000 + Math.floor(Math.random() * 100000),
-      status: "COMPLETED",
-      customer: { email },
-      line_items: [{ id: 1, product_id: 3301, product_variant_id: 9001, quantity: 1 }],
-    },
-  });
-  const signature = createHmac("sha256", stack.sellappSecret).update(body).digest("hex");
-  const delivered = await fetch(stack.webhook, {
-    method: "POST",
-    headers: { "content-type": "application/json", signature },
-    body,
-  });
+  const delivered = await purchase(stack, email);
   assert.ok(delivered.ok, `webhook accepted the purchase: ${delivered.status} ${await delivered.text()}`);
 
   // Reload until the plan reached the account: the feed with the seeded signals.
@@ -295,9 +175,6 @@ test("sign up, enter the code, pay, watch the feed live, sign out", async () => 
   await shot("11-feed-after-sign-out");
 
   // The password chosen at sign-up still works.
-  await page.goto(`${stack.web}/signin`);
-  await page.fill("#email", email);
-  await page.fill("#password", PASSWORD);
-  await Promise.all([page.waitForURL(/\/feed/), page.click("form[action='/signin'] button[type=submit]")]);
+  await signIn(page, stack, { email, password: PASSWORD });
   await page.waitForSelector("#feed");
 });

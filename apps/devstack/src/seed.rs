@@ -96,6 +96,11 @@ pub(crate) async fn accounts(
                 return Err(e).with_context(|| format!("creating demo user {}", account.email));
             }
         };
+        if account.labels.contains(&"service") {
+            // Every start, so a data directory from before service users joined `paid` too
+            // gets the membership web's access cache needs.
+            g3_access::enlist_service_user(client, account.id).await?;
+        }
         if !created {
             continue;
         }
@@ -104,6 +109,7 @@ pub(crate) async fn accounts(
             users.update_labels(account.id, account.labels).await?;
         }
         if account.staff
+            && !account.labels.contains(&"service")
             && let Upserted::Created(_) = client
                 .teams()
                 .add_member_if_absent(TEAM_STAFF, account.id, &["admin"])

@@ -250,6 +250,20 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         auth_cache: std::time::Duration::from_secs(2),
         plans: plan_config,
         discord: web_discord,
+        // Demo only: the demo store stands in for the store's customer portal, and the sandbox
+        // page (which shows the fake customer guild) for the server invite.
+        account_links: web::AccountLinks {
+            manage_subscription: Some(
+                g3_core::entitlements::BuyUrl::parse(&format!(
+                    "http://{pages_addr}/store?email={{email}}"
+                ))
+                .map_err(anyhow::Error::msg)?,
+            ),
+            discord_invite: match &settings.discord {
+                DiscordMode::Sandbox => Some(url::Url::parse(&format!("http://{pages_addr}/"))?),
+                DiscordMode::Real(_) => None,
+            },
+        },
         link_ttl: web::link::STATE_TTL,
         // Demo only: `/metrics` with `Authorization: Bearer devstack-metrics`.
         metrics: web::MetricsAccess::from_token(Some(DEMO_METRICS_TOKEN)),

@@ -562,7 +562,9 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
     let body = r.text().await.unwrap();
     assert!(
         body.contains(&format!(
-            "<td>{VIP_ROLE}</td><td>yes</td><td>yes</td><td>{DEMO_DISCORD_ID}</td>"
+            "<small class=\"id\" title=\"Discord role id\">{VIP_ROLE}</small></td>\
+             <td data-label=\"Should hold\">yes</td><td data-label=\"Holds\">yes</td>\
+             <td data-label=\"On account\" class=\"wrap\">{DEMO_DISCORD_ID}</td>"
         )),
         "{body}"
     );
@@ -642,6 +644,15 @@ async fn a_new_customer_buys_links_discord_in_the_sandbox_and_gets_the_role_unti
         "/account?notice=discord-linked"
     );
     let discord_id = fake.discord_user("newcomer_nick").id;
+    // The account page is complete in devstack: the plan, where to manage it, the server.
+    let account = b.get("/account").await.text().await.unwrap();
+    for text in [
+        "<td>VIP</td>",
+        ">Manage subscription</a>",
+        ">Open the server</a>",
+    ] {
+        assert!(account.contains(text), "{text} missing: {account}");
+    }
 
     // The member has the VIP role at once (joined with it), and the bot records it applied.
     eventually(

@@ -606,7 +606,7 @@ pub async fn staff_list(client: &g3_appwrite::Client) -> anyhow::Result<String> 
 
 /// A service user (web's live feed and the bot sign in as one for Realtime, which takes no API
 /// keys): the account is created if absent, its password set, its email marked verified, and
-/// it joins team `staff` with role `service`. Re-running sets the password again (rotation).
+/// it joins teams `staff` and `paid` with role `service` (see [`g3_access::enlist_service_user`]). Re-running sets the password again (rotation).
 pub async fn service_user_create(
     access: &Access,
     email: &Email,
@@ -650,16 +650,13 @@ pub async fn service_user_create(
     if !user.email_verification {
         users.update_email_verification(&user.id, true).await?;
     }
-    client
-        .teams()
-        .add_member_if_absent(TEAM_STAFF, &user.id, &["service"])
-        .await?;
+    g3_access::enlist_service_user(client, &user.id).await?;
     let what = if created { "created" } else { "password set" };
     access
         .audit(cause, "service_user.saved", email.as_str(), what)
         .await?;
     Ok(format!(
-        "service user {email}: {what}, email verified, member of team staff"
+        "service user {email}: {what}, email verified, member of teams staff and paid (role service)"
     ))
 }
 

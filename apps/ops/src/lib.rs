@@ -3,6 +3,7 @@
 //! libraries (`g3-store` for the schema, `g3-access` for grants and failures).
 
 pub mod commands;
+pub mod outcomes;
 
 use std::time::Duration;
 

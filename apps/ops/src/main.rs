@@ -109,6 +109,26 @@ enum Command {
     /// Accounts the services sign in as for Realtime (web's live feed, the bot).
     #[command(subcommand, name = "service-user")]
     ServiceUser(ServiceUserCommand),
+    /// Signal outcomes kept by the tracker.
+    #[command(subcommand)]
+    Outcomes(OutcomesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OutcomesCommand {
+    /// Judge outcomes again from their recorded revisions and the stored prices, and rewrite
+    /// the documents that differ.
+    Recompute {
+        /// One signal's outcome.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        signal: Option<String>,
+        /// Every stored outcome.
+        #[arg(long)]
+        all: bool,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -415,6 +435,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::staff_remove(&access, &email(&e)?, &admin(reason)).await?
         }
         Command::Staff(StaffCommand::List) => commands::staff_list(&client).await?,
+        Command::Outcomes(OutcomesCommand::Recompute {
+            signal,
+            all: _,
+            dry_run,
+        }) => {
+            let scope = match signal {
+                Some(id) => ops::outcomes::Scope::Signal(id),
+                None => ops::outcomes::Scope::All,
+            };
+            ops::outcomes::recompute(&client, &scope, dry_run).await?
+        }
         Command::ServiceUser(ServiceUserCommand::Create {
             email: e,
             password_env,

@@ -331,7 +331,7 @@ async fn service_users_and_staff_are_made_and_removed_with_audit() {
         .await
         .unwrap();
     assert!(
-        out.contains("created, email verified, member of team staff"),
+        out.contains("created, email verified, member of teams staff and paid (role service)"),
         "{out}"
     );
     // The service can sign in with it, as web and the bot do for Realtime.
@@ -352,6 +352,29 @@ async fn service_users_and_staff_are_made_and_removed_with_audit() {
         "{list}"
     );
     assert!(list.ends_with("1 staff member(s)"), "{list}");
+    // In `paid` too, with role `service`: web hears that team's membership changes.
+    let user = backend
+        .client
+        .users()
+        .find_by_email(svc.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    let teams = backend
+        .client
+        .users()
+        .list_memberships(&user.id)
+        .await
+        .unwrap();
+    for team in ["staff", "paid"] {
+        assert!(
+            teams
+                .memberships
+                .iter()
+                .any(|m| m.team_id == team && m.roles == ["service"]),
+            "{team}: {teams:?}"
+        );
+    }
 
     // Staff: only existing accounts; adding twice changes nothing; removing works.
     let alice = Email::parse("alice@example.com").unwrap();

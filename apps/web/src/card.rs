@@ -264,6 +264,23 @@ struct Version {
     route: String,
 }
 
+impl Version {
+    fn of(
+        updated_at: OffsetDateTime,
+        revision: i64,
+        route_key: &str,
+        routes: &HashMap<String, String>,
+    ) -> Self {
+        Version {
+            updated_at,
+            revision,
+            route: routes
+                .get(route_key)
+                .map_or_else(|| route_key.to_owned(), Clone::clone),
+        }
+    }
+}
+
 /// Rendered cards, each version of a signal rendered once and shared by every page, filter and
 /// live event. Bounded: two generations of at most half the capacity each; a card used while in
 /// the older one moves to the newer, and the older is dropped whole when the newer fills up.
@@ -305,13 +322,12 @@ impl CardCache {
         doc: &Document<Signal>,
         routes: &HashMap<String, String>,
     ) -> askama::Result<Arc<str>> {
-        let version = Version {
-            updated_at: doc.updated_at,
-            revision: doc.data.revision,
-            route: routes
-                .get(&doc.data.route_key)
-                .map_or_else(|| doc.data.route_key.clone(), Clone::clone),
-        };
+        let version = Version::of(
+            doc.updated_at,
+            doc.data.revision,
+            &doc.data.route_key,
+            routes,
+        );
         if let Some(html) = self.get(&doc.id, &version) {
             self.hits.fetch_add(1, Relaxed);
             return Ok(html);
@@ -320,6 +336,21 @@ impl CardCache {
         self.renders.fetch_add(1, Relaxed);
         self.put(doc.id.clone(), version, html.clone());
         Ok(html)
+    }
+
+    /// The card of a signal known only by what identifies its version (a list that selected
+    /// `revision` and `route_key`), if that version was rendered before.
+    pub fn cached(
+        &self,
+        id: &str,
+        updated_at: OffsetDateTime,
+        revision: i64,
+        route_key: &str,
+        routes: &HashMap<String, String>,
+    ) -> Option<Arc<str>> {
+        let html = self.get(id, &Version::of(updated_at, revision, route_key, routes))?;
+        self.hits.fetch_add(1, Relaxed);
+        Some(html)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {

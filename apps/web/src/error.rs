@@ -179,6 +179,19 @@ impl IntoResponse for AppError {
                 "Not found",
                 "There is no page at this address.".into(),
             ),
+            AppError::Backend(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "request failed: backend unavailable");
+                let mut resp = Self::page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "Our backend is not answering just now. This is usually over within a \
+                     minute and nothing is lost: try again shortly."
+                        .into(),
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                resp
+            }
             other => {
                 let mut chain = other.to_string();
                 let mut source = std::error::Error::source(&other);

@@ -29,7 +29,7 @@ use crate::{
     error::AppError,
     security::CsrfToken,
     session::{self, Entitled, Standing, Viewer},
-    templates::{FeedPage, Layout, OfferView, PaywallPage, RouteOption},
+    templates::{FeedPage, Layout, PaywallPage, RouteOption},
 };
 
 pub const PAGE: u32 = 25;
@@ -167,13 +167,32 @@ const NEWEST_PAGE_SETS: usize = 32;
 /// Kept no longer than this even when nothing changed: a bound in case an event is lost.
 const NEWEST_PAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// One decoded page of signals.
+/// One page of signals as listed: which signals, in which version, not their content (the
+/// cards come from [`crate::card::CardCache`]; only signals it lacks are read in full).
 pub struct Page {
-    signals: Vec<Document<Signal>>,
+    signals: Vec<Listed>,
     /// The id to continue after (the last shown), when an older page exists.
     older_after: Option<String>,
     /// The id to go back before (the first shown), when a newer page exists.
     newer_before: Option<String>,
+}
+
+/// A listed signal: what names the version of its card.
+struct Listed {
+    id: String,
+    updated_at: time::OffsetDateTime,
+    revision: i64,
+    route_key: String,
+}
+
+/// The attributes a page lists; Appwrite adds `$id`, `$updatedAt` and the other system
+/// attributes to every selection.
+const LISTED: [&str; 2] = ["revision", "route_key"];
+
+#[derive(Deserialize)]
+struct ListedData {
+    revision: i64,
+    route_key: String,
 }
 
 impl NewestPage {
@@ -197,16 +216,19 @@ impl NewestPage {
     }
 }
 
-/// Reads one page with the member's own session (Appwrite checks the read permission).
-/// `queries` ask for one document more than a page (see [`Filters::queries`]).
+/// Lists one page with the member's own session (Appwrite checks the read permission),
+/// selecting only what names each card's version. `queries` ask for one document more than a
+/// page (see [`Filters::queries`]).
 async fn read_page(
     viewer: &Viewer,
     queries: &[Q],
     filters: &Filters,
 ) -> Result<Page, g3_appwrite::Error> {
+    let mut queries = queries.to_vec();
+    queries.push(Q::select(LISTED));
     let list = Collection::<Signal>::new(&viewer.client)
         .raw()
-        .list_page::<Value>(queries)
+        .list_page::<Value>(&queries)
         .await?;
     Ok(page_of(list.documents, filters))
 }
@@ -241,10 +263,63 @@ fn page_of(mut docs: Vec<Document<Value>>, filters: &Filters) -> Page {
         (more.then_some(last).flatten(), None)
     };
     Page {
-        signals: docs.into_iter().filter_map(decode::<Signal>).collect(),
+        signals: docs
+            .into_iter()
+            .filter_map(|d| {
+                let Ok(data) = ListedData::deserialize(&d.data) else {
+                    tracing::warn!(id = %d.id, "signal skipped: listed without revision or route");
+                    return None;
+                };
+                Some(Listed {
+                    id: d.id,
+                    updated_at: d.updated_at,
+                    revision: data.revision,
+                    route_key: data.route_key,
+                })
+            })
+            .collect(),
         older_after,
         newer_before,
     }
+}
+
+/// The cards of a page, in its order: from the cache, and the signals it lacks read in full
+/// (one call, with the member's session) and rendered. A signal gone meanwhile is left out.
+async fn cards_of(
+    state: &AppState,
+    viewer: &Viewer,
+    page: &Page,
+    names: &HashMap<String, String>,
+) -> Result<Vec<Arc<str>>, AppError> {
+    let cache = state.cards();
+    let mut cards: Vec<Option<Arc<str>>> = page
+        .signals
+        .iter()
+        .map(|s| cache.cached(&s.id, s.updated_at, s.revision, &s.route_key, names))
+        .collect();
+    let missing: Vec<&str> = page
+        .signals
+        .iter()
+        .zip(&cards)
+        .filter(|(_, card)| card.is_none())
+        .map(|(s, _)| s.id.as_str())
+        .collect();
+    if !missing.is_empty() {
+        let docs = Collection::<Signal>::new(&viewer.client)
+            .raw()
+            .list_page::<Value>(&[
+                Q::equal("$id", missing.clone()),
+                Q::limit(missing.len() as u32),
+            ])
+            .await?;
+        for doc in docs.documents.into_iter().filter_map(decode::<Signal>) {
+            let html = cache.html(&doc, names)?;
+            if let Some(at) = page.signals.iter().position(|s| s.id == doc.id) {
+                cards[at] = Some(html);
+            }
+        }
+    }
+    Ok(cards.into_iter().flatten().collect())
 }
 
 pub async fn feed(
@@ -293,6 +368,22 @@ pub async fn feed(
             return paywall(&state, &csrf, &viewer, &now, None).await;
         }
     }
+    // The backend down or failing: the page says so (503) and keeps the filters, rather than a
+    // bare error page. Anything else is a bug and goes to the error page.
+    let unavailable = g3_appwrite::Error::is_retryable;
+    let outage = |e: &g3_appwrite::Error| {
+        tracing::warn!(error = %e, "feed: signals could not be read");
+        let list = view_of(&q, &headers, &state);
+        unavailable_page(&state, &csrf, &entitled, &filters, list)
+    };
+    let failed = page
+        .as_ref()
+        .err()
+        .or(names.as_ref().err())
+        .filter(|e| unavailable(e));
+    if let Some(e) = failed {
+        return outage(e);
+    }
     let page = page?;
     let names = names?;
     let mut route_options: Vec<RouteOption> = names
@@ -315,11 +406,10 @@ pub async fn feed(
         .map(|id| filters.link("before", id));
     // A `before` page that reached the top is the newest page: it takes live cards too.
     let at_top = newer.is_none();
-    let cards = page
-        .signals
-        .iter()
-        .map(|d| state.cards().html(d, &names))
-        .collect::<Result<_, _>>()?;
+    let cards = match cards_of(&state, &viewer, &page, &names).await {
+        Err(AppError::Backend(e)) if unavailable(&e) => return outage(&e),
+        cards => cards?,
+    };
     let (view, remember_view) =
         crate::card::View::choose(q.view.as_deref(), &headers, state.secure_cookies());
     let html = FeedPage {
@@ -338,6 +428,8 @@ pub async fn feed(
         older,
         newer,
         filtered: filters.is_filtered(),
+        pairs: state.pairs().visible(&entitled.sees),
+        unavailable: false,
     }
     .render()?;
     let mut resp = Html(html).into_response();
@@ -346,6 +438,54 @@ pub async fn feed(
             .append(axum::http::header::SET_COOKIE, cookie);
     }
     Ok(resp)
+}
+
+fn view_of(q: &FeedQuery, headers: &axum::http::HeaderMap, state: &AppState) -> bool {
+    crate::card::View::choose(q.view.as_deref(), headers, state.secure_cookies()).0
+        == crate::card::View::List
+}
+
+/// The feed with the form kept and no signals: the backend did not answer (503, retry soon).
+fn unavailable_page(
+    state: &AppState,
+    csrf: &CsrfToken,
+    entitled: &Entitled,
+    filters: &Filters,
+    list: bool,
+) -> Result<Response, AppError> {
+    let html = FeedPage {
+        layout: Layout::new("Signals", &csrf.0, true).staff(entitled.standing == Standing::Staff),
+        cards: Vec::new(),
+        list,
+        // Route names are not known: the filter keeps its key.
+        routes: filters
+            .route
+            .iter()
+            .map(|key| RouteOption {
+                key: key.clone(),
+                name: key.clone(),
+                selected: true,
+            })
+            .collect(),
+        pair: filters.pair.clone().unwrap_or_default(),
+        side: filters.side.unwrap_or_default().to_owned(),
+        live_insert: false,
+        newest_link: None,
+        stream: String::new(),
+        older: None,
+        newer: None,
+        at_end: false,
+        filtered: filters.is_filtered(),
+        pairs: state.pairs().visible(&entitled.sees),
+        unavailable: true,
+    }
+    .render()?;
+    Ok((
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "30")],
+        Html(html),
+    )
+        .into_response())
 }
 
 /// Route key -> display name, read by `client` (the user's session or the server key).
@@ -392,22 +532,7 @@ async fn paywall(
         }
         (None, _) => None,
     };
-    let config = state.plans();
-    let offers = config
-        .plans()
-        .iter()
-        .filter(|p| p.buy_url.is_some() || p.price.is_some())
-        .map(|p| OfferView {
-            name: p.name.clone(),
-            price: p.price.clone().unwrap_or_default(),
-            benefits: p.benefits.clone(),
-            buy_url: p.buy_url.as_ref().map_or_else(
-                || state.store_url().to_owned(),
-                |u| u.for_email(Some(&viewer.user.email)),
-            ),
-            includes_route: route.is_some_and(|r| config.entitlement([p.plan.as_str()]).allows(r)),
-        })
-        .collect();
+    let offers = crate::landing::offers(state, Some(&viewer.user.email), route);
     let html = PaywallPage {
         layout: Layout::new("Members only", &csrf.0, true),
         email: viewer.user.email.clone(),

@@ -6,6 +6,7 @@
 //! Appwrite's, started Discord links live in Appwrite (`pending`), and each replica keeps its
 //! own upstream Realtime subscription for the live feed.
 
+pub mod access_cache;
 mod account;
 mod admin;
 mod assets;
@@ -15,11 +16,13 @@ pub mod card;
 pub mod cookies;
 mod error;
 mod feed;
+mod landing;
 pub mod link;
 pub mod live;
 // Public for the fuzz target in fuzz/ (render must never let raw HTML through).
 pub mod markdown;
 pub mod metrics;
+pub mod pairs;
 mod pending;
 pub mod ratelimit;
 pub mod security;
@@ -44,6 +47,7 @@ use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
 
+pub use account::AccountLinks;
 pub use error::AppError;
 pub use g3_service::{
     Secret,
@@ -85,6 +89,9 @@ pub struct Settings {
     pub plans: PlanConfig,
     /// Discord linking; `None` turns it off (the account page says so).
     pub discord: Option<DiscordSettings>,
+    /// Where the account page sends customers to manage their subscription and to open the
+    /// Discord server (`MANAGE_SUBSCRIPTION_URL`, `DISCORD_INVITE_URL`).
+    pub account_links: AccountLinks,
     /// How long a started Discord link waits for Discord's answer ([`link::STATE_TTL`]).
     pub link_ttl: Duration,
     /// Who may read `/metrics` on the public listener (`METRICS_TOKEN`); a separate metrics
@@ -107,6 +114,7 @@ struct Inner {
     public_url: Url,
     origin: String,
     store_url: String,
+    account_links: AccountLinks,
     secure: bool,
     limits: Limits,
     limiter: ratelimit::SlidingWindow,
@@ -125,13 +133,13 @@ struct Inner {
     newest_page: feed::NewestPage,
     /// Each signal's card, rendered once per version for every page and live event.
     cards: card::CardCache,
-    route_names: std::sync::Mutex<
-        Option<(
-            std::time::Instant,
-            std::collections::HashMap<String, String>,
-        )>,
-    >,
+    access_cache: access_cache::AccessCache,
+    pairs: pairs::KnownPairs,
+    route_names: std::sync::Mutex<Option<(std::time::Instant, RouteNames)>>,
 }
+
+/// Route key -> display name, shared by every request that reads it within the TTL.
+pub type RouteNames = Arc<std::collections::HashMap<String, String>>;
 
 /// How long route display names are reused before they are read again.
 const ROUTE_NAMES_TTL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -165,6 +173,7 @@ impl AppState {
                 .to_owned(),
             public_url: settings.public_url.clone(),
             store_url: settings.store_url.to_string(),
+            account_links: settings.account_links.clone(),
             secure: settings.secure_cookies(),
             limits: settings.limits,
             limiter: ratelimit::SlidingWindow::default(),
@@ -186,6 +195,8 @@ impl AppState {
             metrics_access: settings.metrics.clone(),
             newest_page: feed::NewestPage::default(),
             cards: card::CardCache::default(),
+            access_cache: access_cache::AccessCache::default(),
+            pairs: pairs::KnownPairs::default(),
             route_names: std::sync::Mutex::new(None),
         })))
     }
@@ -216,6 +227,14 @@ impl AppState {
         &self.0.cards
     }
 
+    /// Pairs seen per route: the feed's pair suggestions.
+    pub fn pairs(&self) -> &pairs::KnownPairs {
+        &self.0.pairs
+    }
+    /// What users may see, kept while Realtime reports no membership change.
+    pub fn access_cache(&self) -> &access_cache::AccessCache {
+        &self.0.access_cache
+    }
     pub fn auth_cache(&self) -> &authcache::AuthCache {
         &self.0.auth_cache
     }
@@ -229,6 +248,10 @@ impl AppState {
     }
     pub fn store_url(&self) -> &str {
         &self.0.store_url
+    }
+    /// The account page's links to manage the subscription and open the Discord server.
+    pub fn account_links(&self) -> &AccountLinks {
+        &self.0.account_links
     }
     pub fn hub(&self) -> &live::Hub {
         &self.0.hub
@@ -244,7 +267,7 @@ impl AppState {
     pub async fn route_names_cached(
         &self,
         client: &Client,
-    ) -> Result<std::collections::HashMap<String, String>, g3_appwrite::Error> {
+    ) -> Result<RouteNames, g3_appwrite::Error> {
         if let Some((at, names)) = self
             .0
             .route_names
@@ -255,7 +278,7 @@ impl AppState {
         {
             return Ok(names.clone());
         }
-        let names = feed::route_names(client).await?;
+        let names = Arc::new(feed::route_names(client).await?);
         *self.0.route_names.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((std::time::Instant::now(), names.clone()));
         Ok(names)
@@ -352,7 +375,7 @@ const FAVICON: &str = include_str!("../static/favicon.svg");
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
-        .route("/", get(|| async { Redirect::to("/feed") }))
+        .route("/", get(landing::home))
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
@@ -464,7 +487,7 @@ async fn metrics_text(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(),
+        state.metrics().render(state.access_cache()),
     )
 }
 
@@ -589,6 +612,7 @@ mod tests {
             auth_cache: std::time::Duration::from_secs(2),
             plans: PlanConfig::default(),
             discord: None,
+            account_links: AccountLinks::default(),
             link_ttl: link::STATE_TTL,
             metrics: MetricsAccess::Hidden,
             timeouts: Timeouts::default(),

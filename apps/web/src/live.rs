@@ -21,18 +21,21 @@ use std::{
 };
 
 use axum::{
+    body::{Body, Bytes},
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    http::{HeaderMap, HeaderName, StatusCode, header},
+    response::{IntoResponse, Response},
 };
+
 use g3_appwrite::{
-    Credentials, Document, EventAction, Follow, Follower, Interruption, Query as Q, RealtimeEvent,
-    RetryPolicy,
+    Channel, Credentials, Document, EventAction, Follow, Follower, Interruption, Query as Q,
+    RealtimeEvent, RetryPolicy,
 };
-use g3_store::{Collection, models::Signal};
+use g3_store::{
+    Collection,
+    models::Signal,
+    schema::{TEAM_PAID, TEAM_STAFF},
+};
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -84,7 +87,18 @@ pub struct LiveEvent {
     pub route: String,
     /// JSON: `{"id", "action", "html"}`.
     pub data: String,
+    /// The event as sent (`id`, `event`, `data` lines), encoded once for every browser.
+    frame: Bytes,
 }
+
+/// One Server-Sent Events frame. `data` is JSON (no raw line breaks), so it is one `data:` line.
+fn frame(seq: u64, event: &str, data: &str) -> Bytes {
+    debug_assert!(!data.contains(['\n', '\r']));
+    Bytes::from(format!("id: {seq}\nevent: {event}\ndata: {data}\n\n"))
+}
+
+/// A comment line: keeps idle connections (and proxies) open.
+const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
 
 struct Ring {
     last_seq: u64,
@@ -167,6 +181,7 @@ impl Hub {
         let event = Arc::new(LiveEvent {
             seq: ring.last_seq,
             route: route.to_owned(),
+            frame: frame(ring.last_seq, "signal", &data),
             data,
         });
         if ring.events.len() == self.capacity {
@@ -217,10 +232,15 @@ pub struct Publisher {
     /// The version last published per signal, so catch-up and live events do not repeat.
     seen: HashMap<String, OffsetDateTime>,
     routes: HashMap<String, String>,
+    /// The service user the upstream signs in as: whether it hears membership events decides
+    /// whether [`crate::access_cache`] may be used.
+    listener: Option<String>,
 }
 
 const SEEN_MAX: usize = 10_000;
 const CATCH_UP_PAGE: u32 = 100;
+/// Newest signals whose pairs are learnt at the first connect.
+const PAIRS_LEARNT: u32 = 1_000;
 
 impl Publisher {
     pub fn new(state: AppState) -> Self {
@@ -229,7 +249,52 @@ impl Publisher {
             cursor: None,
             seen: HashMap::new(),
             routes: HashMap::new(),
+            listener: None,
         }
+    }
+
+    /// The upstream signs in as the service user with this email (see [`upstream`]).
+    pub fn listening_as(mut self, email: impl Into<String>) -> Self {
+        self.listener = Some(email.into());
+        self
+    }
+
+    /// Whether the upstream hears every membership change: Appwrite delivers a team's
+    /// membership events to its members only, so the service user must be in `paid` and
+    /// `staff`. Logs why not, since the access cache then stays off.
+    async fn hears_memberships(&self) -> bool {
+        let Some(email) = &self.listener else {
+            return false;
+        };
+        let users = self.state.appwrite().users();
+        let teams = match users.find_by_email(email).await {
+            Ok(Some(user)) => users
+                .list_memberships(&user.id)
+                .await
+                .map(|l| l.memberships),
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        let missing: Vec<&str> = match &teams {
+            Ok(teams) => [TEAM_PAID, TEAM_STAFF]
+                .into_iter()
+                .filter(|t| !teams.iter().any(|m| m.team_id == *t && m.confirm))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "access cache off: the service user's teams could not be read");
+                return false;
+            }
+        };
+        if !missing.is_empty() {
+            tracing::warn!(
+                service_user = %email,
+                missing = ?missing,
+                "access cache off: the service user does not hear these teams' membership \
+                 changes, so every request reads its user's membership (run `ops service-user \
+                 create` again to add it)"
+            );
+        }
+        missing.is_empty()
     }
 
     /// Refreshes route names, then catches up from the cursor (or sets it on the first connect).
@@ -238,6 +303,7 @@ impl Publisher {
         self.routes = feed::route_names(client).await?;
         let signals = Collection::<Signal>::new(client);
         let Some(cursor) = self.cursor else {
+            self.learn_pairs(&signals).await?;
             let newest = signals
                 .raw()
                 .list::<Value>(&[Q::order_desc("$updatedAt"), Q::limit(1)])
@@ -282,6 +348,30 @@ impl Publisher {
         Ok(())
     }
 
+    /// The pairs of the newest signals, for the pair filter's suggestions (later ones are
+    /// learnt as they are published).
+    async fn learn_pairs(&self, signals: &Collection<Signal>) -> Result<(), g3_appwrite::Error> {
+        #[derive(Deserialize)]
+        struct Seen {
+            pair: Option<String>,
+            route_key: String,
+        }
+        let newest = signals
+            .raw()
+            .list_page::<Seen>(&[
+                Q::order_desc("posted_at"),
+                Q::limit(PAIRS_LEARNT),
+                Q::select(["pair", "route_key"]),
+            ])
+            .await?;
+        for doc in newest.documents {
+            if let Some(pair) = &doc.data.pair {
+                self.state.pairs().add(&doc.data.route_key, pair);
+            }
+        }
+        Ok(())
+    }
+
     /// Renders and publishes one change unless that version was already published.
     fn emit(&mut self, doc: Document<Value>, action: EventAction) -> bool {
         let updated = doc.updated_at;
@@ -296,6 +386,9 @@ impl Publisher {
         let Some(doc) = feed::decode::<Signal>(doc) else {
             return false;
         };
+        if let Some(pair) = &doc.data.pair {
+            self.state.pairs().add(&doc.data.route_key, pair);
+        }
         let html = match self.state.cards().html(&doc, &self.routes) {
             Ok(html) => html,
             Err(e) => {
@@ -329,10 +422,21 @@ impl Follow for Publisher {
             }
         };
         state.hub().set_live(caught_up);
+        state
+            .access_cache()
+            .set_live(self.hears_memberships().await);
         state.metrics().set_upstream_connected(true);
     }
 
     async fn event(&mut self, event: RealtimeEvent) {
+        if is_membership(&event) {
+            let cache = self.state.access_cache();
+            match event.payload.get("userId").and_then(Value::as_str) {
+                Some(user_id) => cache.forget(user_id),
+                None => cache.forget_all(),
+            }
+            return;
+        }
         // Whatever the event turns out to be, what was read before it may be stale.
         self.state.hub().changed();
         let Some(action) = event.action() else {
@@ -348,6 +452,7 @@ impl Follow for Publisher {
 
     async fn disconnected(&mut self, _why: &Interruption) {
         self.state.hub().set_live(false);
+        self.state.access_cache().set_live(false);
         self.state.metrics().set_upstream_connected(false);
     }
 }
@@ -357,12 +462,21 @@ pub async fn upstream(state: AppState, user: ServiceUser) {
     let reconnect = state.live().reconnect;
     let follower = Follower::new(
         state.appwrite().clone(),
-        Credentials::new(user.email, user.password.expose()),
-        [Collection::<Signal>::channel()],
+        Credentials::new(user.email.clone(), user.password.expose()),
+        [Collection::<Signal>::channel(), Channel::memberships()],
     )
     .reconnect(reconnect)
     .resubscribe(reconnect);
-    follower.run(&mut Publisher::new(state)).await;
+    let mut publisher = Publisher::new(state).listening_as(user.email);
+    follower.run(&mut publisher).await;
+}
+
+/// Whether an event is about a team membership (`teams.<team>.memberships.<id>.<action>`).
+fn is_membership(event: &RealtimeEvent) -> bool {
+    event
+        .events
+        .iter()
+        .any(|e| e.starts_with("teams.") && e.contains(".memberships."))
 }
 
 #[derive(Deserialize)]
@@ -381,6 +495,7 @@ struct Client {
     reset: Option<u64>,
     rx: broadcast::Receiver<Arc<LiveEvent>>,
     recheck: tokio::time::Interval,
+    keep_alive: Duration,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -390,36 +505,27 @@ impl Drop for Client {
     }
 }
 
-fn signal_event(e: &LiveEvent) -> Event {
-    Event::default()
-        .id(e.seq.to_string())
-        .event("signal")
-        .data(&e.data)
-}
-
 impl Client {
-    async fn next(&mut self) -> Option<Event> {
+    /// The next frame to send: an event, or a keep-alive comment after `keep_alive` of quiet.
+    async fn next(&mut self) -> Option<Bytes> {
         if let Some(seq) = self.reset.take() {
-            return Some(
-                Event::default()
-                    .id(seq.to_string())
-                    .event("reset")
-                    .data("{}"),
-            );
+            return Some(frame(seq, "reset", "{}"));
         }
         while let Some(e) = self.backlog.pop_front() {
             if self.entitled.allows(&e.route) {
                 self.state.metrics().fanned_out();
-                return Some(signal_event(&e));
+                return Some(e.frame.clone());
             }
         }
+        let quiet = tokio::time::sleep(self.keep_alive);
+        tokio::pin!(quiet);
         loop {
             let recheck = tokio::select! {
                 received = self.rx.recv() => match received {
                     Ok(e) if !self.entitled.allows(&e.route) => false,
                     Ok(e) => {
                         self.state.metrics().fanned_out();
-                        return Some(signal_event(&e));
+                        return Some(e.frame.clone());
                     }
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         tracing::info!(skipped, "live feed: slow browser dropped");
@@ -430,6 +536,7 @@ impl Client {
                 },
                 _ = self.closing.wait_for(|c| *c) => return None,
                 _ = self.recheck.tick() => true,
+                () = &mut quiet => return Some(KEEP_ALIVE),
             };
             // Boxed: the re-check's Appwrite calls would otherwise sit in every idle
             // stream's state, thousands of times over.
@@ -497,22 +604,25 @@ pub async fn stream(
         reset,
         rx: sub.rx,
         recheck: tokio::time::interval_at(start, options.recheck.max(Duration::from_millis(10))),
+        keep_alive,
         closing: state.closing(),
         state,
     };
-    let events = futures_util::stream::unfold(client, |mut c| async move {
-        let e = c.next().await?;
-        Some((Ok::<_, Infallible>(e), c))
+    // Frames are encoded once per event and shared (`Bytes`), not once per browser.
+    let frames = futures_util::stream::unfold(client, |mut c| async move {
+        let f = c.next().await?;
+        Some((Ok::<_, Infallible>(f), c))
     });
-    let mut resp = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(keep_alive))
-        .into_response();
-    // Reverse proxies (nginx) must pass events through as they come.
-    resp.headers_mut().insert(
-        "x-accel-buffering",
-        axum::http::HeaderValue::from_static("no"),
-    );
-    Ok(resp)
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Reverse proxies (nginx) must pass events through as they come.
+            (HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(frames),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

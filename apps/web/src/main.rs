@@ -94,6 +94,14 @@ struct Args {
     discord_api_url: String,
     #[arg(long, env = "DISCORD_AUTHORIZE_URL", default_value = web::DiscordSettings::DEFAULT_AUTHORIZE_URL)]
     discord_authorize_url: String,
+    /// Where customers manage their subscription (the store's customer portal), linked from the
+    /// account page; `{email}` in it is replaced by theirs. Unset: no link.
+    #[arg(long, env = "MANAGE_SUBSCRIPTION_URL")]
+    manage_subscription_url: Option<String>,
+    /// An invite to the customer Discord server, offered on the account page once a customer
+    /// linked Discord. Unset: no invite.
+    #[arg(long, env = "DISCORD_INVITE_URL")]
+    discord_invite_url: Option<String>,
 }
 
 /// What `main` starts with: the service's settings, its addresses, and what to warn about.
@@ -184,6 +192,22 @@ fn discord_settings(checks: &mut Checks, args: &Args) -> Option<web::DiscordSett
     })
 }
 
+/// The account page's links: `MANAGE_SUBSCRIPTION_URL` and `DISCORD_INVITE_URL`, each optional.
+fn account_links(checks: &mut Checks, args: &Args) -> web::AccountLinks {
+    let manage_subscription = given(args.manage_subscription_url.as_deref()).and_then(|raw| {
+        checks.check(
+            "MANAGE_SUBSCRIPTION_URL",
+            g3_core::entitlements::BuyUrl::parse(&raw),
+        )
+    });
+    let discord_invite = given(args.discord_invite_url.as_deref())
+        .and_then(|raw| http_url(checks, "DISCORD_INVITE_URL", &raw));
+    web::AccountLinks {
+        manage_subscription,
+        discord_invite,
+    }
+}
+
 /// The plans: `PLANS_FILE`, or `SELLAPP_PLANS` and `PLAN_ROLES` (both at once refused).
 fn plan_config(checks: &mut Checks, args: &Args) -> Option<PlanConfig> {
     let file = match given(args.plans_file.as_deref()) {
@@ -264,6 +288,7 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
     }
     let plans = plan_config(&mut c, args);
     let discord = discord_settings(&mut c, args);
+    let account_links = account_links(&mut c, args);
     if discord.is_none() {
         warnings.push("no DISCORD_CLIENT_ID / DISCORD_CLIENT_SECRET: Discord linking is off");
     }
@@ -290,6 +315,7 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
         auth_cache: auth_cache.ok_or_else(incomplete)?,
         plans: plans.ok_or_else(incomplete)?,
         discord,
+        account_links,
         link_ttl: web::link::STATE_TTL,
         metrics,
         timeouts: Timeouts {
@@ -365,6 +391,8 @@ mod tests {
             discord_guild_id: None,
             discord_api_url: web::DiscordSettings::DEFAULT_API_URL.into(),
             discord_authorize_url: web::DiscordSettings::DEFAULT_AUTHORIZE_URL.into(),
+            manage_subscription_url: None,
+            discord_invite_url: None,
         }
     }
 
@@ -522,6 +550,36 @@ mod tests {
         let plans = startup(&args()).unwrap().settings.plans;
         assert!(!plans.has_routes());
         assert_eq!(plans.roles().managed(), vec!["111"]);
+    }
+
+    #[test]
+    fn account_links_are_optional_urls() {
+        let links = startup(&args()).unwrap().settings.account_links;
+        assert!(links.manage_subscription.is_none() && links.discord_invite.is_none());
+        let mut a = args();
+        a.manage_subscription_url = Some("https://example.sell.app/customer?email={email}".into());
+        a.discord_invite_url = Some(" https://discord.gg/abc ".into());
+        let links = startup(&a).unwrap().settings.account_links;
+        assert_eq!(
+            links
+                .manage_subscription
+                .unwrap()
+                .for_email(Some("a+b@c.d")),
+            "https://example.sell.app/customer?email=a%2Bb%40c.d"
+        );
+        assert_eq!(
+            links.discord_invite.unwrap().as_str(),
+            "https://discord.gg/abc"
+        );
+        a.manage_subscription_url = Some("javascript:alert(1)".into());
+        a.discord_invite_url = Some("discord.gg/abc".into());
+        assert_eq!(
+            problems(&a),
+            vec![
+                "MANAGE_SUBSCRIPTION_URL".to_owned(),
+                "DISCORD_INVITE_URL".to_owned()
+            ]
+        );
     }
 
     #[test]

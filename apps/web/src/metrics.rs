@@ -18,7 +18,7 @@ use axum::{
 
 use g3_service::prometheus::Writer;
 
-use crate::AppState;
+use crate::{AppState, access_cache::AccessCache};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -74,7 +74,8 @@ impl Metrics {
         self.clients_dropped_slow.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    /// The exposition text, with the access cache's figures (kept by the cache itself).
+    pub fn render(&self, access: &AccessCache) -> String {
         let mut w = Writer::new();
         let mut requests = w.counter_family(
             "g3_web_requests_total",
@@ -118,6 +119,27 @@ impl Metrics {
             "Browsers dropped for falling too far behind.",
             self.clients_dropped_slow.load(Ordering::Relaxed),
         );
+        let (hits, misses) = access.counts();
+        w.gauge(
+            "g3_web_access_cache_live",
+            "1 while what users may see is taken from the cache (Realtime hears every membership change).",
+            i64::from(access.is_live()),
+        );
+        w.counter(
+            "g3_web_access_cache_hits_total",
+            "Requests whose access was decided without reading the membership.",
+            hits,
+        );
+        w.counter(
+            "g3_web_access_cache_misses_total",
+            "Requests that read the membership while the cache was live.",
+            misses,
+        );
+        w.counter(
+            "g3_web_membership_events_total",
+            "Team membership changes heard over Realtime.",
+            access.events(),
+        );
         w.finish()
     }
 }
@@ -148,7 +170,7 @@ mod tests {
         m.client_opened();
         m.client_closed();
         m.upstream_reconnected();
-        let text = m.render();
+        let text = m.render(&AccessCache::default());
         assert!(text.contains("g3_web_requests_total{route=\"/feed\",status=\"200\"} 2"));
         assert!(text.contains("route=\"a\\\"b\""));
         assert!(text.contains("g3_web_sse_clients 1\n"));

@@ -129,15 +129,28 @@ impl Entitled {
     }
 }
 
-/// What a user may see now. Membership is read with the server key on every call (never
-/// remembered), so a revoked plan closes the feed on the next request: a user cannot vouch for
-/// themself. The `paid` membership's roles are the active plans (written with it by g3-access),
-/// so the one call that decides membership also decides the routes.
+/// What a user may see now. Membership is read with the server key (a user cannot vouch for
+/// themself), or taken from [`crate::access_cache`], which Realtime's membership events keep
+/// current: a revoked plan closes the feed on the next request either way. The `paid`
+/// membership's roles are the active plans (written with it by g3-access), so the one call that
+/// decides membership also decides the routes.
 pub async fn entitled(state: &AppState, user: &User) -> Result<Entitled, AppError> {
     if !user.email_verification {
         return Ok(Entitled::nothing(Standing::Unverified));
     }
-    // One call for every team of the user (this runs on every feed request).
+    let cache = state.access_cache();
+    if let Some(known) = cache.get(&user.id) {
+        return Ok(known);
+    }
+    let epoch = cache.begin();
+    let read = read_entitled(state, user).await?;
+    cache.put(&user.id, epoch, &read);
+    Ok(read)
+}
+
+/// [`entitled`] read from Appwrite, for a verified user.
+async fn read_entitled(state: &AppState, user: &User) -> Result<Entitled, AppError> {
+    // One call for every team of the user.
     let memberships = state.appwrite().users().list_memberships(&user.id).await?;
     let membership = |team: &str| {
         memberships

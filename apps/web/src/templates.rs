@@ -91,11 +91,15 @@ pub struct VerifyPage {
 
 /// One subscription as shown on the paywall and account pages.
 pub struct PlanRow {
+    /// The plan's configured name.
     pub plan: String,
-    pub status: &'static str,
+    /// In words: "Active", "Cancelled, active until 2026-…", "Expired", "Revoked".
+    pub status: String,
+    /// How the status looks: `active`, `ending` (cancelled, still running) or `ended`.
+    pub state: &'static str,
     pub since: String,
-    /// "renews 2026-…", "ends 2026-…", "ended 2026-…" or empty.
-    pub until: String,
+    /// The period end: "Renews 2026-…", "Until 2026-…", "Ended 2026-…" or "No end date".
+    pub period: String,
 }
 
 #[derive(Template)]
@@ -112,7 +116,20 @@ pub struct PaywallPage {
     pub store_url: String,
 }
 
-/// One plan on sale as the paywall shows it.
+/// The public home page: what the product is, the plans on sale and where to go next.
+#[derive(Template)]
+#[template(path = "landing.html")]
+pub struct LandingPage {
+    pub layout: Layout,
+    /// The configured plans on sale, in order; buy links carry a signed-in visitor's email.
+    pub offers: Vec<OfferView>,
+    /// Where to buy when no plan is described (no plans file).
+    pub store_url: String,
+    /// The signed-in visitor's email, to say which address to pay with.
+    pub email: Option<String>,
+}
+
+/// One plan on sale as the landing page and the paywall show it (`partials/offers.html`).
 pub struct OfferView {
     pub name: String,
     /// Empty when not configured.
@@ -223,6 +240,10 @@ pub struct FeedPage {
     /// On unfiltered older pages: where the "N new signals" notice leads.
     pub newest_link: Option<String>,
     pub filtered: bool,
+    /// Known pairs of the routes the viewer sees: the pair filter's suggestions.
+    pub pairs: std::sync::Arc<[String]>,
+    /// The signals could not be read (the backend did not answer): say so, keep the form.
+    pub unavailable: bool,
 }
 
 /// One card alone: the live feed's fragment, from the same partial as the page.
@@ -244,11 +265,16 @@ pub struct AccountPage {
     pub standing: &'static str,
     pub plans: Vec<PlanRow>,
     pub store_url: String,
+    /// Where the customer manages their subscription (`MANAGE_SUBSCRIPTION_URL`, with their
+    /// email), when configured and they have one.
+    pub manage_url: Option<String>,
     pub notice: Option<&'static str>,
     /// The linked Discord account, if any.
     pub discord: Option<DiscordView>,
     /// Discord linking is configured on this site.
     pub discord_enabled: bool,
+    /// The customer server's invite (`DISCORD_INVITE_URL`), shown once linked.
+    pub discord_invite: Option<String>,
 }
 
 /// A linked Discord account as the account page shows it.

@@ -157,6 +157,25 @@ document.addEventListener("DOMContentLoaded", function () {
     }
     setTimeout(function () { card.classList.remove("arrived"); }, 6000);
   });
+  // Connection state, said only when something is wrong: the browser reconnects by itself
+  // (resuming with Last-Event-ID); a refused stream (the plan ended) is not retried.
+  var status = null;
+  function liveStatus(text) {
+    if (!status) {
+      status = document.createElement("p");
+      status.className = "live-status";
+      status.setAttribute("role", "status");
+      feed.parentNode.insertBefore(status, feed);
+    }
+    status.textContent = text;
+    status.hidden = !text;
+  }
+  source.addEventListener("open", function () { if (status) liveStatus(""); });
+  source.addEventListener("error", function () {
+    liveStatus(source.readyState === EventSource.CLOSED
+      ? "Live updates stopped. Reload the page to continue."
+      : "Live updates paused: reconnecting…");
+  });
   // Too far behind to resume: the page itself is the catch-up.
   source.addEventListener("reset", function () {
     source.close();

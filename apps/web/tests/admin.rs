@@ -1,5 +1,6 @@
-//! The admin console: only staff get anything under /admin; staff find customers by email,
-//! order id or Discord id, see their state, and grant or revoke with an audited reason.
+//! The admin console: only staff get anything under /admin; staff find customers by the start
+//! of an email, order id, Discord name or id, see their state with plans and Discord roles by
+//! name, and grant (a configured plan) or revoke with an audited reason.
 
 mod common;
 
@@ -10,6 +11,45 @@ use g3_store::{
 };
 
 const ADMIN_PATHS: &[&str] = &["/admin", "/admin?q=x%40y.io", "/admin/customers/x%40y.io"];
+
+/// Two plans with names and Discord roles (VIP gives two).
+const PLANS: &str = r#"
+[plans.basic]
+name = "Basic"
+products = ["100"]
+roles = ["7100"]
+routes = ["basic-calls"]
+
+[plans.vip]
+name = "VIP"
+products = ["200"]
+roles = ["7201", "7202"]
+routes = ["vip-calls"]
+"#;
+
+/// The number the admin home shows as fact `id`.
+fn fact(body: &str, id: &str) -> u64 {
+    let at = format!("id=\"{id}\">");
+    let start = body.find(&at).unwrap_or_else(|| panic!("no {id}: {body}")) + at.len();
+    body[start..start + body[start..].find('<').unwrap()]
+        .parse()
+        .unwrap()
+}
+
+/// A test app whose plans are [`PLANS`].
+async fn with_plans() -> TestApp {
+    TestApp::spawn_configured(|s| {
+        s.plans = g3_core::entitlements::PlanConfig::from_toml(PLANS).unwrap();
+    })
+    .await
+}
+
+/// The staff browser of `app` (signed up as boss@g3.io).
+async fn boss(app: &TestApp) -> common::Browser {
+    let staff = app.verified("boss@g3.io").await;
+    app.make_staff("boss@g3.io").await;
+    staff
+}
 
 #[tokio::test]
 async fn staff_and_only_staff_find_the_admin_link_and_the_backend_check() {
@@ -79,18 +119,16 @@ async fn nobody_but_staff_gets_anything_under_admin() {
 
 #[tokio::test]
 async fn staff_find_customers_and_change_access_with_an_audited_reason() {
-    let app = TestApp::spawn().await;
+    let app = with_plans().await;
     let mut staff = app.verified("boss@g3.io").await;
     app.make_staff("boss@g3.io").await;
+    // The web's service user is in `paid` too (to hear membership changes) but is no customer.
+    assert_eq!(fact(&staff.get("/admin").await.body, "paid-members"), 0);
     app.grant("customer@x.io").await;
 
     let home = staff.get("/admin").await;
     assert_eq!(home.status, 200);
-    assert!(
-        home.body.contains("id=\"paid-members\">1<"),
-        "{}",
-        home.body
-    );
+    assert_eq!(fact(&home.body, "paid-members"), 1, "{}", home.body);
 
     // Search by email goes straight to the customer page.
     let r = staff.get("/admin?q=Customer%40X.io").await;
@@ -390,7 +428,9 @@ async fn staff_find_by_discord_name_see_the_link_and_unlink_with_a_reason() {
     }
     let page = staff.get("/admin/customers/linked%40x.io").await;
     assert!(
-        page.body.contains("<code>4242</code> moon_trader"),
+        page.body.contains(
+            "<strong>moon_trader</strong> <small class=\"id\" title=\"Discord user id\">4242</small>"
+        ),
         "{}",
         page.body
     );
@@ -484,9 +524,14 @@ async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
         "{}",
         page.body
     );
+    // No plans file: the role is named after the plan key.
     assert!(
-        page.body
-            .contains("<td>7001</td><td>yes</td><td>yes</td><td>5150</td>"),
+        page.body.contains(
+            "<span class=\"role-name\">vip role</span> \
+             <small class=\"id\" title=\"Discord role id\">7001</small></td>\
+             <td data-label=\"Should hold\">yes</td><td data-label=\"Holds\">yes</td>\
+             <td data-label=\"On account\" class=\"wrap\">5150</td>"
+        ),
         "{}",
         page.body
     );
@@ -499,16 +544,16 @@ async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
         .await;
     let after = staff.get(r.location()).await;
     assert!(
-        after
-            .body
-            .contains("Resync queued: the bot checks Discord now and makes sure they hold 7001."),
+        after.body.contains(
+            "Resync queued: the bot checks Discord now and makes sure they hold vip role (7001)."
+        ),
         "{}",
         after.body
     );
     assert!(
-        after
-            .body
-            .contains("<td>7001</td><td>yes</td><td>unknown</td>"),
+        after.body.contains(
+            "7001</small></td><td data-label=\"Should hold\">yes</td><td data-label=\"Holds\">unknown</td>"
+        ),
         "marked unchecked for the bot: {}",
         after.body
     );
@@ -540,4 +585,327 @@ async fn staff_see_desired_and_applied_roles_and_force_an_audited_resync() {
         .post("/admin/users/nobody-here/resync", &[("back", "failures")])
         .await;
     assert_eq!(r.status, 404);
+}
+
+/// The access service as web runs it with [`PLANS`].
+fn access_with_plans(app: &TestApp) -> g3_access::Access {
+    app.access()
+        .with_plans(&g3_core::entitlements::PlanConfig::from_toml(PLANS).unwrap())
+}
+
+async fn grant_plan(app: &TestApp, email: &str, plan: &str) {
+    access_with_plans(app)
+        .grant(
+            &g3_core::Email::parse(email).unwrap(),
+            &g3_core::plans::Plan::parse(plan).unwrap(),
+            None,
+            &g3_access::Cause::Admin {
+                actor: "test".into(),
+                reason: "test grant".into(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// The customer links the search results list, in order.
+fn listed(body: &str) -> Vec<String> {
+    let Some(start) = body.find("<ul class=\"results\"") else {
+        return Vec::new();
+    };
+    let list = &body[start..start + body[start..].find("</ul>").unwrap()];
+    list.split("<a href=\"/admin/customers/")
+        .skip(1)
+        .map(|a| a[a.find('>').unwrap() + 1..a.find("</a>").unwrap()].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn staff_find_customers_by_the_start_of_an_email_order_id_or_discord_name() {
+    let app = with_plans().await;
+    let mut staff = boss(&app).await;
+    for email in [
+        "trader.one@x.io",
+        "trader.two@x.io",
+        "other@y.io",
+        "pat@x.io.uk",
+    ] {
+        grant_plan(&app, email, "basic").await;
+    }
+    let body = br#"{"event":"order.completed","store":1,"data":{"id":990011,"customer":{"email":"buyer@z.io"},"line_items":[{"product_id":200}]}}"#;
+    access_with_plans(&app)
+        .handle_delivery("dlv-search", &g3_core::sellapp::Event::parse(body).unwrap())
+        .await
+        .unwrap();
+    let _linked = app.verified("linked@x.io").await;
+    let user = app.user_id("linked@x.io").await;
+    access_with_plans(&app)
+        .link_discord(
+            &user,
+            "5566778899",
+            Some("moon_trader"),
+            "customer:linked@x.io",
+        )
+        .await
+        .unwrap();
+
+    // Several matches: each listed once, linking to its page.
+    let r = staff.get("/admin?q=trader").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        listed(&r.body),
+        ["trader.one@x.io", "trader.two@x.io"],
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("2 customers match “trader”"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("href=\"/admin/customers/trader.one%40x.io\"")
+    );
+    assert!(
+        r.body
+            .contains("href=\"/admin/customers/trader.two%40x.io\"")
+    );
+    // Prefixes in any case.
+    let r = staff.get("/admin?q=TRADER.O").await;
+    assert_eq!(listed(&r.body), ["trader.one@x.io"], "{}", r.body);
+    assert!(r.body.contains("1 customer matches"), "{}", r.body);
+    // The start of an order id, saying what matched.
+    let r = staff.get("/admin?q=9900").await;
+    assert_eq!(listed(&r.body), ["buyer@z.io"], "{}", r.body);
+    assert!(r.body.contains("order 990011"), "{}", r.body);
+    // The start of a Discord name, and of a Discord id.
+    for q in ["moon", "MOON_t", "556677"] {
+        let r = staff.get(&format!("/admin?q={q}")).await;
+        assert_eq!(listed(&r.body), ["linked@x.io"], "{q}: {}", r.body);
+    }
+    assert!(
+        staff
+            .get("/admin?q=moon")
+            .await
+            .body
+            .contains("Discord moon_trader")
+    );
+    // A whole email goes to its page; one that only starts others' emails lists them, and
+    // still offers its own page (to grant a new customer).
+    let r = staff.get("/admin?q=other%40y.io").await;
+    assert_eq!(r.location(), "/admin/customers/other%40y.io");
+    let r = staff.get("/admin?q=pat%40x.io").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(listed(&r.body), ["pat@x.io.uk"], "{}", r.body);
+    assert!(
+        r.body
+            .contains("Nobody has exactly pat@x.io: <a href=\"/admin/customers/pat%40x.io\">"),
+        "{}",
+        r.body
+    );
+    let r = staff.get("/admin?q=new%40x.io").await;
+    assert_eq!(
+        r.location(),
+        "/admin/customers/new%40x.io",
+        "nobody like it"
+    );
+    // Nothing: said so, and how to search.
+    let r = staff.get("/admin?q=zz-nothing").await;
+    assert_eq!(r.status, 200);
+    assert!(listed(&r.body).is_empty());
+    assert!(
+        r.body
+            .contains("id=\"no-results\">Nobody matches “zz-nothing”"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_search_with_more_matches_than_listed_says_so() {
+    let app = with_plans().await;
+    let mut staff = boss(&app).await;
+    let n = g3_access::customer::SEARCH_LIMIT as usize + 1;
+    for i in 0..n {
+        grant_plan(&app, &format!("crowd{i:02}@x.io"), "basic").await;
+    }
+    let r = staff.get("/admin?q=crowd").await;
+    assert_eq!(listed(&r.body).len(), n - 1, "{}", r.body);
+    assert!(r.body.contains("more match than are listed"), "{}", r.body);
+    let r = staff.get("/admin?q=crowd0").await;
+    assert_eq!(listed(&r.body).len(), 10);
+    assert!(!r.body.contains("more match than are listed"));
+}
+
+#[tokio::test]
+async fn plans_and_discord_roles_are_shown_by_their_configured_names() {
+    let app = with_plans().await;
+    let mut staff = boss(&app).await;
+    let _customer = app.verified("named@x.io").await;
+    let user = app.user_id("named@x.io").await;
+    access_with_plans(&app)
+        .link_discord(&user, "8080", Some("namer"), "customer:named@x.io")
+        .await
+        .unwrap();
+    // Granted from the console: web's own configuration writes the roles due.
+    let path = "/admin/customers/named%40x.io";
+    let r = staff
+        .post(
+            path,
+            &[("action", "grant"), ("plan", "vip"), ("reason", "promo")],
+        )
+        .await;
+    let page = staff.get(r.location()).await;
+    assert!(page.body.contains("Granted:"), "{}", page.body);
+    for shown in [
+        // Plans by name, the key only as a tooltip.
+        "<h3><span title=\"plan key vip\">VIP</span>: active (grants access)</h3>",
+        "<strong title=\"plan key vip\">VIP</strong> unlocks vip-calls",
+        "(VIP unlocks vip-calls)",
+        "Should hold the plan roles? active plans: VIP.",
+        // Roles by the plan that gives them, the id as small print.
+        "<span class=\"role-name\">VIP role 1</span> <small class=\"id\" title=\"Discord role id\">7201</small>",
+        "<span class=\"role-name\">VIP role 2</span> <small class=\"id\" title=\"Discord role id\">7202</small>",
+        "<strong>namer</strong>",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains("<code>vip</code>"), "no raw plan keys");
+
+    // A failing role sync on the failures page is named too.
+    Collection::<RoleState>::new(&app.backend.client)
+        .update(
+            &g3_access::role_state_id(&user, "7202"),
+            &serde_json::json!({"last_error": "Missing Permissions"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let failures = staff.get("/admin/failures").await;
+    assert!(
+        failures.body.contains(
+            "<td data-label=\"Role\"><span class=\"role-name\">VIP role 2</span> <small class=\"id\" title=\"Discord role id\">7202</small></td>"
+        ),
+        "{}",
+        failures.body
+    );
+    let r = staff.post(path, &[("action", "resync")]).await;
+    let after = staff.get(r.location()).await;
+    assert!(
+        after
+            .body
+            .contains("makes sure they hold VIP role 1 (7201), VIP role 2 (7202)."),
+        "{}",
+        after.body
+    );
+}
+
+#[tokio::test]
+async fn plans_are_picked_from_the_configured_list_and_unknown_ones_refused() {
+    let app = with_plans().await;
+    let mut staff = boss(&app).await;
+    let path = "/admin/customers/picker%40x.io";
+    let page = staff.get(path).await;
+    assert!(
+        !page.body.contains("<input id=\"plan\""),
+        "no free-text plan"
+    );
+    for option in [
+        "<select id=\"plan\" name=\"plan\" required>",
+        "<option value=\"basic\">Basic</option>",
+        "<option value=\"vip\">VIP</option>",
+    ] {
+        assert!(page.body.contains(option), "{option}: {}", page.body);
+    }
+    assert!(
+        !page.body.contains("id=\"revoke\""),
+        "nothing to revoke yet"
+    );
+
+    // A plan the configuration does not know changes nothing and says why.
+    for (action, plan) in [
+        ("grant", "gold"),
+        ("revoke", "gold"),
+        ("grant", "Not a plan!"),
+    ] {
+        let r = staff
+            .post(
+                path,
+                &[("action", action), ("plan", plan), ("reason", "typo")],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        let after = staff.get(r.location()).await;
+        assert!(
+            after.body.contains("Nothing changed"),
+            "{plan}: {}",
+            after.body
+        );
+        if plan == "gold" {
+            assert!(
+                after
+                    .body
+                    .contains("there is no plan &#34;gold&#34; in the plan configuration"),
+                "{}",
+                after.body
+            );
+        }
+    }
+    let email = g3_core::Email::parse("picker@x.io").unwrap();
+    assert!(
+        app.access()
+            .subscriptions_of(&email)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A listed plan is granted; the revoke form then offers it by name.
+    let r = staff
+        .post(
+            path,
+            &[("action", "grant"), ("plan", "basic"), ("reason", "trial")],
+        )
+        .await;
+    let page = staff.get(r.location()).await;
+    assert!(page.body.contains("Granted:"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<option value=\"\">Every active plan</option>")
+            && page.body.contains("id=\"revoke-plan\"")
+            && page
+                .body
+                .matches("<option value=\"basic\">Basic</option>")
+                .count()
+                == 2,
+        "{}",
+        page.body
+    );
+    let r = staff
+        .post(
+            path,
+            &[
+                ("action", "revoke"),
+                ("plan", "basic"),
+                ("reason", "trial over"),
+            ],
+        )
+        .await;
+    let page = staff.get(r.location()).await;
+    assert!(page.body.contains("Revoked:"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn without_configured_plans_there_is_nothing_to_grant() {
+    let app = TestApp::spawn().await;
+    let mut staff = boss(&app).await;
+    let path = "/admin/customers/bare%40x.io";
+    let page = staff.get(path).await;
+    assert!(page.body.contains("id=\"no-plans\""), "{}", page.body);
+    assert!(!page.body.contains("id=\"grant\""));
+    let r = staff
+        .post(
+            path,
+            &[("action", "grant"), ("plan", "vip"), ("reason", "x")],
+        )
+        .await;
+    let after = staff.get(r.location()).await;
+    assert!(after.body.contains("there is no plan"), "{}", after.body);
 }

@@ -489,9 +489,10 @@ async fn favicon_dark_theme_and_small_assets() {
     let css = b.get("/static/app.css").await;
     assert!(css.body.contains("@media (prefers-color-scheme: dark)"));
     let js = b.get("/static/app.js").await;
-    // Page weight: both files stay small enough to ship unminified.
+    // Page weight: both files stay small enough to ship unminified (the stylesheet covers
+    // every page, admin console included).
     assert!(
-        css.body.len() < 12_000 && js.body.len() < 8_000,
+        css.body.len() < 20_000 && js.body.len() < 8_000,
         "{} {}",
         css.body.len(),
         js.body.len()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
 use common::{Browser, TestApp};
 use g3_access::{Access, Cause};
@@ -146,18 +146,18 @@ fn access(app: &TestApp) -> Access {
 }
 
 async fn grant(app: &TestApp, email: &str, plan: &str) {
-    access(app)
-        .grant(
-            &Email::parse(email).unwrap(),
-            &Plan::parse(plan).unwrap(),
-            Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
-            &Cause::Admin {
-                actor: "test".into(),
-                reason: "entitlement matrix".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let access = access(app);
+    app.membership_change(access.grant(
+        &Email::parse(email).unwrap(),
+        &Plan::parse(plan).unwrap(),
+        Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
+        &Cause::Admin {
+            actor: "test".into(),
+            reason: "entitlement matrix".into(),
+        },
+    ))
+    .await
+    .unwrap();
 }
 
 fn attachments(items: &[(&str, &str, &str)]) -> String {
@@ -589,8 +589,15 @@ async fn staff_see_what_a_customer_can_see_and_why() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("<code>basic</code> unlocks basic-calls"));
-    assert!(r.body.contains("<code>vip</code> unlocks vip-calls"));
+    // Plans by their configured names (the key as a tooltip).
+    assert!(
+        r.body
+            .contains("<strong title=\"plan key basic\">Basic</strong> unlocks basic-calls")
+    );
+    assert!(
+        r.body
+            .contains("<strong title=\"plan key vip\">VIP</strong> unlocks vip-calls")
+    );
     let r = f
         .browser(Who::Staff)
         .get("/admin/customers/none%40x.io")
@@ -618,4 +625,40 @@ async fn the_account_page_names_plans_as_the_configuration_does() {
         assert!(r.body.contains(name), "{name} on the account page");
     }
     assert!(!r.body.contains("<td>vip</td>"), "no raw plan keys");
+}
+
+#[tokio::test]
+async fn pair_suggestions_come_only_from_routes_the_plan_unlocks() {
+    let app = TestApp::spawn_configured(|s| s.plans = plans()).await;
+    app.seed_route(BASIC, "Basic Calls").await;
+    app.seed_route(VIP, "VIP Calls").await;
+    let mut basic = app.verified("basic@x.io").await;
+    grant(&app, "basic@x.io", "basic").await;
+    let mut staff = app.verified("staff@x.io").await;
+    app.make_staff("staff@x.io").await;
+    let published = app.metric("g3_web_events_published_total").await;
+    for (id, route, pair) in [("9301", BASIC, "BTC/USDT"), ("9302", VIP, "SOL/USDT")] {
+        app.seed_signal(id, |s| {
+            s["route_key"] = route.into();
+            s["pair"] = pair.into();
+        })
+        .await;
+    }
+    // The live publisher learns pairs from the signals it hears.
+    testkit::wait::eventually(
+        "both signals published",
+        Duration::from_secs(10),
+        || async { app.metric("g3_web_events_published_total").await >= published + 2.0 },
+    )
+    .await;
+    let option = |pair: &str| format!("<option value=\"{pair}\"></option>");
+    let r = basic.get("/feed").await;
+    assert!(r.body.contains("list=\"pair-suggestions\""));
+    assert!(r.body.contains(&option("BTC/USDT")), "{}", r.body);
+    assert!(
+        !r.body.contains(&option("SOL/USDT")),
+        "a VIP-only pair is not suggested to Basic"
+    );
+    let r = staff.get("/feed").await;
+    assert!(r.body.contains(&option("BTC/USDT")) && r.body.contains(&option("SOL/USDT")));
 }

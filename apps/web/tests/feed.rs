@@ -359,3 +359,42 @@ async fn empty_states_say_what_to_do() {
     );
     assert!(!r.body.contains(END) && !r.body.contains("No signals yet."));
 }
+
+#[tokio::test]
+async fn with_the_backend_down_the_feed_says_so_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = testkit::backend::backend_on_disk(dir.path()).await;
+    let mut app = TestApp::spawn_on(backend, Default::default()).await;
+    app.seed_signal("9201", |s| s["content"] = "before the outage".into())
+        .await;
+    let mut b = paid_browser(&app).await;
+    assert_eq!(b.get("/feed").await.status, 200);
+
+    app.backend.stop().await;
+    let r = b.get("/feed?pair=btc").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    assert!(
+        r.body.contains("not answering just now") || r.body.contains("could not be loaded"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("Something went wrong"));
+
+    app.backend.start().await;
+    // Polls: the web reconnects to the backend on its own schedule.
+    let mut status = reqwest::StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        let r = b.get("/feed").await;
+        status = r.status;
+        if status == 200 {
+            assert!(r.body.contains("before the outage"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the feed recovers once the backend is back");
+}

@@ -159,22 +159,28 @@ async fn revoked_plan_closes_the_feed_and_shows_why() {
     let mut b = app.verified("ex@example.com").await;
     app.grant("ex@example.com").await;
     assert_eq!(b.get("/feed").await.status, 200);
-    app.access()
-        .revoke(
-            &g3_core::Email::parse("ex@example.com").unwrap(),
-            None,
-            &g3_access::Cause::Admin {
-                actor: "test".into(),
-                reason: "chargeback".into(),
-            },
-        )
-        .await
-        .unwrap();
+    // The second page view is decided by the access cache (no membership read).
+    let hits = app.metric("g3_web_access_cache_hits_total").await;
+    assert_eq!(b.get("/feed").await.status, 200);
+    assert!(app.metric("g3_web_access_cache_hits_total").await > hits);
+    // The revocation (another process: the webhook, ops) reaches web as a membership event;
+    // the next request after it is refused.
+    app.membership_change(app.access().revoke(
+        &g3_core::Email::parse("ex@example.com").unwrap(),
+        None,
+        &g3_access::Cause::Admin {
+            actor: "test".into(),
+            reason: "chargeback".into(),
+        },
+    ))
+    .await
+    .unwrap();
     let r = b.get("/feed").await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("No active plan"));
     assert!(
-        r.body.contains("<td>vip</td><td>revoked</td>"),
+        r.body
+            .contains("<td>vip</td><td><span class=\"status ended\">Revoked</span></td>"),
         "{}",
         r.body
     );

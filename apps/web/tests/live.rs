@@ -20,17 +20,16 @@ async fn member(app: &TestApp, email: &str) -> common::Browser {
 
 /// An admin revokes `email`'s plan (a refund).
 async fn revoke(app: &TestApp, email: &str) {
-    app.access()
-        .revoke(
-            &g3_core::Email::parse(email).unwrap(),
-            None,
-            &g3_access::Cause::Admin {
-                actor: "test".into(),
-                reason: "refund".into(),
-            },
-        )
-        .await
-        .unwrap();
+    app.membership_change(app.access().revoke(
+        &g3_core::Email::parse(email).unwrap(),
+        None,
+        &g3_access::Cause::Admin {
+            actor: "test".into(),
+            reason: "refund".into(),
+        },
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

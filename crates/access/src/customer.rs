@@ -2,11 +2,17 @@
 //! and `ops lookup` show about an email: account, subscriptions, what they are entitled to now,
 //! what they can see in the feed and why, the Discord link, desired vs applied roles, webhook
 //! events and failures, and the audit trail.
-//! [`Access::find_customers`] turns what staff search by into the customers it names.
+//! [`Access::find_customers`] turns what staff search by (the start of an email, order id,
+//! Discord name or id) into the customers it names.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use g3_appwrite::{Document, DocumentList, Query, User};
 use g3_core::{
-    Email, Snowflake,
+    Email,
     entitlements::{Entitlement, Unlocks},
 };
 use g3_store::{
@@ -21,6 +27,56 @@ use crate::{Access, AccessError, DesiredRoles};
 const RECENT_EVENTS: u32 = 20;
 const RECENT_FAILURES: u32 = 20;
 const RECENT_AUDIT: u32 = 30;
+/// How many rows each lookup of a staff search reads at most.
+pub const SEARCH_LIMIT: u32 = 20;
+/// The longest search text (longer finds nobody).
+const SEARCH_MAX_CHARS: usize = 128;
+
+/// What a staff search found: customers by email, and whether there were more to show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    pub found: Vec<Found>,
+    /// Some lookup had more than [`SEARCH_LIMIT`] matches: type more to narrow it.
+    pub more: bool,
+}
+
+impl Search {
+    /// The emails found, in order.
+    pub fn emails(&self) -> Vec<&str> {
+        self.found.iter().map(|f| f.email.as_str()).collect()
+    }
+}
+
+/// One customer a search found, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub email: String,
+    /// What matched, each once.
+    pub by: Vec<Match>,
+}
+
+/// What of a customer a search matched.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Match {
+    Email,
+    /// A Sell.app order id of theirs.
+    Order(String),
+    /// Their linked Discord account's name.
+    DiscordName(String),
+    /// Their linked Discord account's id.
+    DiscordId(String),
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::Email => f.write_str("email"),
+            Match::Order(id) => write!(f, "order {id}"),
+            Match::DiscordName(name) => write!(f, "Discord {name}"),
+            Match::DiscordId(id) => write!(f, "Discord id {id}"),
+        }
+    }
+}
 
 /// Everything staff need to answer a support question about one customer, read at [`Self::at`].
 #[derive(Debug, Clone)]
@@ -253,41 +309,123 @@ impl Access {
         })
     }
 
-    /// The emails of the customers `q` names: as a Sell.app order id, a Discord id or a Discord
-    /// name (an email needs no search). Sorted, each once; empty for an empty or overlong `q`.
-    pub async fn find_customers(&self, q: &str) -> Result<Vec<String>, AccessError> {
+    /// The customers `q` names, for staff search: every customer whose email, Sell.app order
+    /// id, Discord name or Discord id starts with `q` (emails and Discord names compared
+    /// lower-cased, as they are stored), each once, sorted by email, with what matched. An
+    /// email needs no search; an empty or overlong `q` finds nobody.
+    ///
+    /// Each lookup is a `startsWith` on an indexed attribute (`subscriptions.email`,
+    /// `subscriptions.sellapp_order_id`, `discord_links.discord_username` and `.discord_user_id`)
+    /// plus one on the users' emails, [`SEARCH_LIMIT`] rows each; [`Search::more`] says when a
+    /// lookup had more.
+    pub async fn find_customers(&self, q: &str) -> Result<Search, AccessError> {
         let q = q.trim();
-        if q.is_empty() || q.len() > 64 {
-            return Ok(Vec::new());
+        if q.is_empty() || q.chars().count() > SEARCH_MAX_CHARS {
+            return Ok(Search::default());
         }
+        let lower = q.to_lowercase();
+        let digits = q.bytes().all(|b| b.is_ascii_digit());
+        let fetch = SEARCH_LIMIT + 1;
         let subscriptions = self.collection::<Subscription>();
         let links = self.collection::<DiscordLink>();
-        let order_q = [Query::equal("sellapp_order_id", q), Query::limit(25)];
-        let id_q = [Query::equal("discord_user_id", q), Query::limit(5)];
-        let name_q = [Query::equal("discord_username", q), Query::limit(25)];
+        let users = self.client().users();
+        let email_q = [
+            Query::starts_with("email", lower.as_str()),
+            Query::limit(fetch),
+        ];
+        let user_q = [
+            Query::starts_with("email", lower.as_str()),
+            Query::limit(fetch),
+        ];
+        let order_q = [
+            Query::starts_with("sellapp_order_id", q),
+            Query::limit(fetch),
+        ];
+        let name_q = [
+            Query::starts_with("discord_username", lower.as_str()),
+            Query::limit(fetch),
+        ];
+        let id_q = [
+            Query::starts_with("discord_user_id", q),
+            Query::limit(fetch),
+        ];
         let by_id = async {
-            if Snowflake::is_valid(q) {
-                links.list(&id_q).await.map(|l| l.documents)
+            if digits {
+                links.list_page(&id_q).await.map(|l| l.documents)
             } else {
                 Ok(Vec::new())
             }
         };
-        let (by_order, by_id, by_name) =
-            tokio::join!(subscriptions.list(&order_q), by_id, links.list(&name_q));
-        let mut emails: Vec<String> = by_order?
-            .documents
-            .into_iter()
-            .map(|d| d.data.email)
-            .collect();
-        // A link's document id is its customer's user id.
-        for link in by_id?.into_iter().chain(by_name?.documents) {
-            if let Ok(user) = self.client().users().get(&link.id).await {
-                emails.push(user.email);
+        let (by_email, by_user, by_order, by_name, by_id) = tokio::join!(
+            subscriptions.list_page(&email_q),
+            users.list(&user_q),
+            subscriptions.list_page(&order_q),
+            links.list_page(&name_q),
+            by_id,
+        );
+        let (by_email, by_user, by_order) =
+            (by_email?.documents, by_user?.users, by_order?.documents);
+        let (by_name, by_id) = (by_name?.documents, by_id?);
+        let fetched = fetch as usize;
+        let more = [
+            by_email.len(),
+            by_user.len(),
+            by_order.len(),
+            by_name.len(),
+            by_id.len(),
+        ]
+        .iter()
+        .any(|n| *n >= fetched);
+        let limit = SEARCH_LIMIT as usize;
+
+        let mut found: BTreeMap<String, BTreeSet<Match>> = BTreeMap::new();
+        let mut add = |email: String, m: Match| {
+            found.entry(email).or_default().insert(m);
+        };
+        for s in by_email.into_iter().take(limit) {
+            add(s.data.email, Match::Email);
+        }
+        for u in by_user.into_iter().take(limit) {
+            add(u.email.to_lowercase(), Match::Email);
+        }
+        for s in by_order.into_iter().take(limit) {
+            let order = s.data.sellapp_order_id.unwrap_or_default();
+            add(s.data.email, Match::Order(order));
+        }
+        // A link's document id is its customer's user id: one read names them all.
+        let mut linked: Vec<(String, Match)> = Vec::new();
+        for l in by_name.into_iter().take(limit) {
+            let name = l.data.discord_username.unwrap_or_default();
+            linked.push((l.id, Match::DiscordName(name)));
+        }
+        for l in by_id.into_iter().take(limit) {
+            linked.push((l.id, Match::DiscordId(l.data.discord_user_id)));
+        }
+        if !linked.is_empty() {
+            let mut ids: Vec<String> = linked.iter().map(|(id, _)| id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            let count = ids.len() as u32;
+            let owners = users
+                .list(&[Query::equal("$id", ids), Query::limit(count)])
+                .await?
+                .users;
+            for (user_id, m) in linked {
+                if let Some(u) = owners.iter().find(|u| u.id == user_id) {
+                    add(u.email.to_lowercase(), m);
+                }
             }
         }
-        emails.sort();
-        emails.dedup();
-        Ok(emails)
+        Ok(Search {
+            found: found
+                .into_iter()
+                .map(|(email, by)| Found {
+                    email,
+                    by: by.into_iter().collect(),
+                })
+                .collect(),
+            more,
+        })
     }
 
     /// The email of the account `user_id` names (audit entries name customers by user id);

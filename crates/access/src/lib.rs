@@ -30,6 +30,7 @@ mod held;
 pub mod locks;
 mod membership;
 mod roles;
+mod service;
 
 pub use clock::Clock;
 pub use delivery::{Outcome, effect_key};
@@ -38,6 +39,7 @@ pub use failures::{MAX_ATTEMPTS, NewFailure, RetryOutcome, retry_delay};
 pub use grants::{subscription_id, user_id_for};
 pub use locks::{KeyGuard, KeyedLocks, LockError, LockGuard, LockTiming, Locks};
 pub use roles::{DesiredRoles, role_state_id};
+pub use service::{SERVICE_ROLE, enlist_service_user};
 
 use std::{fmt, sync::Arc};
 

@@ -1,7 +1,7 @@
 //! `Access::customer` against the emulator: one read of everything staff see about a customer,
 //! and the searches that lead to it (order id, Discord id or name, user id).
 
-use g3_access::{Access, Cause, NewFailure};
+use g3_access::{Access, Cause, NewFailure, customer::Match};
 use g3_core::{
     Email,
     plans::{Plan, PlanCatalog, PlanRoles},
@@ -177,7 +177,7 @@ async fn the_view_holds_account_plans_entitlements_link_roles_events_failures_an
 }
 
 #[tokio::test]
-async fn staff_find_customers_by_order_discord_id_or_name_and_by_user_id() {
+async fn staff_find_customers_by_the_start_of_an_email_order_discord_id_or_name() {
     let backend = testkit::backend::backend().await;
     let access = access(&backend);
     access
@@ -209,14 +209,39 @@ async fn staff_find_customers_by_order_discord_id_or_name_and_by_user_id() {
     for (q, found) in [
         ("72001", vec!["buyer@x.io"]),
         (" 72002 ", vec!["linked@x.io"]),
+        ("7200", vec!["buyer@x.io", "linked@x.io"]),
         ("424242", vec!["linked@x.io"]),
+        ("4242", vec!["linked@x.io"]),
         ("moon_trader", vec!["linked@x.io"]),
+        ("Moon", vec!["linked@x.io"]),
+        ("buy", vec!["buyer@x.io"]),
+        ("LINKED@X", vec!["linked@x.io"]),
         ("nothing-like-it", vec![]),
         ("", vec![]),
-        (&"9".repeat(65), vec![]),
+        (&"9".repeat(129), vec![]),
     ] {
-        assert_eq!(access.find_customers(q).await.unwrap(), found, "{q:?}");
+        let search = access.find_customers(q).await.unwrap();
+        assert_eq!(search.emails(), found, "{q:?}");
+        assert!(!search.more, "{q:?}");
     }
+    // Each customer once, with everything that matched.
+    let search = access.find_customers("4").await.unwrap();
+    assert_eq!(search.emails(), ["linked@x.io"]);
+    assert_eq!(
+        search.found[0].by,
+        [Match::DiscordId("424242".into())],
+        "order ids start with 7"
+    );
+    let search = access.find_customers("l").await.unwrap();
+    assert_eq!(search.found[0].by, [Match::Email]);
+    assert_eq!(
+        access.find_customers("72002").await.unwrap().found[0].by,
+        [Match::Order("72002".into())]
+    );
+    assert_eq!(
+        Match::DiscordName("moon".into()).to_string(),
+        "Discord moon"
+    );
 
     assert_eq!(
         access.customer_email(&linked).await.unwrap().as_deref(),
@@ -227,4 +252,31 @@ async fn staff_find_customers_by_order_discord_id_or_name_and_by_user_id() {
         access.customer_email("not a valid id!").await.unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn a_search_with_more_matches_than_it_shows_says_so() {
+    let backend = testkit::backend::backend().await;
+    let access = access(&backend);
+    let n = g3_access::customer::SEARCH_LIMIT + 1;
+    for i in 0..n {
+        access
+            .grant(
+                &Email::parse(&format!("many{i:02}@x.io")).unwrap(),
+                &Plan::parse("vip").unwrap(),
+                None,
+                &admin("test"),
+            )
+            .await
+            .unwrap();
+    }
+    let search = access.find_customers("many").await.unwrap();
+    assert!(search.more);
+    assert_eq!(
+        search.found.len(),
+        g3_access::customer::SEARCH_LIMIT as usize
+    );
+    let search = access.find_customers("many2").await.unwrap();
+    assert_eq!(search.emails(), ["many20@x.io"]);
+    assert!(!search.more);
 }

@@ -193,6 +193,49 @@ fn select_list(meta: &CollectionMeta) -> String {
     cols
 }
 
+/// The SQL of a collection's document statements, written once per loaded schema: every call
+/// would otherwise format it again before the statement cache could even be asked.
+#[derive(Debug)]
+pub struct DocSql {
+    fetch: String,
+    insert: String,
+    update: String,
+    delete: String,
+    readers_delete: String,
+    readers_insert: String,
+}
+
+/// The collection's [`DocSql`].
+fn sql(meta: &CollectionMeta) -> &DocSql {
+    meta.sql.get_or_init(|| {
+        let table = meta.table_ident();
+        let readers = meta.readers_table_ident();
+        let mut cols = String::from("_id, _created, _updated, _perms");
+        let mut marks = String::from("?, ?, ?, ?");
+        let mut sets = String::from("_updated = ?, _perms = ?");
+        for a in &meta.attrs {
+            let column = a.column();
+            cols.push_str(", ");
+            cols.push_str(&column);
+            marks.push_str(", ?");
+            sets.push_str(", ");
+            sets.push_str(&column);
+            sets.push_str(" = ?");
+        }
+        std::sync::Arc::new(DocSql {
+            fetch: format!(
+                "SELECT {} FROM {table} t WHERE t._id = ?1",
+                select_list(meta)
+            ),
+            insert: format!("INSERT INTO {table} ({cols}) VALUES ({marks})"),
+            update: format!("UPDATE {table} SET {sets} WHERE _seq = ?"),
+            delete: format!("DELETE FROM {table} WHERE _seq = ?1"),
+            readers_delete: format!("DELETE FROM {readers} WHERE doc = ?1"),
+            readers_insert: format!("INSERT OR IGNORE INTO {readers} (role, doc) VALUES (?1, ?2)"),
+        })
+    })
+}
+
 fn read_row(meta: &CollectionMeta, row: &Row<'_>) -> rusqlite::Result<(Doc, Vec<SqlValue>)> {
     let perms: String = row.get(4)?;
     let mut raw = Vec::with_capacity(meta.attrs.len());
@@ -223,16 +266,38 @@ fn finish(meta: &CollectionMeta, (mut doc, raw): (Doc, Vec<SqlValue>)) -> ApiRes
 }
 
 pub fn fetch(conn: &Connection, meta: &CollectionMeta, id: &str) -> ApiResult<Option<Doc>> {
-    let sql = format!(
-        "SELECT {} FROM {} t WHERE t._id = ?1",
-        select_list(meta),
-        meta.table_ident()
-    );
     let row = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&sql(meta).fetch)?
         .query_row(params![id], |r| read_row(meta, r))
         .optional()?;
     row.map(|r| finish(meta, r)).transpose()
+}
+
+/// The document as stored from `row` (what [`validate_document`] made of it): the values a
+/// read of the row gives back, without reading it.
+fn stored(
+    meta: &CollectionMeta,
+    seq: i64,
+    id: &str,
+    created: &str,
+    updated: &str,
+    perms: &[String],
+    row: Vec<SqlValue>,
+) -> ApiResult<Doc> {
+    finish(
+        meta,
+        (
+            Doc {
+                seq,
+                id: id.to_owned(),
+                created: created.to_owned(),
+                updated: updated.to_owned(),
+                perms: perms.to_vec(),
+                values: Vec::new(),
+            },
+            row,
+        ),
+    )
 }
 
 /// Builds the full attribute row for a write: `data` over `base` (the stored document on
@@ -277,20 +342,26 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
             || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+/// Writes the document's read roles to the side table; `replace` clears the old ones first
+/// (a new document has none: `$sequence` values are never reused).
 fn write_readers(
     conn: &Connection,
     meta: &CollectionMeta,
     seq: i64,
     perms: &[String],
+    replace: bool,
 ) -> ApiResult<()> {
-    let readers = meta.readers_table_ident();
-    conn.prepare_cached(&format!("DELETE FROM {readers} WHERE doc = ?1"))?
-        .execute(params![seq])?;
-    let mut insert = conn.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO {readers} (role, doc) VALUES (?1, ?2)"
-    ))?;
-    for role in permissions::roles_for(perms, Action::Read) {
-        insert.execute(params![role, seq])?;
+    let sql = sql(meta);
+    if replace {
+        conn.prepare_cached(&sql.readers_delete)?
+            .execute(params![seq])?;
+    }
+    let roles = permissions::roles_for(perms, Action::Read);
+    if !roles.is_empty() {
+        let mut insert = conn.prepare_cached(&sql.readers_insert)?;
+        for role in roles {
+            insert.execute(params![role, seq])?;
+        }
     }
     Ok(())
 }
@@ -304,26 +375,15 @@ pub fn insert(
     perms: &[String],
     now: &str,
 ) -> ApiResult<Doc> {
-    let mut cols = String::from("_id, _created, _updated, _perms");
-    let mut marks = String::from("?, ?, ?, ?");
-    for a in &meta.attrs {
-        cols.push_str(", ");
-        cols.push_str(&a.column());
-        marks.push_str(", ?");
-    }
-    let sql = format!(
-        "INSERT INTO {} ({cols}) VALUES ({marks})",
-        meta.table_ident()
-    );
-    let mut values = vec![
+    let mut stmt = conn.prepare_cached(&sql(meta).insert)?;
+    let perms_text = serde_json::to_string(perms)?;
+    let fixed = [
         SqlValue::Text(id.to_owned()),
         SqlValue::Text(now.to_owned()),
         SqlValue::Text(now.to_owned()),
-        SqlValue::Text(serde_json::to_string(perms)?),
+        SqlValue::Text(perms_text),
     ];
-    values.extend(row);
-    conn.prepare_cached(&sql)?
-        .execute(rusqlite::params_from_iter(values))
+    stmt.execute(rusqlite::params_from_iter(fixed.iter().chain(row.iter())))
         .map_err(|e| {
             if is_unique_violation(&e) {
                 document_exists()
@@ -332,8 +392,8 @@ pub fn insert(
             }
         })?;
     let seq = conn.last_insert_rowid();
-    write_readers(conn, meta, seq, perms)?;
-    fetch(conn, meta, id)?.ok_or_else(document_not_found)
+    write_readers(conn, meta, seq, perms, false)?;
+    stored(meta, seq, id, now, now, perms, row)
 }
 
 /// Rewrites a stored document's attributes and permissions.
@@ -345,45 +405,34 @@ pub fn update(
     perms: &[String],
     now: &str,
 ) -> ApiResult<Doc> {
-    let mut sets = String::from("_updated = ?, _perms = ?");
-    for a in &meta.attrs {
-        sets.push_str(", ");
-        sets.push_str(&a.column());
-        sets.push_str(" = ?");
-    }
-    let sql = format!("UPDATE {} SET {sets} WHERE _seq = ?", meta.table_ident());
-    let mut values = vec![
+    let mut stmt = conn.prepare_cached(&sql(meta).update)?;
+    let fixed = [
         SqlValue::Text(now.to_owned()),
         SqlValue::Text(serde_json::to_string(perms)?),
     ];
-    values.extend(row);
-    values.push(SqlValue::Integer(old.seq));
-    conn.prepare_cached(&sql)?
-        .execute(rusqlite::params_from_iter(values))
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                document_exists()
-            } else {
-                e.into()
-            }
-        })?;
+    let seq = [SqlValue::Integer(old.seq)];
+    stmt.execute(rusqlite::params_from_iter(
+        fixed.iter().chain(row.iter()).chain(seq.iter()),
+    ))
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            document_exists()
+        } else {
+            e.into()
+        }
+    })?;
     if perms != old.perms.as_slice() {
-        write_readers(conn, meta, old.seq, perms)?;
+        write_readers(conn, meta, old.seq, perms, true)?;
     }
-    fetch(conn, meta, &old.id)?.ok_or_else(document_not_found)
+    stored(meta, old.seq, &old.id, &old.created, now, perms, row)
 }
 
 pub fn delete(conn: &Connection, meta: &CollectionMeta, doc: &Doc) -> ApiResult<()> {
-    conn.prepare_cached(&format!(
-        "DELETE FROM {} WHERE _seq = ?1",
-        meta.table_ident()
-    ))?
-    .execute(params![doc.seq])?;
-    conn.prepare_cached(&format!(
-        "DELETE FROM {} WHERE doc = ?1",
-        meta.readers_table_ident()
-    ))?
-    .execute(params![doc.seq])?;
+    let sql = sql(meta);
+    conn.prepare_cached(&sql.delete)?
+        .execute(params![doc.seq])?;
+    conn.prepare_cached(&sql.readers_delete)?
+        .execute(params![doc.seq])?;
     Ok(())
 }
 

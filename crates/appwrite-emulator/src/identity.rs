@@ -206,14 +206,13 @@ pub struct NewUser {
 /// only for changing an email).
 pub fn insert_user(conn: &Connection, new: NewUser) -> ApiResult<UserRow> {
     let clash: Option<String> = conn
-        .query_row(
+        .prepare_cached(
             // A UNION of three indexed lookups: one `WHERE a OR (x AND b)` would scan every user.
             "SELECT id FROM users WHERE id = ?1 \
              UNION ALL SELECT id FROM users WHERE email = ?2 \
              UNION ALL SELECT id FROM users WHERE phone = ?3 LIMIT 1",
-            params![new.id, new.email, new.phone],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![new.id, new.email, new.phone], |r| r.get(0))
         .optional()?;
     if clash.is_some() {
         return Err(ApiError::new(
@@ -230,11 +229,11 @@ pub fn insert_user(conn: &Connection, new: NewUser) -> ApiResult<UserRow> {
         }
         None => (None, None, String::new()),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO users (id, created_at, updated_at, name, email, phone, password_hash, password_salt, \
          password_update, registration, accessed_at) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?2, ?2)",
-        params![new.id, now, new.name, new.email, new.phone, hash, salt, password_update],
-    )?;
+    )?
+    .execute(params![new.id, now, new.name, new.email, new.phone, hash, salt, password_update])?;
     get_user(conn, &new.id)
 }
 

@@ -13,6 +13,7 @@ mod identity;
 pub mod indexes;
 // Public for the fuzz target in fuzz/ (the account-side list queries).
 pub mod list_query;
+mod mail;
 mod params;
 pub mod permissions;
 // Public for the fuzz target in fuzz/ (parse_queries and compile).

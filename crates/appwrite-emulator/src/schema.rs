@@ -191,6 +191,8 @@ pub struct CollectionMeta {
     pub updated_at: String,
     pub attrs: Vec<Attr>,
     pub indexes: Vec<IndexDef>,
+    /// The document statements' SQL, written once per loaded schema (`docstore::sql`).
+    pub sql: std::sync::OnceLock<Arc<crate::docstore::DocSql>>,
 }
 
 impl CollectionMeta {
@@ -379,5 +381,6 @@ pub fn load_collection(conn: &Connection, db: &str, col: &str) -> ApiResult<Coll
         updated_at,
         attrs,
         indexes,
+        sql: Default::default(),
     })
 }

@@ -73,4 +73,13 @@ impl AppState {
     pub fn publish(&self, event: RealtimeEvent) {
         let _ = self.events.send(event);
     }
+
+    /// Publishes the event `make` builds, if anyone listens: most writes have no Realtime
+    /// subscriber, and an event (every wildcard name, the payload) costs more than the write's
+    /// own answer. A subscriber that connects while a write is answered may miss it either way.
+    pub fn publish_with(&self, make: impl FnOnce() -> RealtimeEvent) {
+        if self.events.receiver_count() > 0 {
+            self.publish(make());
+        }
+    }
 }

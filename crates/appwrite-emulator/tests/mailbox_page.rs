@@ -49,18 +49,28 @@ async fn page_escapes_and_api_lists_newest_first() {
         !html.contains("<script>alert"),
         "unescaped markup in {html}"
     );
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // The name, as Appwrite puts it in the `To` header.
+    assert!(html.contains("To &lt;script&gt;alert(1)&lt;/script&gt; &lt;mallory@example.com&gt;"));
     assert!(html.contains("<a href=\"http://localhost:3000/verify?userId=mallory&amp;secret="));
     // Newest first on the page too.
     let other = html.find("other@example.com").unwrap();
-    let verification = html.find("Account Verification").unwrap();
+    let verification = html.find("Confirm your email address").unwrap();
     assert!(other < verification);
 
     let mails = app.mail_for("MALLORY@example.com").await;
     let kinds: Vec<&str> = mails.iter().map(|m| m["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["email_otp", "verification"]);
     for m in &mails {
-        for k in ["id", "to", "kind", "subject", "body", "createdAt", "data"] {
+        for k in [
+            "id",
+            "to",
+            "kind",
+            "subject",
+            "body",
+            "text",
+            "createdAt",
+            "data",
+        ] {
             assert!(m.get(k).is_some(), "{k} missing in {m}");
         }
         assert_eq!(m["data"]["userId"], "mallory");

@@ -415,6 +415,40 @@ impl PendingLink {
     }
 }
 
+/// `signal_outcomes`: the tracker's judgement of one signal (id = the signal id). `outcome`
+/// and `revisions` are `g3-outcomes` values as JSON; the other fields repeat what is queried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalOutcome {
+    pub route_key: String,
+    /// `g3_outcomes::Status::as_str`.
+    pub status: String,
+    #[serde(with = "req_time")]
+    pub posted_at: OffsetDateTime,
+    pub venue: Option<String>,
+    pub symbol: Option<String>,
+    pub outcome: String,
+    pub revisions: String,
+    #[serde(with = "opt_time", default)]
+    pub deleted_at: Option<OffsetDateTime>,
+    #[serde(with = "req_time")]
+    pub updated: OffsetDateTime,
+}
+
+/// `price_minutes`: what the tracker judged for one venue, symbol and minute (id from
+/// `ids::derive("price_minute", ..)`); `items` is compact JSON (see `schema.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceMinute {
+    pub venue: String,
+    pub symbol: String,
+    #[serde(with = "req_time")]
+    pub minute: OffsetDateTime,
+    #[serde(with = "req_time")]
+    pub until: OffsetDateTime,
+    pub items: String,
+    pub backfilled: Option<bool>,
+    pub gaps: Option<i64>,
+}
+
 /// Ties each typed document to its collection in `schema.rs`, for [`crate::Collection`].
 macro_rules! models {
     ($($model:ty => $id:ident),* $(,)?) => {
@@ -435,4 +469,6 @@ models! {
     RoleState => ROLE_STATE,
     Mirror => MIRRORS,
     AuditEntry => AUDIT_LOG,
+    SignalOutcome => SIGNAL_OUTCOMES,
+    PriceMinute => PRICE_MINUTES,
 }

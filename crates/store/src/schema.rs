@@ -31,6 +31,8 @@ pub const BOT_STATE: &str = "bot_state";
 pub const LEASES: &str = "leases";
 pub const LOCKS: &str = "locks";
 pub const AUDIT_LOG: &str = "audit_log";
+pub const SIGNAL_OUTCOMES: &str = "signal_outcomes";
+pub const PRICE_MINUTES: &str = "price_minutes";
 
 /// Largest string we store in one attribute for raw payloads (1 MiB).
 const PAYLOAD_MAX: u32 = 1_048_576;
@@ -404,6 +406,69 @@ pub fn collections() -> Vec<CollectionSpec> {
                 unique("by_key_generation", &[("key", false), ("generation", true)]),
                 key("by_acquired", &[("acquired_at", false)]),
             ],
+        },
+        // The tracker's judgement of each signal (id = the signal id): the `g3-outcomes`
+        // outcome as JSON, the revisions it was judged against, and fields to query by.
+        CollectionSpec {
+            id: SIGNAL_OUTCOMES,
+            name: "Signal outcomes",
+            permissions: paid_and_staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("route_key", 64).required(),
+                enumeration(
+                    "status",
+                    &[
+                        "waiting_for_entry",
+                        "entered",
+                        "stopped",
+                        "targets_hit",
+                        "expired",
+                        "expired_unfilled",
+                        "stopped_before_entry",
+                        "cancelled",
+                        "untrackable",
+                    ],
+                )
+                .required(),
+                datetime("posted_at").required(),
+                // `g3_market::Venue::as_str` and the exchange symbol; unset when untrackable.
+                string("venue", 32),
+                string("symbol", 40),
+                string("outcome", 65_535).required(),
+                // The signal's revisions as the tracker heard them (JSON): signals keep only
+                // the latest, and a recompute needs every one with its time.
+                string("revisions", 65_535).required(),
+                datetime("deleted_at"),
+                // The market time the outcome reflects (deterministic, unlike `$updatedAt`).
+                datetime("updated").required(),
+            ],
+            indexes: vec![key("by_posted", &[("posted_at", true)])],
+        },
+        // Prices the tracker judged, one document per venue, symbol and minute, written when
+        // the minute closes: the 1-second bars built from trades, backfilled bars and gaps.
+        CollectionSpec {
+            id: PRICE_MINUTES,
+            name: "Price minutes",
+            permissions: paid_and_staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("venue", 32).required(),
+                string("symbol", 40).required(),
+                datetime("minute").required(),
+                // Everything before this was seen (the minute's end, or earlier when the
+                // symbol was dropped mid-minute).
+                datetime("until").required(),
+                // Compact JSON: `[offset_ms, length_ms, open, high, low, close, backfilled]`
+                // per bar, `[offset_ms, length_ms]` per gap, offsets from `minute`.
+                string("items", 65_535).required(),
+                boolean("backfilled"),
+                count("gaps"),
+            ],
+            indexes: vec![unique(
+                "by_venue_symbol_minute",
+                &[("venue", false), ("symbol", false), ("minute", false)],
+            )],
         },
         CollectionSpec {
             id: AUDIT_LOG,

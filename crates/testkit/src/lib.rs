@@ -1,11 +1,13 @@
 //! Test helpers shared by every crate's tests: a bootstrapped Appwrite emulator ([`backend`]),
-//! fakes for Discord ([`discord`]), Sell.app ([`sellapp`]) and Discord's CDN ([`cdn`]), a checker
+//! fakes for Discord ([`discord`]), Sell.app ([`sellapp`]), Discord's CDN ([`cdn`]) and a crypto
+//! exchange's public market data ([`exchange`]: Binance and Bybit streams and klines), a checker
 //! for Appwrite's OpenAPI response schemas ([`openapi`]), waiting on a condition ([`wait`]), and
 //! where the shared reference material lives ([`shared_dir`]).
 
 pub mod backend;
 pub mod cdn;
 pub mod discord;
+pub mod exchange;
 pub mod openapi;
 pub mod sellapp;
 pub mod wait;

@@ -34,7 +34,7 @@ fn every_alert_names_an_exported_metric() {
     // What the services render: every family has its `# TYPE` line even before any sample.
     let exported = format!(
         "{}{}",
-        web::metrics::Metrics::default().render(),
+        web::metrics::Metrics::default().render(&web::access_cache::AccessCache::default()),
         webhook::metrics::Metrics::default().render()
     );
     let used = metric_names(&alerts);

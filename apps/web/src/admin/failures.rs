@@ -10,7 +10,7 @@ use axum::{
 use g3_access::{Outcome, RetryOutcome};
 use serde::Deserialize;
 
-use super::{FailureRow, NoticeQuery, Staff, staff, urlencode, when};
+use super::{FailureRow, NoticeQuery, Staff, role_name, staff, urlencode, when};
 use crate::{AppState, error::AppError, security::CsrfToken, session::Viewer, templates::Layout};
 
 pub struct RoleFailureRow {
@@ -18,6 +18,7 @@ pub struct RoleFailureRow {
     pub user_href: String,
     pub discord_user_id: String,
     pub role_id: String,
+    pub role_name: String,
     pub desired: bool,
     pub attempts: i64,
     pub next_retry: String,
@@ -62,6 +63,7 @@ pub async fn page(
                 user_href: urlencode(&d.data.user_id),
                 discord_user_id: d.data.discord_user_id.clone().unwrap_or_default(),
                 role_id: d.data.role_id.clone(),
+                role_name: role_name(state.plans(), &d.data.role_id),
                 desired: d.data.desired,
                 attempts: d.data.attempts.unwrap_or(0),
                 next_retry: when(d.data.next_retry_at),
@@ -173,9 +175,13 @@ pub(super) async fn resync_user(
         "Resync queued: they should hold none of the managed roles; the bot removes any they have."
             .into()
     } else {
+        let names: Vec<String> = roles
+            .iter()
+            .map(|r| format!("{} ({r})", role_name(state.plans(), r)))
+            .collect();
         format!(
             "Resync queued: the bot checks Discord now and makes sure they hold {}.",
-            roles.join(", ")
+            names.join(", ")
         )
     })
 }

@@ -1,10 +1,12 @@
-//! The admin console (`/admin`, staff only): find a customer by email, Sell.app order id,
-//! Discord id or name; see their whole state (account, subscriptions, Discord link, desired vs
-//! applied roles, webhook events and failures, audit trail); grant or revoke with a reason,
-//! force a role resync, unlink Discord, retry failures ([`failures`]). Everyone who is not
-//! staff gets a plain 404: the console does not admit it exists. The customer page renders
+//! The admin console (`/admin`, staff only): find customers by the start of an email, Sell.app
+//! order id, Discord name or id; see their whole state (account, subscriptions, Discord link,
+//! desired vs applied roles, webhook events and failures, audit trail); grant or revoke with a
+//! reason, force a role resync, unlink Discord, retry failures ([`failures`]). Everyone who is
+//! not staff gets a plain 404: the console does not admit it exists. The customer page renders
 //! `g3-access`'s `CustomerView` (as `ops lookup` does); every change goes through `g3-access`,
-//! which writes the audit log.
+//! which writes the audit log. Plans and Discord roles are shown by the names the plan
+//! configuration gives them ([`plan_name`], [`role_name`]); grants pick a configured plan
+//! ([`plan_choices`]) and the server refuses any other.
 
 pub mod failures;
 
@@ -14,17 +16,21 @@ use axum::{
     extract::{Path, Query, State},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use g3_access::{Cause, customer::CustomerView};
+use g3_access::{
+    Cause, SERVICE_ROLE,
+    customer::{CustomerView, Match, Search},
+};
 use g3_appwrite::Query as Q;
 use g3_core::{
     Email,
+    entitlements::{PlanConfig, Unlocks},
     plans::Plan,
     until::{UntilError, parse_until},
 };
 use g3_store::{
     Collection,
     models::{AuditEntry, DiscordLink, Subscription, WebhookEvent, WebhookFailure},
-    schema::TEAM_PAID,
+    schema::{TEAM_PAID, TEAM_STAFF},
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -55,6 +61,65 @@ pub(super) async fn staff(
 pub(super) fn when(t: Option<OffsetDateTime>) -> String {
     t.map(|t| g3_appwrite::format_datetime(t)[..16].replace('T', " "))
         .unwrap_or_else(|| "-".into())
+}
+
+/// The display name of plan `key` (the key itself when the configuration names none).
+pub(super) fn plan_name(config: &PlanConfig, key: &str) -> String {
+    config.name_of(key).to_owned()
+}
+
+/// What staff call Discord role `role_id`: after the plan(s) whose roles include it, e.g.
+/// "VIP role" ("VIP role 2" when the plan gives several); "Unknown role" when no configured
+/// plan gives it (any more).
+pub(super) fn role_name(config: &PlanConfig, role_id: &str) -> String {
+    let roles = config.roles();
+    let names: Vec<String> = roles
+        .plans()
+        .filter_map(|plan| {
+            let given = roles.roles_for([plan.as_str()]);
+            let i = given.iter().position(|r| *r == role_id)?;
+            let name = config.name_of(plan.as_str());
+            Some(if given.len() > 1 {
+                format!("{name} role {}", i + 1)
+            } else {
+                format!("{name} role")
+            })
+        })
+        .collect();
+    if names.is_empty() {
+        "Unknown role".into()
+    } else {
+        names.join(" / ")
+    }
+}
+
+/// A plan staff can pick: its key (the form value) and display name.
+pub struct PlanChoice {
+    pub key: String,
+    pub name: String,
+}
+
+/// The plans staff may grant: the described plans in file order, then any other plan the
+/// Sell.app products or Discord roles name (without a plans file those are all there is).
+pub(super) fn plan_choices(config: &PlanConfig) -> Vec<PlanChoice> {
+    let mut keys: Vec<&str> = config.plans().iter().map(|p| p.plan.as_str()).collect();
+    let mut others: Vec<&str> = config
+        .catalog()
+        .plans()
+        .into_iter()
+        .chain(config.roles().plans())
+        .map(Plan::as_str)
+        .filter(|k| !keys.contains(k))
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    keys.extend(others);
+    keys.into_iter()
+        .map(|key| PlanChoice {
+            key: key.to_owned(),
+            name: config.name_of(key).to_owned(),
+        })
+        .collect()
 }
 
 pub struct AuditRow {
@@ -117,13 +182,46 @@ pub struct AdminHome {
     pub failures: Vec<FailureRow>,
     pub activity: Vec<AuditRow>,
     pub query: String,
-    /// (email, link segment)
-    pub results: Vec<(String, String)>,
+    pub results: Vec<ResultRow>,
+    /// Some lookup had more matches than are listed.
+    pub more: bool,
+    /// The search is an email nobody has exactly, though others start with it: its own page
+    /// (to grant a plan to a new customer), as (email, link segment).
+    pub exact: Option<(String, String)>,
     pub searched: bool,
+}
+
+/// One customer a search found.
+pub struct ResultRow {
+    pub email: String,
+    pub email_href: String,
+    /// What matched, e.g. "order 777001 · Discord moon_trader" (empty for the email alone).
+    pub matched: String,
+}
+
+impl ResultRow {
+    fn rows(search: &Search) -> Vec<Self> {
+        search
+            .found
+            .iter()
+            .map(|f| Self {
+                email_href: urlencode(&f.email),
+                email: f.email.clone(),
+                matched: f
+                    .by
+                    .iter()
+                    .filter(|m| **m != Match::Email)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+            })
+            .collect()
+    }
 }
 
 pub struct SubRow {
     pub plan: String,
+    pub plan_name: String,
     pub status: String,
     pub grants: bool,
     pub order: String,
@@ -135,6 +233,7 @@ pub struct SubRow {
 
 pub struct RoleRow {
     pub role_id: String,
+    pub role_name: String,
     pub desired: bool,
     /// "yes", "no" or "unknown" (not checked since the last change).
     pub applied: &'static str,
@@ -179,13 +278,17 @@ pub struct AdminCustomer {
     /// What the feed shows them ("every route", the route keys, or "nothing"), and why.
     pub sees: String,
     pub sees_why: String,
-    /// Each active plan and the routes it unlocks.
-    pub sees_by_plan: Vec<(String, String)>,
+    /// Each active plan (name, key) and the routes it unlocks.
+    pub sees_by_plan: Vec<(String, String, String)>,
     pub roles: Vec<RoleRow>,
     pub subscriptions: Vec<SubRow>,
     pub events: Vec<EventRow>,
     pub failures: Vec<FailureRow>,
     pub audit: Vec<AuditRow>,
+    /// The plans a grant may pick.
+    pub plan_choices: Vec<PlanChoice>,
+    /// The plans a revoke may pick: the active ones (and "every active plan").
+    pub active_plans: Vec<PlanChoice>,
 }
 
 #[derive(Deserialize)]
@@ -194,8 +297,9 @@ pub struct SearchQuery {
     q: String,
 }
 
-/// Dashboard and search: an email goes straight to the customer; an order id or Discord id
-/// is resolved to the customers it belongs to.
+/// Dashboard and search: the start of an email, order id, Discord name or id lists the
+/// customers it matches. A whole email goes straight to that customer (a new one too, to grant
+/// them a plan) unless only others start with it.
 pub async fn home(
     State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
@@ -204,15 +308,17 @@ pub async fn home(
 ) -> Result<Response, AppError> {
     staff(&state, viewer).await?;
     let q = search.q.trim().to_owned();
-    if let Ok(email) = Email::parse(&q) {
-        return Ok(
-            Redirect::to(&format!("/admin/customers/{}", urlencode(email.as_str())))
-                .into_response(),
-        );
-    }
     let client = state.appwrite();
     let access = state.access();
     let results = access.find_customers(&q).await?;
+    let mut exact = None;
+    if let Ok(email) = Email::parse(&q) {
+        let href = urlencode(email.as_str());
+        if results.found.is_empty() || results.found.iter().any(|f| f.email == email.as_str()) {
+            return Ok(Redirect::to(&format!("/admin/customers/{href}")).into_response());
+        }
+        exact = Some((email.to_string(), href));
+    }
     let subs = Collection::<Subscription>::new(client);
     let audit = Collection::<AuditEntry>::new(client);
     let links = Collection::<DiscordLink>::new(client);
@@ -226,9 +332,12 @@ pub async fn home(
         Q::greater_than("at", day_ago.as_str()),
         Q::limit(1),
     ];
-    let (active, paid, failures, activity, linked, drift, failing_roles) = tokio::join!(
+    let staff_q = [Q::limit(100)];
+    let (active, paid, staff, failures, activity, linked, drift, failing_roles) = tokio::join!(
         subs.list(&active_q),
         teams.get(TEAM_PAID),
+        // Service users are in `paid` too (to hear its membership changes): not customers.
+        teams.list_memberships(TEAM_STAFF, &staff_q),
         access.list_failures(false),
         audit.list(&audit_q),
         links.list(&links_q),
@@ -239,7 +348,13 @@ pub async fn home(
     let page = AdminHome {
         layout: Layout::new("Admin", &csrf.0, true).staff(true),
         active_subscriptions: active?.total,
-        paid_members: paid?.total,
+        paid_members: paid?.total.saturating_sub(
+            staff?
+                .memberships
+                .iter()
+                .filter(|m| m.roles.iter().any(|r| r == SERVICE_ROLE))
+                .count() as u64,
+        ),
         linked: linked?.total,
         drift_repaired: drift?.total,
         open_failures: failures.len() as u64,
@@ -256,13 +371,9 @@ pub async fn home(
             .collect(),
         searched: !q.is_empty(),
         query: q,
-        results: results
-            .into_iter()
-            .map(|e| {
-                let h = urlencode(&e);
-                (e, h)
-            })
-            .collect(),
+        results: ResultRow::rows(&results),
+        more: results.more,
+        exact,
     };
     Ok(Html(page.render()?).into_response())
 }
@@ -293,13 +404,18 @@ pub async fn customer(
     let view = access.customer(&email).await?;
     let layout = Layout::new(&format!("Admin · {email}"), &csrf.0, true).staff(true);
     let notice = notice.notice.map(|n| n.chars().take(300).collect());
-    let page = AdminCustomer::new(layout, notice, view);
+    let page = AdminCustomer::new(layout, notice, view, state.plans());
     Ok(Html(page.render()?).into_response())
 }
 
 impl AdminCustomer {
     /// The page of one customer, from their [`CustomerView`].
-    fn new(layout: Layout, notice: Option<String>, view: CustomerView) -> Self {
+    fn new(
+        layout: Layout,
+        notice: Option<String>,
+        view: CustomerView,
+        config: &PlanConfig,
+    ) -> Self {
         let CustomerView {
             email,
             at,
@@ -329,19 +445,26 @@ impl AdminCustomer {
                 linked_at: when(Some(l.linked_at)),
             }),
             roles_managed,
-            roles_why: entitlements.roles.why,
+            roles_why: with_plan_names(&entitlements.roles.why, &entitlements.active_plans, config),
             sees: entitlements.sees.routes.to_string(),
-            sees_why: entitlements.sees.why,
+            sees_why: sees_with_plan_names(
+                &entitlements.sees.why,
+                &entitlements.sees.by_plan,
+                config,
+            ),
             sees_by_plan: entitlements
                 .sees
                 .by_plan
                 .iter()
-                .map(|(plan, unlocks)| (plan.clone(), unlocks.to_string()))
+                .map(|(plan, unlocks)| (plan_name(config, plan), plan.clone(), unlocks.to_string()))
                 .collect(),
+            active_plans: plan_keys_named(&entitlements.active_plans, config),
+            plan_choices: plan_choices(config),
             roles: roles
                 .iter()
                 .map(|r| RoleRow {
                     role_id: r.role_id.clone(),
+                    role_name: role_name(config, &r.role_id),
                     desired: r.desired,
                     applied: match r.applied {
                         Some(true) => "yes",
@@ -355,7 +478,10 @@ impl AdminCustomer {
                     error: r.last_error.clone().unwrap_or_default(),
                 })
                 .collect(),
-            subscriptions: subscriptions.iter().map(|s| SubRow::of(s, at)).collect(),
+            subscriptions: subscriptions
+                .iter()
+                .map(|s| SubRow::of(s, at, config))
+                .collect(),
             events: events.items.iter().map(EventRow::from).collect(),
             failures: failures
                 .items
@@ -367,10 +493,57 @@ impl AdminCustomer {
     }
 }
 
+/// `why` (from `g3-access`, which names plans by key) with "active plans: vip" naming them as
+/// the configuration does.
+fn with_plan_names(why: &str, active: &[String], config: &PlanConfig) -> String {
+    match why.strip_prefix("active plans: ") {
+        Some(_) => {
+            let names: Vec<String> = plan_keys_named(active, config)
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            format!("active plans: {}", names.join(", "))
+        }
+        None => why.to_owned(),
+    }
+}
+
+/// `why` of what they see: "vip unlocks vip-calls; …" (as `g3-access` words it, by key)
+/// naming the plans as the configuration does.
+fn sees_with_plan_names(why: &str, by_plan: &[(String, Unlocks)], config: &PlanConfig) -> String {
+    let line = |name: &dyn Fn(&str) -> String| {
+        by_plan
+            .iter()
+            .map(|(plan, unlocks)| format!("{} unlocks {unlocks}", name(plan)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if !by_plan.is_empty() && why == line(&|p: &str| p.to_owned()) {
+        line(&|p: &str| plan_name(config, p))
+    } else {
+        why.to_owned()
+    }
+}
+
+/// Plan keys with their names, each once, in the order given.
+fn plan_keys_named(keys: &[String], config: &PlanConfig) -> Vec<PlanChoice> {
+    let mut out: Vec<PlanChoice> = Vec::new();
+    for key in keys {
+        if !out.iter().any(|p| &p.key == key) {
+            out.push(PlanChoice {
+                key: key.clone(),
+                name: plan_name(config, key),
+            });
+        }
+    }
+    out
+}
+
 impl SubRow {
-    fn of(s: &Subscription, now: OffsetDateTime) -> Self {
+    fn of(s: &Subscription, now: OffsetDateTime, config: &PlanConfig) -> Self {
         Self {
             plan: s.plan.clone(),
+            plan_name: plan_name(config, &s.plan),
             status: format!("{:?}", s.status).to_lowercase(),
             grants: s.grants_access(now),
             order: s.sellapp_order_id.clone().unwrap_or_default(),
@@ -458,6 +631,31 @@ pub async fn change(
             Err(e) => return Ok(back(email.as_str(), &format!("Nothing changed: {e}"))),
         }
     };
+    // Only a configured plan may be granted; a revoke may also name a plan they hold.
+    if let Some(p) = &plan
+        && matches!(form.action.as_str(), "grant" | "revoke")
+        && !plan_choices(state.plans())
+            .iter()
+            .any(|c| c.key == p.as_str())
+    {
+        let held = form.action == "revoke"
+            && state
+                .access()
+                .subscriptions_of(&email)
+                .await?
+                .iter()
+                .any(|s| s.data.plan == p.as_str());
+        if !held {
+            return Ok(back(
+                email.as_str(),
+                &format!(
+                    "Nothing changed: there is no plan \"{}\" in the plan configuration; \
+                     pick one of the listed plans.",
+                    p.as_str().chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
     let notice = match form.action.as_str() {
         "resync" | "unlink" => {
             let Some(user) = state
@@ -528,6 +726,9 @@ pub async fn change(
         }
         _ => return Err(AppError::NotFound),
     };
+    // This replica forgets what users may see at once (Realtime tells the others, and this
+    // one again, a moment later).
+    state.access_cache().forget_all();
     Ok(back(email.as_str(), &notice))
 }
 

@@ -175,7 +175,7 @@ impl TestApp {
             )
             .with_test_writer()
             .try_init();
-        // The live feed's service user: a member of `staff`.
+        // The live feed's service user: a member of `staff` and `paid`.
         let users = backend.client.users();
         if users.find_by_email(SERVICE_EMAIL).await.unwrap().is_none() {
             let user = users
@@ -187,10 +187,7 @@ impl TestApp {
                 )
                 .await
                 .unwrap();
-            backend
-                .client
-                .teams()
-                .add_member_if_absent(TEAM_STAFF, &user.id, &[] as &[&str])
+            g3_access::enlist_service_user(&backend.client, &user.id)
                 .await
                 .unwrap();
         }
@@ -210,6 +207,7 @@ impl TestApp {
             auth_cache: std::time::Duration::from_secs(2),
             plans: Default::default(),
             discord: None,
+            account_links: Default::default(),
             link_ttl: web::link::STATE_TTL,
             metrics: MetricsAccess::from_token(Some(METRICS_TOKEN)),
             timeouts: Default::default(),
@@ -271,8 +269,16 @@ impl TestApp {
 
     /// Mail the emulator "sent" to `to`, newest first: `(kind, data)`.
     pub async fn mail(&self, to: &str) -> Vec<(String, serde_json::Value)> {
-        let url = format!("http://{}/mailbox/api/messages?to={to}", self.backend.addr);
-        let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let url = format!("http://{}/mailbox/api/messages", self.backend.addr);
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(url)
+            .query(&[("to", to)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         v["messages"]
             .as_array()
             .unwrap()
@@ -295,18 +301,36 @@ impl TestApp {
     }
 
     pub async fn grant(&self, email: &str) {
-        self.access()
-            .grant(
-                &Email::parse(email).unwrap(),
-                &Plan::parse("vip").unwrap(),
-                Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
-                &Cause::Admin {
-                    actor: "test".into(),
-                    reason: "test grant".into(),
-                },
-            )
-            .await
-            .unwrap();
+        self.membership_change(self.access().grant(
+            &Email::parse(email).unwrap(),
+            &Plan::parse("vip").unwrap(),
+            Some(OffsetDateTime::now_utc() + time::Duration::days(30)),
+            &Cause::Admin {
+                actor: "test".into(),
+                reason: "test grant".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    }
+
+    /// Runs `change`, which changes someone's team membership elsewhere (the webhook, ops),
+    /// and waits until this web has heard of it over Realtime, as it has in practice by a
+    /// browser's next request: web decides what users may see from a cache that membership
+    /// events invalidate (`web::access_cache`). A change that touched no membership sends no
+    /// event; then this gives up waiting after 2 s.
+    pub async fn membership_change<T>(&self, change: impl std::future::Future<Output = T>) -> T {
+        let heard = self.metric("g3_web_membership_events_total").await;
+        let out = change.await;
+        let _ = testkit::wait::wait_for(
+            "web hears the membership change",
+            Duration::from_secs(2),
+            || async {
+                (self.metric("g3_web_membership_events_total").await > heard).then_some(())
+            },
+        )
+        .await;
+        out
     }
 
     pub async fn user_id(&self, email: &str) -> String {
@@ -322,10 +346,8 @@ impl TestApp {
 
     pub async fn add_to_team(&self, team: &str, email: &str) {
         let id = self.user_id(email).await;
-        self.backend
-            .client
-            .teams()
-            .add_member_if_absent(team, &id, &[] as &[&str])
+        let teams = self.backend.client.teams();
+        self.membership_change(teams.add_member_if_absent(team, &id, &[] as &[&str]))
             .await
             .unwrap();
     }

@@ -71,6 +71,7 @@ fn signals(indexes: Vec<IndexDef>) -> CollectionMeta {
         updated_at: String::new(),
         attrs: Vec::new(),
         indexes,
+        sql: Default::default(),
     }
 }
 

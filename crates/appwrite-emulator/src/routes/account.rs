@@ -22,6 +22,7 @@ use crate::{
     auth::{Caller, UserCtx},
     error::{ApiError, ApiResult},
     identity::{self, NewUser, SessionRow, TokenKind},
+    mail::{self as templates, Template, Vars},
     params::{list, required},
     state::AppState,
     util,
@@ -235,15 +236,23 @@ async fn create_email_token(
                 &code,
                 identity::EMAIL_CODE_TTL,
             )?;
+            let mail = templates::render(
+                Template::OtpSession,
+                &Vars {
+                    user: &user.name,
+                    project: &project,
+                    otp: &code,
+                    ..Vars::default()
+                },
+            );
             mailbox::deliver(
                 tx,
                 Mail {
                     to: &email,
+                    to_name: &user.name,
                     kind: MailKind::EmailOtp,
-                    subject: format!("OTP for {project} Login"),
-                    body: format!(
-                        "Hello,\n\nEnter the following verification code when prompted to securely sign in to your {project} account. This code will expire in 15 minutes.\n\n{code}\n\nIf you did not ask for this code, you can ignore this message."
-                    ),
+                    subject: mail.subject,
+                    body: mail.html,
                     user_id: &user.id,
                     secret: &code,
                     url: "",
@@ -412,6 +421,7 @@ async fn create_verification(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = caller.require_user("account")?.clone();
     let base = parse_url(&required(body.url, "url")?)?;
+    let project = state.config.project_id.clone();
     let token = state
         .store
         .transaction(move |tx| {
@@ -432,16 +442,23 @@ async fn create_verification(
                 identity::VERIFICATION_TTL,
             )?;
             let url = link(&base, &user.id, &secret, &token.expire);
-            let greeting = if user.name.is_empty() { "there" } else { &user.name };
+            let mail = templates::render(
+                Template::Verification,
+                &Vars {
+                    user: &user.name,
+                    project: &project,
+                    redirect: &url,
+                    ..Vars::default()
+                },
+            );
             mailbox::deliver(
                 tx,
                 Mail {
                     to: &email,
+                    to_name: &user.name,
                     kind: MailKind::Verification,
-                    subject: "Account Verification".to_owned(),
-                    body: format!(
-                        "Hello {greeting},\n\nFollow this link to verify your email address.\n\n{url}\n\nIf you didn't ask to verify this address, you can ignore this message."
-                    ),
+                    subject: mail.subject,
+                    body: mail.html,
                     user_id: &user.id,
                     secret: &secret,
                     url: &url,
@@ -516,6 +533,7 @@ async fn create_recovery(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let email = identity::parse_email(&required(body.email, "email")?)?;
     let base = parse_url(&required(body.url, "url")?)?;
+    let project = state.config.project_id.clone();
     let (token, secret) = state
         .store
         .transaction(move |tx| {
@@ -533,16 +551,23 @@ async fn create_recovery(
                 identity::RECOVERY_TTL,
             )?;
             let url = link(&base, &user.id, &secret, &token.expire);
-            let greeting = if user.name.is_empty() { "there" } else { &user.name };
+            let mail = templates::render(
+                Template::Recovery,
+                &Vars {
+                    user: &user.name,
+                    project: &project,
+                    redirect: &url,
+                    ..Vars::default()
+                },
+            );
             mailbox::deliver(
                 tx,
                 Mail {
                     to: &email,
+                    to_name: &user.name,
                     kind: MailKind::Recovery,
-                    subject: "Password Reset".to_owned(),
-                    body: format!(
-                        "Hello {greeting},\n\nFollow this link to reset your password.\n\n{url}\n\nIf you didn't ask to reset your password, you can ignore this message."
-                    ),
+                    subject: mail.subject,
+                    body: mail.html,
                     user_id: &user.id,
                     secret: &secret,
                     url: &url,

@@ -21,7 +21,7 @@ use crate::{
     permissions::{self, Action},
     query,
     schema::{self, CollectionMeta},
-    state::{AppState, RealtimeEvent},
+    state::AppState,
     util,
 };
 
@@ -189,7 +189,7 @@ async fn create_document(
     let id =
         id.ok_or_else(|| missing_data("Document ID is required when creating a single document."))?;
     let st = state.clone();
-    let (json, event) = state
+    let (meta, doc) = state
         .store
         .transaction(move |tx| {
             let meta = collection(&st, tx, &caller, &db, &col)?;
@@ -200,14 +200,13 @@ async fn create_document(
             }
             let row = docstore::validate_document(&meta, &data, None)?;
             let doc = docstore::insert(tx, &meta, &id, row, &perms, &util::now())?;
-            Ok((
-                doc.to_json(&meta, None),
-                docstore::event(&meta, &doc, "create"),
-            ))
+            Ok((meta, doc))
         })
         .await?;
-    state.publish(event);
-    Ok((StatusCode::CREATED, Json(json)))
+    Ok((
+        StatusCode::CREATED,
+        Json(answer(&state, &meta, &doc, "create")),
+    ))
 }
 
 async fn list_documents(
@@ -304,7 +303,7 @@ async fn update_document(
     }
     let perms = body.permissions.map(|p| doc_perms(&p)).transpose()?;
     let st = state.clone();
-    let (json, event) = state
+    let (meta, doc) = state
         .store
         .transaction(move |tx| {
             let meta = collection(&st, tx, &caller, &db, &col)?;
@@ -314,14 +313,10 @@ async fn update_document(
             let row = docstore::validate_document(&meta, &data, Some(&old))?;
             let perms = perms.unwrap_or_else(|| old.perms.clone());
             let doc = docstore::update(tx, &meta, &old, row, &perms, &util::now())?;
-            Ok((
-                doc.to_json(&meta, None),
-                docstore::event(&meta, &doc, "update"),
-            ))
+            Ok((meta, doc))
         })
         .await?;
-    state.publish(event);
-    Ok(Json(json))
+    Ok(Json(answer(&state, &meta, &doc, "update")))
 }
 
 /// `PUT`: creates the document or updates it in place (given attributes over stored ones).
@@ -340,7 +335,7 @@ async fn upsert_document(
     }
     let given = body.permissions.map(|p| doc_perms(&p)).transpose()?;
     let st = state.clone();
-    let (json, event): (Value, RealtimeEvent) = state
+    let (meta, doc) = state
         .store
         .transaction(move |tx| {
             let meta = collection(&st, tx, &caller, &db, &col)?;
@@ -362,14 +357,13 @@ async fn upsert_document(
                     docstore::insert(tx, &meta, &id, row, &perms, &now)?
                 }
             };
-            Ok((
-                doc.to_json(&meta, None),
-                docstore::event(&meta, &doc, "upsert"),
-            ))
+            Ok((meta, doc))
         })
         .await?;
-    state.publish(event);
-    Ok((StatusCode::CREATED, Json(json)))
+    Ok((
+        StatusCode::CREATED,
+        Json(answer(&state, &meta, &doc, "upsert")),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(db = %db, col = %col, id = %id))]
@@ -380,18 +374,25 @@ async fn delete_document(
 ) -> ApiResult<StatusCode> {
     check_path_id(&id)?;
     let st = state.clone();
-    let event = state
+    let (meta, doc) = state
         .store
         .transaction(move |tx| {
             let meta = collection(&st, tx, &caller, &db, &col)?;
             let doc = docstore::fetch(tx, &meta, &id)?.ok_or_else(docstore::document_not_found)?;
             require(&caller, &meta, &doc, Action::Delete)?;
             docstore::delete(tx, &meta, &doc)?;
-            Ok(docstore::event(&meta, &doc, "delete"))
+            Ok((meta, doc))
         })
         .await?;
-    state.publish(event);
+    state.publish_with(|| docstore::event(&meta, &doc, "delete"));
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A written document's JSON, and its Realtime event published; done once the write is
+/// committed, off the storage thread.
+fn answer(state: &AppState, meta: &CollectionMeta, doc: &Doc, action: &str) -> Value {
+    state.publish_with(|| docstore::event(meta, doc, action));
+    doc.to_json(meta, None)
 }
 
 /// Bulk writes (1.8) are not used by this product; say so in Appwrite's error shape.

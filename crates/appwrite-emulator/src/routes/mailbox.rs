@@ -1,6 +1,7 @@
-//! The emulator's outbox: account mail (verification links, sign-in codes, recovery links) is
-//! "sent" by storing it in the `mail` table, shown on `/mailbox` and served as JSON for tests.
-//! Outside `/v1` and needing no project, like a local mail catcher.
+//! The emulator's outbox: account mail (verification links, sign-in codes, recovery links,
+//! rendered from the product's templates by [`crate::mail`]) is "sent" by storing it in the
+//! `mail` table, shown on `/mailbox` and served as JSON for tests. Outside `/v1` and needing no
+//! project, like a local mail catcher.
 
 use axum::{
     Json, Router,
@@ -13,7 +14,7 @@ use rusqlite::{Connection, params};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{error::ApiResult, state::AppState, util};
+use crate::{error::ApiResult, mail, state::AppState, util};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,8 +43,11 @@ impl MailKind {
 /// One message to deliver; `secret` and `url` are kept machine-readable for tests.
 pub struct Mail<'a> {
     pub to: &'a str,
+    /// The recipient's name, as Appwrite puts it in the `To` header (may be empty).
+    pub to_name: &'a str,
     pub kind: MailKind,
     pub subject: String,
+    /// The HTML message.
     pub body: String,
     pub user_id: &'a str,
     pub secret: &'a str,
@@ -58,7 +62,12 @@ pub fn deliver(conn: &Connection, mail: Mail<'_>) -> ApiResult<()> {
         to = mail.to,
         "mail delivered to the emulator mailbox"
     );
-    let data = json!({ "userId": mail.user_id, "secret": mail.secret, "url": mail.url });
+    let data = json!({
+        "userId": mail.user_id,
+        "secret": mail.secret,
+        "url": mail.url,
+        "toName": mail.to_name,
+    });
     conn.execute(
         "INSERT INTO mail (created_at, to_email, kind, subject, body, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -126,6 +135,7 @@ async fn list(
                 "to": m.to,
                 "kind": m.kind,
                 "subject": m.subject,
+                "text": mail::text_of(&m.body),
                 "body": m.body,
                 "createdAt": m.created_at,
                 "data": m.data,
@@ -146,26 +156,36 @@ async fn clear(State(state): State<AppState>) -> ApiResult<StatusCode> {
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Each message as a mail client shows it: subject, recipient, the text with its links
+/// clickable, and the HTML as sent in a sandboxed frame (no scripts, no navigation of this page).
 async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     let messages = load(&state, None).await?;
     let mut html = String::from(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Emulator mailbox</title>\
          <style>body{font-family:sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}\
          article{border:1px solid #ccc;border-radius:6px;padding:1rem;margin:1rem 0}\
-         .meta{color:#555;font-size:.9em}pre{white-space:pre-wrap;word-break:break-all}</style>\
+         .meta{color:#555;font-size:.9em}pre{white-space:pre-wrap;word-break:break-all}\
+         iframe{width:100%;height:32rem;border:1px solid #ccc;border-radius:4px;background:#fff}</style>\
          </head><body><h1>Mailbox</h1>\n",
     );
     if messages.is_empty() {
         html.push_str("<p>No messages yet.</p>\n");
     }
     for m in &messages {
+        let to = match m.data["toName"].as_str().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name} <{}>", m.to),
+            None => m.to.clone(),
+        };
         html.push_str(&format!(
-            "<article><h2>{}</h2><p class=\"meta\">To {} &middot; {} &middot; {}</p><pre>{}</pre></article>\n",
+            "<article><h2>{}</h2><p class=\"meta\">To {} &middot; {} &middot; {}</p><pre>{}</pre>\
+             <details><summary>As sent (HTML)</summary><iframe sandbox title=\"{}\" srcdoc=\"{}\"></iframe></details></article>\n",
             util::escape_html(&m.subject),
-            util::escape_html(&m.to),
+            util::escape_html(&to),
             util::escape_html(&m.kind),
             util::escape_html(&m.created_at),
-            linkify(&m.body),
+            linkify(&mail::text_of(&m.body)),
+            util::escape_html(&m.subject),
+            util::escape_html(&m.body),
         ));
     }
     html.push_str("</body></html>\n");

@@ -298,11 +298,12 @@ fn insert_membership(
 ) -> ApiResult<Value> {
     let id = util::unique_id();
     let now = util::now();
-    let inserted = conn.execute(
-        "INSERT INTO memberships (id, team_id, user_id, roles, invited, joined, confirm, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?5, ?5) ON CONFLICT (team_id, user_id) DO NOTHING",
-        params![id, team_id, user_id, serde_json::to_string(roles)?, now],
-    )?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO memberships (id, team_id, user_id, roles, invited, joined, confirm, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?5, ?5) ON CONFLICT (team_id, user_id) DO NOTHING",
+        )?
+        .execute(params![id, team_id, user_id, serde_json::to_string(roles)?, now])?;
     if inserted == 0 {
         // Appwrite's answer when the user already belongs to (or is invited to) the team.
         return Err(ApiError::new(
@@ -655,7 +656,7 @@ fn publish_membership(state: &AppState, membership: &Value, action: &str) {
     let team_id = membership["teamId"].as_str().unwrap_or_default();
     let membership_id = membership["$id"].as_str().unwrap_or_default();
     let user_id = membership["userId"].as_str().unwrap_or_default();
-    state.publish(RealtimeEvent {
+    state.publish_with(|| RealtimeEvent {
         events: event_names(
             &[("teams", team_id), ("memberships", membership_id)],
             action,

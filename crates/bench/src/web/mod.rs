@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use g3_appwrite::Client;
-use g3_store::schema::TEAM_STAFF;
 
 pub use streams::stream_clients;
 
@@ -317,10 +316,7 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
         .users()
         .create("bench-web-service", SERVICE, Some(SERVICE_PASSWORD), None)
         .await?;
-    client
-        .teams()
-        .add_member_if_absent(TEAM_STAFF, &service.id, &[] as &[&str])
-        .await?;
+    g3_access::enlist_service_user(&client, &service.id).await?;
     seed::customer(&client).await?;
     seed::routes(&client).await?;
     eprintln!(
@@ -347,6 +343,7 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
         auth_cache: std::time::Duration::from_secs(2),
         plans: seed::plans()?,
         discord: None,
+        account_links: Default::default(),
         link_ttl: web::link::STATE_TTL,
         metrics: web::MetricsAccess::Hidden,
         timeouts: Default::default(),
