@@ -248,6 +248,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         limits: web::Limits::default(),
         trust_proxy: false,
         auth_cache: std::time::Duration::from_secs(2),
+        card_cache: web::card::CARD_CACHE_DEFAULT,
         plans: plan_config,
         discord: web_discord,
         // Demo only: the demo store stands in for the store's customer portal, and the sandbox

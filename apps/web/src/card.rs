@@ -297,8 +297,10 @@ struct Generations {
     previous: HashMap<String, (Version, Arc<str>)>,
 }
 
-/// Cards kept by default: a few hundred pages of 25, a few KB each.
-pub const CARD_CACHE_DEFAULT: usize = 2_048;
+/// Cards kept by default: a few hundred pages of 25 (2-4 KB each, so about 25 MB at most).
+/// Readers who page through many filter combinations reuse them; fewer makes every such page
+/// read and render its cards again.
+pub const CARD_CACHE_DEFAULT: usize = 8_192;
 
 impl Default for CardCache {
     fn default() -> Self {

@@ -82,6 +82,8 @@ pub struct Settings {
     /// How long a session check and a paid/staff standing are reused by `GET`s (0: never);
     /// see [`authcache`].
     pub auth_cache: std::time::Duration,
+    /// Rendered cards kept (`WEB_CARD_CACHE`); see [`card::CardCache`].
+    pub card_cache: usize,
     /// The plans (`PLANS_FILE`, or `SELLAPP_PLANS` and `PLAN_ROLES`): the routes each unlocks
     /// (what the feed, the live stream and assets show), what the paywall offers, the roles a
     /// linked user joins with, and the products staff need to retry failed deliveries from
@@ -194,7 +196,7 @@ impl AppState {
             pending_links,
             metrics_access: settings.metrics.clone(),
             newest_page: feed::NewestPage::default(),
-            cards: card::CardCache::default(),
+            cards: card::CardCache::new(settings.card_cache),
             access_cache: access_cache::AccessCache::default(),
             pairs: pairs::KnownPairs::default(),
             route_names: std::sync::Mutex::new(None),
@@ -610,6 +612,7 @@ mod tests {
             limits: Limits::default(),
             trust_proxy: false,
             auth_cache: std::time::Duration::from_secs(2),
+            card_cache: card::CARD_CACHE_DEFAULT,
             plans: PlanConfig::default(),
             discord: None,
             account_links: AccountLinks::default(),

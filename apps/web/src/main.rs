@@ -55,6 +55,9 @@ struct Args {
     /// every request). A revocation made elsewhere reaches open pages within this time.
     #[arg(long, env = "WEB_AUTH_CACHE_MS", default_value = "2000")]
     auth_cache_ms: String,
+    /// Rendered signal cards kept in memory (2-4 KB each), shared by every page and live event.
+    #[arg(long, env = "WEB_CARD_CACHE", default_value = "8192")]
+    card_cache: String,
     /// Longest time from a request's first byte to the end of its headers.
     #[arg(long, env = "WEB_HEADER_TIMEOUT_SECS", default_value = "10")]
     header_timeout_secs: String,
@@ -280,6 +283,7 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
     let window = seconds(&mut c, "WEB_SIGNIN_WINDOW_SECS", &args.signin_window_secs);
     let auth_cache =
         parse::<u64>(&mut c, "WEB_AUTH_CACHE_MS", &args.auth_cache_ms).map(Duration::from_millis);
+    let card_cache = parse::<usize>(&mut c, "WEB_CARD_CACHE", &args.card_cache);
     let header_read = seconds(&mut c, "WEB_HEADER_TIMEOUT_SECS", &args.header_timeout_secs);
     let body_read = seconds(&mut c, "WEB_BODY_TIMEOUT_SECS", &args.body_timeout_secs);
     let metrics = MetricsAccess::from_token(args.metrics_token.as_deref());
@@ -313,6 +317,7 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
         },
         trust_proxy: trust_proxy.ok_or_else(incomplete)?,
         auth_cache: auth_cache.ok_or_else(incomplete)?,
+        card_cache: card_cache.ok_or_else(incomplete)?.max(1),
         plans: plans.ok_or_else(incomplete)?,
         discord,
         account_links,
@@ -378,6 +383,7 @@ mod tests {
             signin_per_email: "10".into(),
             signin_window_secs: "900".into(),
             auth_cache_ms: "2000".into(),
+            card_cache: "8192".into(),
             header_timeout_secs: "10".into(),
             body_timeout_secs: "20".into(),
             metrics_token: None,
@@ -414,6 +420,7 @@ mod tests {
         assert!(s.trust_proxy && s.secure_cookies());
         assert_eq!(s.timeouts, Timeouts::default());
         assert_eq!(s.link_ttl, web::link::STATE_TTL);
+        assert_eq!(s.card_cache, web::card::CARD_CACHE_DEFAULT);
         assert!(matches!(s.metrics, MetricsAccess::Hidden));
         assert!(s.discord.is_none());
         assert_eq!(s.appwrite.api_key.as_ref().map(|k| k.expose()), Some("key"));
@@ -434,6 +441,7 @@ mod tests {
         a.appwrite_key = Some("   ".into());
         a.service_password = None;
         a.signin_per_ip = "many".into();
+        a.card_cache = "lots".into();
         a.header_timeout_secs = "0".into();
         a.body_timeout_secs = "-1".into();
         a.metrics_bind = Some("metrics".into());
@@ -448,6 +456,7 @@ mod tests {
             "APPWRITE_API_KEY",
             "WEB_SERVICE_PASSWORD",
             "WEB_SIGNIN_PER_IP",
+            "WEB_CARD_CACHE",
             "WEB_HEADER_TIMEOUT_SECS",
             "WEB_BODY_TIMEOUT_SECS",
             "WEB_METRICS_BIND",

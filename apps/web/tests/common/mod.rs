@@ -205,6 +205,7 @@ impl TestApp {
             limits,
             trust_proxy: false,
             auth_cache: std::time::Duration::from_secs(2),
+            card_cache: web::card::CARD_CACHE_DEFAULT,
             plans: Default::default(),
             discord: None,
             account_links: Default::default(),

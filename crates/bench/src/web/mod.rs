@@ -341,6 +341,7 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
         limits: web::Limits::default(),
         trust_proxy: false,
         auth_cache: std::time::Duration::from_secs(2),
+        card_cache: web::card::CARD_CACHE_DEFAULT,
         plans: seed::plans()?,
         discord: None,
         account_links: Default::default(),
