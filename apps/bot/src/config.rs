@@ -388,13 +388,7 @@ impl Args {
 impl Args {
     /// The roles each plan gives: from `PLANS_FILE`, or else `PLAN_ROLES` (never both).
     fn plan_roles(&self, c: &mut Checks) -> Option<g3_core::plans::PlanRoles> {
-        let file = match given(self.plans_file.as_deref()) {
-            Some(path) => Some(c.check(
-                "PLANS_FILE",
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
-            )?),
-            None => None,
-        };
+        let file = c.file("PLANS_FILE", self.plans_file.as_deref())?;
         PlanConfig::from_sources(PlanSources {
             file: file.as_deref(),
             sellapp_plans: None,

@@ -76,30 +76,17 @@ impl TestBot {
 
 fn signal(id: &str, content: &str, revision: i64) -> Signal {
     Signal {
-        source_guild_id: "100".into(),
-        source_channel_id: "200".into(),
-        source_message_id: id.into(),
-        route_key: "main".into(),
         author_id: Some("300".into()),
         author_name: Some("caller".into()),
         content: Some(content.into()),
-        embeds: None,
-        content_hash: None,
         pair: Some("BTC/USDT".into()),
         side: Some(Side::Long),
         entries: vec![60_000.0, 59_500.0],
         targets: vec![61_000.0, 62_000.0],
         stop: Some(58_000.0),
         leverage: Some(10.0),
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
         revision,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at: datetime!(2026-03-01 12:00 UTC),
-        edited_at: None,
-        deleted_at: None,
+        ..Signal::live(("100", "200", id), "main", datetime!(2026-03-01 12:00 UTC))
     }
 }
 

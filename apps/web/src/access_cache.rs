@@ -100,10 +100,13 @@ impl AccessCache {
         entries.remove(user_id);
     }
 
-    /// A membership changed and it is not known whose: forget everyone.
+    /// A membership changed and it is not known whose: forget everyone. Leaves `live` as it
+    /// is (a disconnect may set it meanwhile, from another task).
     pub fn forget_all(&self) {
         self.events.fetch_add(1, Ordering::Relaxed);
-        self.set_live(self.is_live());
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
     }
 
     /// The upstream (re)connected hearing every membership event (`true`), or did not or went
@@ -190,5 +193,20 @@ mod tests {
             "an answer older than an event is not kept"
         );
         assert_eq!(cache.counts(), (1, 2));
+    }
+
+    #[test]
+    fn forgetting_everyone_drops_entries_and_reads_it_overtook() {
+        let cache = AccessCache::default();
+        cache.set_live(true);
+        let epoch = cache.begin();
+        cache.put("u", epoch, &paid());
+        let overtaken = cache.begin();
+        cache.forget_all();
+        assert_eq!(cache.get("u"), None);
+        cache.put("v", overtaken, &paid());
+        assert_eq!(cache.get("v"), None);
+        assert!(cache.is_live());
+        assert_eq!(cache.events(), 1);
     }
 }

@@ -297,7 +297,8 @@ struct Generations {
     previous: HashMap<String, (Version, Arc<str>)>,
 }
 
-/// Cards kept by default: a few hundred pages of 25 (2-4 KB each, so about 25 MB at most).
+/// Cards kept by default: a few hundred pages of 25. devstack's demo cards measure 0.6-1.1 KB
+/// of HTML each, so about 10 MB; long messages with embeds make bigger cards.
 /// Readers who page through many filter combinations reuse them; fewer makes every such page
 /// read and render its cards again.
 pub const CARD_CACHE_DEFAULT: usize = 8_192;

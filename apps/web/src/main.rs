@@ -55,7 +55,7 @@ struct Args {
     /// every request). A revocation made elsewhere reaches open pages within this time.
     #[arg(long, env = "WEB_AUTH_CACHE_MS", default_value = "2000")]
     auth_cache_ms: String,
-    /// Rendered signal cards kept in memory (2-4 KB each), shared by every page and live event.
+    /// Rendered signal cards kept in memory (about 1 KB each), shared by every page and live event.
     #[arg(long, env = "WEB_CARD_CACHE", default_value = "8192")]
     card_cache: String,
     /// Longest time from a request's first byte to the end of its headers.
@@ -213,13 +213,7 @@ fn account_links(checks: &mut Checks, args: &Args) -> web::AccountLinks {
 
 /// The plans: `PLANS_FILE`, or `SELLAPP_PLANS` and `PLAN_ROLES` (both at once refused).
 fn plan_config(checks: &mut Checks, args: &Args) -> Option<PlanConfig> {
-    let file = match given(args.plans_file.as_deref()) {
-        Some(path) => Some(checks.check(
-            "PLANS_FILE",
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
-        )?),
-        None => None,
-    };
+    let file = checks.file("PLANS_FILE", args.plans_file.as_deref())?;
     let sources = PlanSources {
         file: file.as_deref(),
         sellapp_plans: Some(&args.sellapp_plans),

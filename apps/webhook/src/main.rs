@@ -86,13 +86,7 @@ struct Args {
 /// The plans: `PLANS_FILE`, or `SELLAPP_PLANS` (required then) and `PLAN_ROLES`; both at once
 /// are refused, and so are plans no product buys.
 fn plan_config(checks: &mut Checks, args: &Args) -> Option<PlanConfig> {
-    let file = match given(args.plans_file.as_deref()) {
-        Some(path) => Some(checks.check(
-            "PLANS_FILE",
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
-        )?),
-        None => None,
-    };
+    let file = checks.file("PLANS_FILE", args.plans_file.as_deref())?;
     let sellapp = given(args.sellapp_plans.as_deref());
     if file.is_none() && sellapp.is_none() {
         checks.fail("SELLAPP_PLANS", "is not set (nor PLANS_FILE)");

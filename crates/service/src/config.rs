@@ -106,6 +106,19 @@ impl Checks {
         }
     }
 
+    /// The text of the file the setting `name` points at: `Some(None)` when the setting is not
+    /// given, `None` with "cannot read …" recorded when the file cannot be read.
+    pub fn file(&mut self, name: &str, path: Option<&str>) -> Option<Option<String>> {
+        let Some(path) = given(path) else {
+            return Some(None);
+        };
+        self.check(
+            name,
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}")),
+        )
+        .map(Some)
+    }
+
     /// A setting that must be given: trimmed, `None` with "is not set" recorded when it is
     /// missing or blank.
     pub fn required(&mut self, name: &str, value: Option<&str>) -> Option<String> {
@@ -177,6 +190,26 @@ mod tests {
         assert!(text.contains("- B: is not set"));
         assert!(text.contains("- C: is not set"));
         assert!(text.contains("- D: invalid digit"));
+    }
+
+    #[test]
+    fn a_file_setting_is_read_absent_or_named_when_unreadable() {
+        let path = std::env::temp_dir().join(format!("g3-checks-{}.toml", std::process::id()));
+        std::fs::write(&path, "x = 1").unwrap();
+        let mut checks = Checks::new();
+        assert_eq!(checks.file("F", None), Some(None));
+        assert_eq!(checks.file("F", Some("  ")), Some(None));
+        assert_eq!(
+            checks.file("F", path.to_str()),
+            Some(Some("x = 1".to_owned()))
+        );
+        assert_eq!(checks.file("G", Some("/nowhere/plans.toml")), None);
+        std::fs::remove_file(&path).unwrap();
+        let text = checks.finish().unwrap_err().to_string();
+        assert!(
+            text.contains("G: cannot read /nowhere/plans.toml"),
+            "{text}"
+        );
     }
 
     #[test]

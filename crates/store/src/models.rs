@@ -347,6 +347,38 @@ pub struct AttachmentRef {
 }
 
 impl Signal {
+    /// A live message at revision 1 with nothing else known: no author, text, embeds, parsed
+    /// trade or attachments (fill them in with struct update syntax).
+    pub fn live(source: (&str, &str, &str), route_key: &str, posted_at: OffsetDateTime) -> Self {
+        let (guild, channel, message) = source;
+        Signal {
+            source_guild_id: guild.into(),
+            source_channel_id: channel.into(),
+            source_message_id: message.into(),
+            route_key: route_key.into(),
+            author_id: None,
+            author_name: None,
+            content: None,
+            embeds: None,
+            content_hash: None,
+            pair: None,
+            side: None,
+            entries: Vec::new(),
+            targets: Vec::new(),
+            stop: None,
+            leverage: None,
+            flags: Vec::new(),
+            attachments: None,
+            assets_pending: None,
+            revision: 1,
+            edit_stamps: None,
+            status: SignalStatus::Live,
+            posted_at,
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+
     pub fn attachment_refs(&self) -> Vec<AttachmentRef> {
         self.attachments
             .as_deref()

@@ -21,7 +21,7 @@ use bot::{RetryPolicy, Secret, Settings, collect::CollectorSettings};
 use g3_appwrite::Document;
 use g3_store::{
     Collection,
-    models::{Route, Signal, SignalStatus},
+    models::{Route, Signal},
     schema::TEAM_STAFF,
 };
 use serde_json::Value;
@@ -79,30 +79,9 @@ pub async fn main_route(backend: &Backend, channel: u64) {
 /// A live signal of route `main` (source guild 100, channel 200) with plain `content`.
 pub fn live_signal(id: &str, content: &str, revision: i64, posted_at: OffsetDateTime) -> Signal {
     Signal {
-        source_guild_id: "100".into(),
-        source_channel_id: "200".into(),
-        source_message_id: id.into(),
-        route_key: "main".into(),
-        author_id: None,
-        author_name: None,
         content: Some(content.into()),
-        embeds: None,
-        content_hash: None,
-        pair: None,
-        side: None,
-        entries: Vec::new(),
-        targets: Vec::new(),
-        stop: None,
-        leverage: None,
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
         revision,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at,
-        edited_at: None,
-        deleted_at: None,
+        ..Signal::live(("100", "200", id), "main", posted_at)
     }
 }
 

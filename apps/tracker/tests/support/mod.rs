@@ -13,7 +13,7 @@ use g3_market::{Backoff, Endpoints, Venue};
 use g3_outcomes::{Outcome, Rules};
 use g3_store::{
     Collection,
-    models::{Side, Signal, SignalOutcome, SignalStatus},
+    models::{Side, Signal, SignalOutcome},
     schema::TEAM_STAFF,
 };
 use testkit::backend::Backend;
@@ -203,30 +203,13 @@ impl TestTracker {
 
     pub fn signal(&self, pair: &str, entries: &[f64], targets: &[f64], stop: f64) -> Signal {
         Signal {
-            source_guild_id: "100".into(),
-            source_channel_id: "200".into(),
-            source_message_id: "1".into(),
-            route_key: "main".into(),
-            author_id: None,
-            author_name: None,
             content: Some(format!("{pair} long")),
-            embeds: None,
-            content_hash: None,
             pair: Some(pair.into()),
             side: Some(Side::Long),
             entries: entries.to_vec(),
             targets: targets.to_vec(),
             stop: Some(stop),
-            leverage: None,
-            flags: Vec::new(),
-            attachments: None,
-            assets_pending: None,
-            revision: 1,
-            edit_stamps: None,
-            status: SignalStatus::Live,
-            posted_at: self.at(1.0),
-            edited_at: None,
-            deleted_at: None,
+            ..Signal::live(("100", "200", "1"), "main", self.at(1.0))
         }
     }
 

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use bot::{Order, RetryPolicy, Secret, Settings};
 use g3_store::{
     Collection,
-    models::{Route, Signal, SignalStatus},
+    models::{Route, Signal},
     schema::TEAM_STAFF,
 };
 use testkit::{
@@ -118,30 +118,8 @@ fn start(
 
 fn signal(id: &str, content: String, posted_at: time::OffsetDateTime) -> Signal {
     Signal {
-        source_guild_id: "100".into(),
-        source_channel_id: "200".into(),
-        source_message_id: id.into(),
-        route_key: "bench".into(),
-        author_id: None,
-        author_name: None,
         content: Some(content),
-        embeds: None,
-        content_hash: None,
-        pair: None,
-        side: None,
-        entries: Vec::new(),
-        targets: Vec::new(),
-        stop: None,
-        leverage: None,
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
-        revision: 1,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at,
-        edited_at: None,
-        deleted_at: None,
+        ..Signal::live(("100", "200", id), "bench", posted_at)
     }
 }
 
