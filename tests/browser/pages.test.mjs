@@ -89,7 +89,7 @@ async function visit(t, page, name, path, expect) {
   await check(t, page, name);
 }
 
-test("signed out: landing, sign in, sign up, codes, verify, recover, 404", async (t) => {
+test("signed out: landing, sign in, sign up, codes, verify, recover, 404, results, rules", async (t) => {
   const page = await person();
   await t.test("landing", async (t) => {
     const r = await page.goto(`${stack.web}/`);
@@ -134,6 +134,8 @@ test("signed out: landing, sign in, sign up, codes, verify, recover, 404", async
     await visit(t, page, "recover-confirm", `/recover/confirm${url.search}`, "form[action='/recover/confirm']");
   });
   await t.test("404", (t) => visit(t, page, "not-found", "/no-such-page", "main h1"));
+  await t.test("results, public", (t) => visit(t, page, "results", "/results", "#results"));
+  await t.test("outcome rules", (t) => visit(t, page, "rules", "/rules", "#rules h2"));
   await page.context().close();
 });
 
@@ -178,6 +180,8 @@ test("the demo VIP customer: feed views, filters, account, signed-in pages", asy
     visit(t, page, "feed-filtered-list", "/feed?view=list&route=scalps&side=long", "#feed article.card"),
   );
   await t.test("feed, nothing matches", (t) => visit(t, page, "feed-no-match", "/feed?view=cards&pair=zzzqqq", "#feed .empty"));
+  await t.test("performance", (t) => visit(t, page, "performance", "/performance", "#performance"));
+  await t.test("performance, all time", (t) => visit(t, page, "performance-all", "/performance?window=all", "#performance"));
   await t.test("account, Discord linked", (t) => visit(t, page, "account-linked", "/account", "#discord strong"));
   await t.test("landing, signed in", (t) => visit(t, page, "landing-signed-in", "/", "main"));
   await t.test("404, signed in", async (t) => {

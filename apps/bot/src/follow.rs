@@ -163,11 +163,17 @@ pub const CURSOR_KEY: &str = "follow-cursor";
 
 /// The cursor the last run stored, if any.
 pub async fn load_cursor(appwrite: &Client) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
-    Ok(crate::state::load(appwrite, CURSOR_KEY)
-        .await?
-        .and_then(|v| {
-            OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).ok()
-        }))
+    load_cursor_at(appwrite, CURSOR_KEY).await
+}
+
+/// The cursor stored under `key` in `bot_state`, if any.
+pub async fn load_cursor_at(
+    appwrite: &Client,
+    key: &str,
+) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
+    Ok(crate::state::load(appwrite, key).await?.and_then(|v| {
+        OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).ok()
+    }))
 }
 
 /// Stores the cursor now (if there is one) under the lease's generation; returns what was
@@ -177,22 +183,29 @@ pub async fn store_cursor(
     progress: &Progress,
     fence: &g3_store::lease::Fence,
 ) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
+    store_cursor_at(appwrite, CURSOR_KEY, progress, fence).await
+}
+
+/// [`store_cursor`] for the cursor under `key`.
+pub async fn store_cursor_at(
+    appwrite: &Client,
+    key: &str,
+    progress: &Progress,
+    fence: &g3_store::lease::Fence,
+) -> Result<Option<OffsetDateTime>, g3_appwrite::Error> {
     let Some(cursor) = progress.cursor() else {
         return Ok(None);
     };
-    let stored = crate::state::save_fenced(
-        appwrite,
-        CURSOR_KEY,
-        &g3_appwrite::format_datetime(cursor),
-        fence,
-    )
-    .await?;
+    let stored =
+        crate::state::save_fenced(appwrite, key, &g3_appwrite::format_datetime(cursor), fence)
+            .await?;
     Ok(stored.then_some(cursor))
 }
 
-/// Stores the cursor whenever it moved, checking every `every`.
+/// Stores the cursor under `key` whenever it moved, checking every `every`.
 pub async fn keep_cursor(
     appwrite: Client,
+    key: &'static str,
     progress: Arc<Progress>,
     every: Duration,
     fence: g3_store::lease::Fence,
@@ -203,10 +216,10 @@ pub async fn keep_cursor(
         if progress.cursor() == saved {
             continue;
         }
-        match store_cursor(&appwrite, &progress, &fence).await {
+        match store_cursor_at(&appwrite, key, &progress, &fence).await {
             Ok(Some(c)) => saved = Some(c),
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "catch-up cursor not stored; tried again"),
+            Err(e) => tracing::warn!(key, error = %e, "catch-up cursor not stored; tried again"),
         }
     }
 }

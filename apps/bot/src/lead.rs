@@ -1,10 +1,11 @@
 //! Leadership: the start-up check, then standing by until this process holds the bot's lease
-//! ([`g3_store::lease`]), then the leader's work (mirroring, role sync, the gateway) until the
-//! lease is lost (stop everything at once, stand by again) or shutdown (drain, store the cursor,
-//! release the lease so a standby takes over at once).
+//! ([`g3_store::lease`]), then the leader's work (mirroring, outcome replies, role sync, the
+//! gateway) until the lease is lost (stop everything at once, stand by again) or shutdown (drain,
+//! store the cursors, release the lease so a standby takes over at once).
 //!
-//! Every mirror side effect is gated on the lease's [`Fence`] and the writes that matter (the
-//! catch-up cursor, `mirrors` documents) carry its generation, refused when a newer one is stored.
+//! Every mirror and reply side effect is gated on the lease's [`Fence`] and the writes that
+//! matter (the catch-up cursors, `mirrors` and `outcome_replies` documents) carry its generation,
+//! refused when a newer one is stored.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -12,7 +13,12 @@ use g3_store::lease::{self, Fence, Lease};
 use serenity::http::Http;
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{Mirrorer, Settings, follow, gateway, health::Role, roles, startup};
+use crate::{
+    Mirrorer, Settings, follow, gateway,
+    health::Role,
+    replies::{self, Replier},
+    roles, startup,
+};
 
 /// How long shutdown waits for the mirror in flight before aborting it (a pending mapping and
 /// its nonce make an abort safe; waiting just saves the next leader a lookup).
@@ -88,13 +94,15 @@ struct Work {
     gateway: Option<gateway::Gateway>,
     member_joins: Option<tokio::sync::mpsc::Sender<roles::MemberJoined>>,
     progress: Arc<follow::Progress>,
+    /// The outcome-reply follower's progress (its own cursor).
+    reply_progress: Arc<follow::Progress>,
     turn: Arc<tokio::sync::Mutex<()>>,
     fence: Fence,
 }
 
 impl Work {
     /// Reconcile at start and periodically, follow signals through Realtime, mirror them one at a
-    /// time; role sync and the gateway when configured.
+    /// time, follow outcomes and reply to mirrors; role sync and the gateway when configured.
     async fn start(
         settings: &Settings,
         http: Arc<Http>,
@@ -159,6 +167,7 @@ impl Work {
             )),
             tokio::spawn(follow::keep_cursor(
                 appwrite.clone(),
+                follow::CURSOR_KEY,
                 progress.clone(),
                 Duration::from_secs(1),
                 fence.clone(),
@@ -172,19 +181,71 @@ impl Work {
                 turn.clone(),
             )),
         ];
+        let reply_progress =
+            Self::start_replies(settings, http.clone(), &appwrite, &fence, &turn, &mut tasks).await;
         tasks.extend(role_sync);
         Ok(Work {
             tasks,
             gateway,
             member_joins: Some(member_joins),
             progress,
+            reply_progress,
             turn,
             fence,
         })
     }
 
-    /// Shutdown: stop taking work, let the mirror in flight finish (up to [`DRAIN`]), stop every
-    /// task, store the cursor while the lease still holds.
+    /// Outcome replies ([`replies`]): follow `signal_outcomes` from the stored cursor (never
+    /// before the age limit), store the cursor as it moves, and reply one outcome at a time,
+    /// taking turns with the mirror worker.
+    async fn start_replies(
+        settings: &Settings,
+        http: Arc<Http>,
+        appwrite: &g3_appwrite::Client,
+        fence: &Fence,
+        turn: &Arc<tokio::sync::Mutex<()>>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> Arc<follow::Progress> {
+        let replier = Arc::new(
+            Replier::new(http, appwrite.clone(), settings.retry.clone()).with_fence(fence.clone()),
+        );
+        let stored = follow::load_cursor_at(appwrite, replies::follow::CURSOR_KEY)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "outcome cursor unreadable: catching up on the last day");
+                None
+            });
+        let cursor = replies::follow::start_cursor(stored, time::OffsetDateTime::now_utc());
+        let progress = Arc::new(follow::Progress::starting_at(Some(cursor)));
+        let queue = Arc::new(follow::WorkQueue::default());
+        tasks.push(tokio::spawn(replies::follow::follow(
+            appwrite.clone(),
+            settings.clone(),
+            replier.clone(),
+            queue.clone(),
+            progress.clone(),
+            cursor,
+        )));
+        tasks.push(tokio::spawn(follow::keep_cursor(
+            appwrite.clone(),
+            replies::follow::CURSOR_KEY,
+            progress.clone(),
+            Duration::from_secs(1),
+            fence.clone(),
+        )));
+        tasks.push(tokio::spawn(replies::follow::work(
+            replier,
+            appwrite.clone(),
+            queue,
+            progress.clone(),
+            settings.retry_failed_after,
+            turn.clone(),
+        )));
+        progress
+    }
+
+    /// Shutdown: stop taking work, let the mirror or reply in flight finish (up to [`DRAIN`]),
+    /// stop every task, store the cursors while the lease still holds.
     async fn drain(self, appwrite: &g3_appwrite::Client) {
         let turn = self.turn.clone();
         let held = tokio::time::timeout(DRAIN, turn.lock()).await;
@@ -192,6 +253,7 @@ impl Work {
             tracing::warn!(after = ?DRAIN, "the mirror in flight did not finish: aborted (resumed by the next leader)");
         }
         let progress = self.progress.clone();
+        let reply_progress = self.reply_progress.clone();
         let fence = self.fence.clone();
         self.abort().await;
         drop(held);
@@ -199,6 +261,10 @@ impl Work {
         match follow::store_cursor(appwrite, &progress, &fence).await {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "catch-up cursor not stored at shutdown"),
+        }
+        let key = replies::follow::CURSOR_KEY;
+        if let Err(e) = follow::store_cursor_at(appwrite, key, &reply_progress, &fence).await {
+            tracing::warn!(error = %e, "outcome cursor not stored at shutdown");
         }
     }
 

@@ -1,19 +1,22 @@
 //! The Discord bot: mirrors signals into the customer guild's channels, exactly once, through
 //! crashes, rate limits and faults ([`mirror`]), rendered by [`render`], following signals with
-//! a durable cursor ([`follow`]). When configured it also connects to the gateway ([`gateway`])
-//! to collect the source guild's messages for ingest ([`collect`]) and to see members join.
-//! Any number of bot processes may run: one holds the lease and works ([`lead`]), the others
-//! stand by ([`g3_store::lease`]). Settings are loaded once in `main`; tests build them as a
-//! literal and inject the fake Discord's HTTP client.
+//! a durable cursor ([`follow`]), and replies to those mirrors when the tracker records a target
+//! or stop hit ([`replies`]), through the same Discord path (`discord.rs`). When configured it
+//! also connects to the gateway ([`gateway`]) to collect the source guild's messages for ingest
+//! ([`collect`]) and to see members join. Any number of bot processes may run: one holds the
+//! lease and works ([`lead`]), the others stand by ([`g3_store::lease`]). Settings are loaded
+//! once in `main`; tests build them as a literal and inject the fake Discord's HTTP client.
 
 pub mod collect;
 pub mod config;
+mod discord;
 pub mod follow;
 pub mod gateway;
 pub mod health;
 pub mod lead;
 pub mod mirror;
 pub mod render;
+pub mod replies;
 pub mod roles;
 pub mod startup;
 pub mod state;

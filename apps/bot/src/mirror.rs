@@ -32,20 +32,19 @@ use serenity::{
         ChannelId, CreateAllowedMentions, CreateAttachment, CreateMessage, EditAttachments,
         EditMessage, GetMessages, Message, MessageId, UserId,
     },
-    http::{Http, HttpError},
+    http::Http,
     model::channel::Nonce,
 };
 use tokio::sync::OnceCell;
 use tracing::instrument;
 
-use crate::render::{self, Part};
+use crate::{
+    discord::{self, Failure},
+    render::{self, Part},
+};
 
 /// Discord's limit on attachments per message.
 const MAX_FILES: usize = 10;
-/// Discord error code of a message that no longer exists.
-const UNKNOWN_MESSAGE: isize = 10008;
-/// Discord error code of a channel that no longer exists.
-const UNKNOWN_CHANNEL: isize = 10003;
 
 /// How Discord calls that fail transiently (5xx, timeouts, connection errors) are retried.
 #[derive(Debug, Clone)]
@@ -100,18 +99,6 @@ pub enum Outcome {
     Deleted,
 }
 
-/// A failed Discord call, sorted by what we do about it.
-#[derive(Debug)]
-enum Failure {
-    UnknownMessage,
-    /// The channel was deleted (its messages with it).
-    UnknownChannel(String),
-    Unavailable(String),
-    Other(String),
-    /// The lease no longer holds: the call was not made.
-    Fenced(String),
-}
-
 impl Failure {
     fn into_error(self, channel: ChannelId) -> MirrorError {
         match self {
@@ -122,41 +109,10 @@ impl Failure {
                 }
             }
             Failure::UnknownMessage => MirrorError::Discord("unknown message".into()),
+            Failure::ReplyTargetGone => MirrorError::Discord("unknown referenced message".into()),
             Failure::Other(e) => MirrorError::Discord(e),
             Failure::Fenced(e) => MirrorError::Fenced(e),
         }
-    }
-}
-
-/// `Err` (with the reason) when the failure is transient and worth retrying.
-fn classify(e: &serenity::Error) -> Result<Failure, String> {
-    match e {
-        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
-            let status = r.status_code.as_u16();
-            if r.error.code == UNKNOWN_MESSAGE {
-                Ok(Failure::UnknownMessage)
-            } else if r.error.code == UNKNOWN_CHANNEL {
-                Ok(Failure::UnknownChannel(format!(
-                    "{status} {} (code {})",
-                    r.error.message, r.error.code
-                )))
-            } else if status == 403 || status == 404 {
-                Ok(Failure::Unavailable(format!(
-                    "{status} {} (code {})",
-                    r.error.message, r.error.code
-                )))
-            } else if status >= 500 || status == 429 {
-                // 429 reaches us only with serenity's rate limiter off (`DISCORD_API_URL`).
-                Err(format!("{status} {}", r.error.message))
-            } else {
-                Ok(Failure::Other(format!(
-                    "{status} {} (code {})",
-                    r.error.message, r.error.code
-                )))
-            }
-        }
-        serenity::Error::Http(HttpError::Request(e)) => Err(e.to_string()),
-        other => Ok(Failure::Other(other.to_string())),
     }
 }
 
@@ -230,13 +186,7 @@ impl Mirrorer {
 
     /// `Err` once the lease no longer holds.
     fn guard(&self) -> Result<(), Failure> {
-        match &self.fence {
-            Some(f) if !f.is_valid() => Err(Failure::Fenced(format!(
-                "lease generation {} no longer holds",
-                f.generation()
-            ))),
-            _ => Ok(()),
-        }
+        discord::guard(self.fence.as_ref())
     }
 
     fn mirrors(&self) -> Collection<Mirror> {
@@ -522,9 +472,8 @@ impl Mirrorer {
     async fn me(&self, channel: ChannelId) -> Result<UserId, MirrorError> {
         self.me
             .get_or_try_init(|| async {
-                self.call(channel, || self.http.get_current_user())
+                discord::current_user(&self.http, &self.retry, self.fence.as_ref(), channel)
                     .await
-                    .map(|u| u.id)
                     .map_err(|f| f.into_error(channel))
             })
             .await
@@ -662,34 +611,13 @@ impl Mirrorer {
         }
     }
 
-    /// One Discord call with transient failures retried.
-    async fn call<T, F, Fut>(&self, channel: ChannelId, mut f: F) -> Result<T, Failure>
+    /// One Discord call with transient failures retried ([`discord::call`]).
+    async fn call<T, F, Fut>(&self, channel: ChannelId, f: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = serenity::Result<T>>,
     {
-        let mut retry = 0;
-        loop {
-            self.guard()?;
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) => match classify(&e) {
-                    Ok(failure) => return Err(failure),
-                    Err(transient) if retry + 1 < self.retry.attempts => {
-                        let delay = self.retry.delay_for(retry);
-                        tracing::debug!(%channel, error = %transient, ?delay, "discord call failed, retrying");
-                        retry += 1;
-                        tokio::time::sleep(delay).await;
-                    }
-                    Err(transient) => {
-                        return Err(Failure::Other(format!(
-                            "{transient} (after {} attempts)",
-                            retry + 1
-                        )));
-                    }
-                },
-            }
-        }
+        discord::call(&self.retry, self.fence.as_ref(), channel, f).await
     }
 
     async fn save(

@@ -3,8 +3,11 @@
 
 use crate::{
     BOT_SERVICE, DEMO_ACCOUNTS, DEMO_INGEST_SECRET, DEMO_METRICS_TOKEN, DEMO_PLANS,
-    DEMO_SELLAPP_SECRET, DemoPurchase, DiscordMode, WEB_SERVICE, demo_collector, sandbox,
-    seed::DEMO_ROUTES, stack::Running,
+    DEMO_SELLAPP_SECRET, DemoPurchase, DiscordMode, TRACKER_SERVICE, WEB_SERVICE, demo_collector,
+    market::{DEMO_PAIRS, VENUE},
+    sandbox,
+    seed::DEMO_ROUTES,
+    stack::Running,
 };
 
 impl Running {
@@ -40,6 +43,24 @@ impl Running {
             self.webhook_addr,
             demo_collector::DEMO_GUILD,
             DEMO_ROUTES.iter().map(|(_, _, c, _)| *c).collect::<Vec<_>>().join(", ")
+        ));
+        let market = self.market.addr();
+        out.push_str(&format!(
+            "  Simulated market    http://{market}  (SIMULATED prices, not a real exchange: a seeded random walk per pair, \
+             about {:.2} % a minute, speaking {VENUE}'s API)\n",
+            self.market.settings.volatility * 100.0
+        ));
+        out.push_str(&format!(
+            "                      pairs {}; klines {}/api/v3/klines?symbol=BTCUSDT&interval=1m, trades {}\n",
+            DEMO_PAIRS.iter().map(|p| p.symbol).collect::<Vec<_>>().join(", "),
+            self.market.rest_url(),
+            self.market.ws_url()
+        ));
+        out.push_str(&format!(
+            "  Tracker             follows every signal on the simulated market into `signal_outcomes`: demo signals \
+             enter and hit targets or stops within minutes\n                      \
+             health http://{0}/healthz, metrics http://{0}/metrics (same bearer token)\n",
+            self.tracker_addr
         ));
         out.push_str(&format!(
             "  Demo store          {}  (where the paywall's \"Buy a plan\" leads: a signed Sell.app order for any email)\n",
@@ -119,6 +140,10 @@ impl Running {
         out.push_str(&format!(
             "    service   {} / {}  (the bot's Realtime subscription)\n",
             BOT_SERVICE.email, BOT_SERVICE.password
+        ));
+        out.push_str(&format!(
+            "    service   {} / {}  (the tracker's Realtime subscription)\n",
+            TRACKER_SERVICE.email, TRACKER_SERVICE.password
         ));
         out.push_str("\n  Try it as a new customer:\n");
         out.push_str(&format!(

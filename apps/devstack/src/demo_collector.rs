@@ -1,7 +1,9 @@
 //! The demo collector: keeps a fresh devstack's feed alive by posting realistic signals to the
 //! real ingest endpoint every few seconds, signed exactly as the Vencord plugin signs them, with
 //! an occasional edit, delete and chart image (served by a tiny local "CDN"), so a new user sees
-//! the whole pipeline work without Discord.
+//! the whole pipeline work without Discord. Each signal trades a pair of the simulated market
+//! ([`crate::market`]) with its entry at the pair's current price and its targets and stop sized
+//! by how fast that market moves, so the tracker sees it enter and resolve within minutes.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -11,6 +13,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
+
+use crate::market::{DEMO_PAIRS, DemoPair, Market};
 
 /// Guild id of the demo source guild.
 pub const DEMO_GUILD: &str = "1000000000000000001";
@@ -24,13 +28,6 @@ const CHART_PNG: &[u8] = &[
     0x42, 0x60, 0x82,
 ];
 
-const PAIRS: &[(&str, f64)] = &[
-    ("BTC/USDT", 64_000.0),
-    ("ETH/USDT", 3_100.0),
-    ("SOL/USDT", 145.0),
-    ("XRP/USDT", 0.52),
-    ("DOGE/USDT", 0.12),
-];
 const AUTHORS: &[&str] = &["Nova", "Atlas", "Kite"];
 
 /// A running demo collector; dropping the stop sender ends it.
@@ -46,30 +43,51 @@ impl DemoCollector {
     }
 }
 
-fn round(price: f64) -> f64 {
-    let digits = if price >= 100.0 {
-        1.0
-    } else if price >= 1.0 {
-        100.0
-    } else {
-        10_000.0
-    };
-    (price * digits).round() / digits
+/// A demo pair at its current price: the market a demo signal is written for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quote {
+    pub pair: &'static DemoPair,
+    pub price: f64,
+    /// The unit of distance from entry to targets and stop, as a fraction of the price
+    /// ([`crate::market::MarketSettings::signal_step`]).
+    pub step: f64,
 }
 
-/// One signal's text in one of a few common styles.
-pub fn signal_text(rng: &mut impl Rng) -> String {
-    let (pair, base) = PAIRS[rng.random_range(0..PAIRS.len())];
-    let price = base * rng.random_range(0.97..1.03);
+impl Quote {
+    /// A random demo pair at the market's current price (its reference price before it has
+    /// traded).
+    pub fn pick(rng: &mut impl Rng, market: &Market) -> Quote {
+        let pair = &DEMO_PAIRS[rng.random_range(0..DEMO_PAIRS.len())];
+        Quote {
+            pair,
+            price: market.price(pair.pair).unwrap_or(pair.price),
+            step: market.settings.signal_step(),
+        }
+    }
+
+    /// `moves` steps away from the current price, on the pair's tick grid.
+    fn level(&self, moves: f64) -> String {
+        let price = self.price * (1.0 + moves * self.step);
+        format!("{price:.*}", self.pair.decimals as usize)
+    }
+}
+
+/// One signal's text in one of a few common styles: entered at about the current price, a
+/// stop 1.2 steps away and targets 1, 2 and 3.5 steps away, so roughly half reach a target
+/// before the stop.
+pub fn signal_text(rng: &mut impl Rng, quote: &Quote) -> String {
+    let pair = quote.pair.pair;
     let long = rng.random_bool(0.6);
     let dir = if long { 1.0 } else { -1.0 };
-    let entry_lo = round(price * (1.0 - 0.003 * dir));
-    let entry_hi = round(price);
-    let targets: Vec<String> = [0.01, 0.02, 0.035]
+    // A zone from half a step on the stop's side of the price to a tenth of a step past it
+    // fills on the next trade; a single entry (the zone's far edge) within seconds.
+    let entry_lo = quote.level(-0.5 * dir);
+    let entry_hi = quote.level(0.1 * dir);
+    let targets: Vec<String> = [1.0, 2.0, 3.5]
         .iter()
-        .map(|p| round(price * (1.0 + p * dir)).to_string())
+        .map(|m| quote.level(m * dir))
         .collect();
-    let stop = round(price * (1.0 - 0.015 * dir));
+    let stop = quote.level(-1.2 * dir);
     let lev = [5, 10, 20][rng.random_range(0..3)];
     let side = if long { "LONG" } else { "SHORT" };
     match rng.random_range(0..3) {
@@ -110,12 +128,14 @@ async fn serve_cdn() -> anyhow::Result<(SocketAddr, oneshot::Sender<()>)> {
     Ok((addr, stop))
 }
 
-/// Starts posting to `ingest_url` every `interval` into the given source channels.
+/// Starts posting to `ingest_url` every `interval` into the given source channels, signals
+/// on `market`'s pairs at its prices.
 pub async fn start(
     ingest_url: String,
     secret: String,
     channels: Vec<String>,
     interval: Duration,
+    market: Market,
 ) -> anyhow::Result<DemoCollector> {
     let (cdn_addr, cdn_stop) = serve_cdn().await?;
     let (stop, mut stopped) = oneshot::channel::<()>();
@@ -133,7 +153,8 @@ pub async fn start(
             n += 1;
             let event = {
                 let mut rng = rand::rng();
-                next_event(&mut rng, n, &channels, &mut posted, cdn_addr)
+                let quote = Quote::pick(&mut rng, &market);
+                next_event(&mut rng, n, &channels, &mut posted, cdn_addr, &quote)
             };
             let body = json!({ "events": [event] }).to_string();
             let id = format!("demo_{}_{n}", std::process::id());
@@ -173,6 +194,7 @@ fn next_event(
     channels: &[String],
     posted: &mut Vec<(String, String, String)>,
     cdn: SocketAddr,
+    quote: &Quote,
 ) -> Value {
     let roll = rng.random_range(0..10);
     // Now and then edit or delete an earlier one, as real callers do.
@@ -190,7 +212,7 @@ fn next_event(
     }
     let id = snowflake_now(n);
     let channel = channels[rng.random_range(0..channels.len().max(1))].clone();
-    let text = signal_text(rng);
+    let text = signal_text(rng, quote);
     let attachments = if roll == 2 {
         json!([{ "id": format!("{id}1"), "filename": "chart.png", "size": CHART_PNG.len(), "content_type": "image/png",
                  "url": format!("http://{cdn}/chart.png") }])
@@ -215,14 +237,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_signals_parse_as_trades() {
+    fn demo_signals_parse_as_trades_around_the_current_price() {
         let mut rng = rand::rng();
+        let step = crate::market::MarketSettings::default().signal_step();
         for _ in 0..200 {
-            let text = signal_text(&mut rng);
+            let pair = &DEMO_PAIRS[rng.random_range(0..DEMO_PAIRS.len())];
+            let price = pair.price * rng.random_range(0.9..1.1);
+            let text = signal_text(&mut rng, &Quote { pair, price, step });
+            let Parsed::Signal(signal) = parse(&text, &[]) else {
+                panic!("not parsed: {text}");
+            };
+            assert_eq!(signal.pair.replace('/', ""), pair.symbol, "{text}");
+            // Entries within half a step of the price; the first target and the stop on
+            // either side of them, each about a step away.
             assert!(
-                matches!(parse(&text, &[]), Parsed::Signal(_)),
-                "not parsed: {text}"
+                signal
+                    .entries
+                    .iter()
+                    .all(|e| ((e / price) - 1.0).abs() <= step * 0.6),
+                "{text}"
             );
+            let stop = signal.stop.expect("a stop");
+            let target = signal.targets[0];
+            for entry in &signal.entries {
+                assert!((target - entry) * (entry - stop) > 0.0, "{text}");
+                assert!(((target / entry) - 1.0).abs() > step * 0.4, "{text}");
+            }
         }
     }
 }

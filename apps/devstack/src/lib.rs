@@ -1,7 +1,8 @@
 //! devstack: the whole stack in one process on this machine. Starts the Appwrite emulator on a
 //! file under the data directory, bootstraps the schema, seeds demo accounts and signals, starts
-//! the services (the Sell.app webhook receiver, the web dashboard, and the bot) and tells the
-//! user where everything is.
+//! a simulated market ([`market`]) and the services (the Sell.app webhook receiver, the web
+//! dashboard, the bot, and the tracker following signals on that market) and tells the user
+//! where everything is.
 //!
 //! [`stack`] starts and stops everything, [`seed`] holds the demo data and writes it, and
 //! [`banner`] says where everything is. Discord is the sandbox by default ([`sandbox`]: a fake
@@ -13,6 +14,7 @@ pub mod banner;
 pub mod demo_collector;
 pub mod demo_store;
 pub mod discord;
+pub mod market;
 pub mod pages;
 pub mod sandbox;
 pub mod seed;
@@ -22,7 +24,8 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use demo_store::DemoPurchase;
 pub use discord::DiscordMode;
-pub use seed::{BOT_SERVICE, DEMO_ACCOUNTS, DemoAccount, WEB_SERVICE};
+pub use market::MarketSettings;
+pub use seed::{BOT_SERVICE, DEMO_ACCOUNTS, DemoAccount, TRACKER_SERVICE, WEB_SERVICE};
 pub use stack::{Running, route_notes, start};
 
 /// The Sell.app products devstack pretends to sell (as [`DEMO_PLANS_FILE`] maps them).
@@ -85,6 +88,10 @@ pub struct Settings {
     pub web_addr: SocketAddr,
     /// Address of devstack's pages: the Discord sandbox and the demo store.
     pub sandbox_addr: SocketAddr,
+    /// Address of the simulated market (a fake exchange speaking Binance spot's API).
+    pub market_addr: SocketAddr,
+    /// How the simulated market moves, and so how fast demo signals resolve.
+    pub market: MarketSettings,
     pub project_id: String,
     pub api_key: String,
     /// How often the demo collector posts a signal through ingest; `None` turns it off.

@@ -27,6 +27,16 @@ struct Args {
     /// Seconds between the demo collector's signals (0 turns it off).
     #[arg(long, env = "DEVSTACK_DEMO_INTERVAL_SECS", default_value_t = 8)]
     demo_interval_secs: u64,
+    /// Address of the simulated market, a fake exchange speaking Binance spot's API (port 0:
+    /// a free one, printed in the banner).
+    #[arg(long, env = "DEVSTACK_MARKET_ADDR", default_value = "127.0.0.1:0")]
+    market_addr: SocketAddr,
+    /// How much the simulated prices move in a minute, in percent (one standard deviation).
+    #[arg(long, env = "DEVSTACK_MARKET_VOLATILITY", default_value_t = 0.4)]
+    market_volatility: f64,
+    /// Seed of the simulated market's random walks.
+    #[arg(long, env = "DEVSTACK_MARKET_SEED", default_value_t = 16)]
+    market_seed: u64,
 }
 
 #[tokio::main]
@@ -38,10 +48,20 @@ async fn main() -> anyhow::Result<()> {
         args.webhook_addr,
         args.web_addr,
         args.sandbox_addr,
+        args.market_addr,
     ] {
         if !addr.ip().is_loopback() {
             anyhow::bail!("devstack only listens on loopback addresses, not {addr}");
         }
+    }
+    if !(args.market_volatility.is_finite()
+        && args.market_volatility > 0.0
+        && args.market_volatility <= 10.0)
+    {
+        anyhow::bail!(
+            "DEVSTACK_MARKET_VOLATILITY must be a percentage above 0 and at most 10, not {}",
+            args.market_volatility
+        );
     }
     // DISCORD_BOT_TOKEN (and the rest) choose real Discord over the sandbox.
     let discord = devstack::DiscordMode::from_env(|name| std::env::var(name).ok())?;
@@ -51,6 +71,12 @@ async fn main() -> anyhow::Result<()> {
         webhook_addr: args.webhook_addr,
         web_addr: args.web_addr,
         sandbox_addr: args.sandbox_addr,
+        market_addr: args.market_addr,
+        market: devstack::MarketSettings {
+            volatility: args.market_volatility / 100.0,
+            seed: args.market_seed,
+            ..Default::default()
+        },
         project_id: "g3".to_owned(),
         api_key: "devstack-server-key".to_owned(),
         demo_interval: (args.demo_interval_secs > 0)

@@ -72,6 +72,17 @@ pub const BOT_SERVICE: DemoAccount = DemoAccount {
     plan: None,
 };
 
+/// The `staff` service user the tracker signs in as for its Realtime subscription.
+pub const TRACKER_SERVICE: DemoAccount = DemoAccount {
+    id: "tracker-service",
+    email: "tracker-service@g3.local",
+    password: "devstack-tracker-service-password",
+    name: "Outcome tracker",
+    labels: &["service"],
+    staff: true,
+    plan: None,
+};
+
 /// Creates the demo accounts if absent: staff join team `staff`, customers get their plan the
 /// way an admin grant gives it (subscription, `paid` team, audit). Idempotent.
 pub(crate) async fn accounts(
@@ -80,7 +91,10 @@ pub(crate) async fn accounts(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     let users = client.users();
-    for account in DEMO_ACCOUNTS.iter().chain([&WEB_SERVICE, &BOT_SERVICE]) {
+    for account in DEMO_ACCOUNTS
+        .iter()
+        .chain([&WEB_SERVICE, &BOT_SERVICE, &TRACKER_SERVICE])
+    {
         let created = match users
             .create(
                 account.id,
@@ -153,7 +167,8 @@ pub(crate) const DEMO_ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// A parsed trade: pair, side, entries, targets, stop, leverage.
+/// A parsed trade: pair (as the parser writes it, `BTC/USDT`), side, entries, targets, stop,
+/// leverage.
 type Trade = (&'static str, Side, &'static [f64], &'static [f64], f64, f64);
 
 /// One demo signal: id (a message snowflake), route, hours ago, author, text, parsed trade.
@@ -176,7 +191,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Nova",
         content: "**BTCUSDT LONG**\nEntry 64200 - 63800\nTP 65000 / 66500 / 68000\nSL 62900\nLev 10x",
         trade: Some((
-            "BTCUSDT",
+            "BTC/USDT",
             Side::Long,
             &[64200.0, 63800.0],
             &[65000.0, 66500.0, 68000.0],
@@ -193,7 +208,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Kite",
         content: "ETHUSDT short scalp\nEntry 3180\nTargets 3140, 3110\nStop 3215\n20x",
         trade: Some((
-            "ETHUSDT",
+            "ETH/USDT",
             Side::Short,
             &[3180.0],
             &[3140.0, 3110.0],
@@ -210,7 +225,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Nova",
         content: "SOLUSDT LONG\nEntry 142.5 - 139\nTP 148 / 155\nSL 134 (moved to entry after TP1)\nLev 5x",
         trade: Some((
-            "SOLUSDT",
+            "SOL/USDT",
             Side::Long,
             &[142.5, 139.0],
             &[148.0, 155.0],
@@ -237,7 +252,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Kite",
         content: "DOGEUSDT long\nEntry 0.1625\nTP 0.168 / 0.172\nSL 0.158\n15x",
         trade: Some((
-            "DOGEUSDT",
+            "DOGE/USDT",
             Side::Long,
             &[0.1625],
             &[0.168, 0.172],
@@ -254,7 +269,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Atlas",
         content: "LINKUSDT SHORT\nEntry 18.40 - 18.75\nTP 17.60 / 16.90\nSL 19.30\nLev 8x",
         trade: Some((
-            "LINKUSDT",
+            "LINK/USDT",
             Side::Short,
             &[18.4, 18.75],
             &[17.6, 16.9],
@@ -270,7 +285,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         hours_ago: 26,
         author: "Kite",
         content: "XRPUSDT long, quick one\nEntry 0.615\nTP 0.628\nSL 0.604\n25x",
-        trade: Some(("XRPUSDT", Side::Long, &[0.615], &[0.628], 0.604, 25.0)),
+        trade: Some(("XRP/USDT", Side::Long, &[0.615], &[0.628], 0.604, 25.0)),
         edited: false,
         deleted: true,
     },
@@ -281,7 +296,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Nova",
         content: "AVAXUSDT LONG\nEntry 36.2\nTP 38 / 40 / 43\nSL 34.6\nLev 6x",
         trade: Some((
-            "AVAXUSDT",
+            "AVAX/USDT",
             Side::Long,
             &[36.2],
             &[38.0, 40.0, 43.0],
@@ -298,7 +313,7 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         author: "Atlas",
         content: "BNBUSDT SHORT\nEntry 598 - 604\nTP 585 / 570\nSL 612\nLev 10x",
         trade: Some((
-            "BNBUSDT",
+            "BNB/USDT",
             Side::Short,
             &[598.0, 604.0],
             &[585.0, 570.0],
@@ -314,11 +329,25 @@ const DEMO_SIGNALS: &[DemoSignal] = &[
         hours_ago: 47,
         author: "Kite",
         content: "ARBUSDT long\nEntry 1.08\nTP 1.12 / 1.15\nSL 1.05\n10x\n_Small size, news at 14:00 UTC._",
-        trade: Some(("ARBUSDT", Side::Long, &[1.08], &[1.12, 1.15], 1.05, 10.0)),
+        trade: Some(("ARB/USDT", Side::Long, &[1.08], &[1.12, 1.15], 1.05, 10.0)),
         edited: false,
         deleted: false,
     },
 ];
+
+/// Each seeded trade's pair and the levels it starts from (entries and stop).
+#[cfg(test)]
+pub(crate) fn demo_signal_levels() -> Vec<(&'static str, Vec<f64>)> {
+    DEMO_SIGNALS
+        .iter()
+        .filter_map(|s| s.trade)
+        .map(|(pair, _, entries, _, stop, _)| {
+            let mut levels = entries.to_vec();
+            levels.push(stop);
+            (pair, levels)
+        })
+        .collect()
+}
 
 /// Seeds the demo routes and signals if absent, so the demo customer sees a working feed.
 /// Times are relative to the first start; later starts change nothing.

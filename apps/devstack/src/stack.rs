@@ -1,8 +1,8 @@
 //! Starting and stopping the whole stack: the emulator on a file under the data directory,
-//! the schema, the seed, Discord (sandbox or real), the webhook, web and bot services, the demo
-//! collector and devstack's pages.
+//! the schema, the seed, Discord (sandbox or real), the simulated market, the webhook, web, bot
+//! and tracker services, the demo collector and devstack's pages.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use g3_access::Access;
@@ -14,8 +14,9 @@ use crate::{
     BOT_SERVICE, DEMO_ACCOUNTS, DEMO_INGEST_SECRET, DEMO_METRICS_TOKEN, DEMO_SELLAPP_SECRET,
     DiscordMode, Settings, WEB_SERVICE, demo_collector,
     demo_store::DemoStore,
+    market::{self, Market, Trading},
     pages, sandbox,
-    seed::{self, DEMO_ROUTES},
+    seed::{self, DEMO_ROUTES, TRACKER_SERVICE},
 };
 
 /// What is running, for printing and for tests.
@@ -33,6 +34,13 @@ pub struct Running {
     pub discord_notes: Vec<String>,
     /// The plans file this run uses, for `ops` (`PLANS_FILE`).
     pub plans_file: std::path::PathBuf,
+    /// The simulated market the tracker follows.
+    pub market: Market,
+    /// Where the tracker answers `/healthz` and `/metrics`.
+    pub tracker_addr: SocketAddr,
+    trading: Trading,
+    tracker_stop: tokio::sync::oneshot::Sender<()>,
+    tracker_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     webhook_stop: tokio::sync::oneshot::Sender<()>,
     webhook_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     web_stop: tokio::sync::oneshot::Sender<()>,
@@ -60,11 +68,15 @@ impl Running {
         self.pages.url()
     }
 
-    /// Stops every service, then the emulator.
+    /// Stops every service, then the market and the emulator.
     pub async fn stop(self) -> anyhow::Result<()> {
         if let Some(demo) = self.demo {
             demo.stop().await;
         }
+        // The tracker first: it stores the prices it judged and releases its lease while the
+        // market and Appwrite are still up.
+        let _ = self.tracker_stop.send(());
+        self.tracker_task.await.context("tracker task panicked")??;
         let _ = self.bot_stop.send(());
         self.bot_task.await.context("bot task panicked")??;
         self.pages.stop().await;
@@ -72,6 +84,8 @@ impl Running {
         self.web_task.await.context("web task panicked")??;
         let _ = self.webhook_stop.send(());
         self.webhook_task.await.context("webhook task panicked")??;
+        self.trading.stop().await;
+        self.market.close();
         self.emulator.stop().await
     }
 }
@@ -105,6 +119,14 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         "DEVSTACK_SANDBOX_ADDR",
     )
     .await?;
+    let tracker_listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .context("listening for the tracker's health and metrics")?;
+    let (market, trading) = Market::start(settings.market_addr, settings.market).await?;
+    progress(&format!(
+        "simulated market (a fake exchange, random-walk prices) listening on http://{}",
+        market.addr()
+    ));
     let webhook_addr = webhook_listener.local_addr()?;
     let web_addr = web_listener.local_addr()?;
     let pages_addr = pages_listener.local_addr()?;
@@ -305,9 +327,14 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
                 .map(|(_, _, c, _)| (*c).to_owned())
                 .collect();
             let url = format!("http://{webhook_addr}/ingest/v1/events");
-            let demo =
-                demo_collector::start(url, DEMO_INGEST_SECRET.to_owned(), channels, interval)
-                    .await?;
+            let demo = demo_collector::start(
+                url,
+                DEMO_INGEST_SECRET.to_owned(),
+                channels,
+                interval,
+                market.clone(),
+            )
+            .await?;
             progress(&format!(
                 "demo collector posting a signal every {} s",
                 interval.as_secs()
@@ -326,6 +353,7 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         ),
         (DiscordMode::Sandbox, None) => anyhow::bail!("the sandbox did not start"),
     };
+    let config_for_tracker = config.clone();
     let bot_settings = bot::Settings {
         discord_token: bot::Secret::new(discord_token),
         appwrite: config,
@@ -358,6 +386,19 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         ),
         None => "bot running against real Discord (https://discord.com)".to_owned(),
     });
+
+    let tracker_addr = tracker_listener.local_addr()?;
+    let (tracker_stop, tracker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let tracker_task = tokio::spawn(tracker::run(
+        tracker_settings(&config_for_tracker, &market)?,
+        tracker_listener,
+        async move {
+            let _ = tracker_stopped.await;
+        },
+    ));
+    progress(&format!(
+        "tracker following signals on the simulated market (health http://{tracker_addr}/healthz)"
+    ));
     Ok(Running {
         emulator,
         client,
@@ -368,6 +409,11 @@ pub async fn start(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyho
         discord: settings.discord.clone(),
         discord_notes,
         plans_file,
+        market,
+        tracker_addr,
+        trading,
+        tracker_stop,
+        tracker_task,
         webhook_stop,
         webhook_task,
         web_stop,
@@ -423,6 +469,37 @@ pub async fn route_notes(
         ));
     }
     Ok(notes)
+}
+
+/// The tracker as devstack runs it: signed in as [`TRACKER_SERVICE`], following every signal
+/// on the simulated market for the production time limit, writing progress (last price) every
+/// 10 s so cards move.
+fn tracker_settings(appwrite: &Config, market: &Market) -> anyhow::Result<tracker::Settings> {
+    Ok(tracker::Settings {
+        appwrite: appwrite.clone(),
+        staff_email: TRACKER_SERVICE.email.to_owned(),
+        staff_password: tracker::Secret::new(TRACKER_SERVICE.password),
+        venues: vec![market::VENUE],
+        endpoints: market.endpoints()?,
+        feed_backoff: g3_market::Backoff {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(5),
+        },
+        listings_ttl: Duration::from_secs(3600),
+        rules: g3_outcomes::Rules::default(),
+        bar_grace: time::Duration::seconds(1),
+        tick_every: Duration::from_millis(250),
+        progress_every: Duration::from_secs(10),
+        lease: tracker::LeaseSettings {
+            name: "tracker".to_owned(),
+            holder: tracker::default_holder(Some("devstack")),
+            timing: g3_store::lease::Timing::default(),
+        },
+        // Demo only: `/metrics` with `Authorization: Bearer devstack-metrics`.
+        metrics: tracker::MetricsAccess::from_token(Some(DEMO_METRICS_TOKEN)),
+        clock: tracker::Clock::system(),
+        stats: Arc::new(tracker::Stats::default()),
+    })
 }
 
 async fn wait_until_up(client: &Client) -> anyhow::Result<()> {

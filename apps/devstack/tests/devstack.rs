@@ -4,17 +4,18 @@
 //! without redoing anything. In the Discord sandbox the demo customer is linked and holds the
 //! VIP role; a new customer signs up, verifies, buys in the demo store, links Discord through
 //! the sandbox's OAuth2 flow and gets the role, which goes again when staff revoke the plan.
+//! On the simulated market the tracker sees demo signals enter and reach a target or a stop.
 
 use std::{net::SocketAddr, time::Duration};
 
 use devstack::{
-    DEMO_ACCOUNTS, DemoPurchase, DiscordMode, Settings, WEB_SERVICE,
+    DEMO_ACCOUNTS, DemoPurchase, DiscordMode, MarketSettings, Settings, WEB_SERVICE,
     sandbox::{self, DEMO_DISCORD_ID, DEMO_DISCORD_USERNAME, GUILD_ID, VIP_ROLE},
 };
 use futures_util::StreamExt;
 use g3_store::{
     Collection,
-    models::{RoleState, Signal},
+    models::{RoleState, Signal, SignalOutcome},
 };
 use reqwest::redirect::Policy;
 use testkit::wait::{eventually, wait_for};
@@ -26,6 +27,8 @@ fn settings(dir: &std::path::Path) -> Settings {
         webhook_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         web_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         sandbox_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        market_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        market: MarketSettings::default(),
         // Off here so counts are exact; `the_demo_collector_feeds_signals_through_ingest` runs it.
         demo_interval: None,
         project_id: "g3".into(),
@@ -389,6 +392,120 @@ async fn the_demo_collector_feeds_signals_through_ingest() {
         "demo signals are parsed trades"
     );
     running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn demo_signals_enter_and_reach_a_target_or_their_stop_on_the_simulated_market() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.demo_interval = Some(Duration::from_millis(500));
+    // A fast market: the demo signals' levels are a few seconds of movement apart.
+    s.market = MarketSettings {
+        trades_per_sec: 20.0,
+        seed: 7,
+        signal_horizon: Duration::from_secs(3),
+        ..MarketSettings::default()
+    };
+    let started = time_now() - time::Duration::seconds(1);
+    let running = devstack::start(&s, &mut |_| {}).await.unwrap();
+    let banner = running.banner(dir.path());
+    assert!(banner.contains(&format!("http://{}", running.market.addr())));
+    assert!(banner.contains("SIMULATED") && banner.contains(devstack::TRACKER_SERVICE.email));
+
+    // Every demo signal's outcome, polled: one seen `entered` must later show a target hit or
+    // its stop, each after the fill.
+    let outcomes = Collection::<SignalOutcome>::new(&running.client);
+    let entered = std::cell::RefCell::new(std::collections::HashSet::new());
+    let resolved = testkit::wait::wait_for_every(
+        "a demo signal entered, then a target or its stop",
+        Duration::from_secs(90),
+        Duration::from_millis(150),
+        || async {
+            let docs = outcomes
+                .list_all(
+                    &[g3_appwrite::Query::greater_than_equal(
+                        "posted_at",
+                        g3_appwrite::format_datetime(started).as_str(),
+                    )],
+                    100,
+                )
+                .await
+                .unwrap();
+            let mut entered = entered.borrow_mut();
+            for doc in &docs {
+                if doc.data.status == "entered" {
+                    entered.insert(doc.id.clone());
+                }
+            }
+            docs.into_iter().find_map(|doc| {
+                let outcome: g3_outcomes::Outcome = serde_json::from_str(&doc.data.outcome).ok()?;
+                let resolved = !outcome.targets_hit.is_empty() || outcome.exit.is_some();
+                (entered.contains(&doc.id) && resolved).then_some((doc, outcome))
+            })
+        },
+    )
+    .await
+    .expect("the tracker follows demo signals on the simulated market");
+    let (doc, outcome) = resolved;
+    assert_eq!(doc.data.venue.as_deref(), Some("binance_spot"));
+    let symbol = doc.data.symbol.clone().expect("a symbol");
+    assert!(
+        devstack::market::DEMO_PAIRS
+            .iter()
+            .any(|p| p.symbol == symbol),
+        "{symbol}"
+    );
+    let fill = outcome.entry.as_ref().expect("entered");
+    let after = outcome
+        .targets_hit
+        .first()
+        .map(|t| &t.touch)
+        .or(outcome.exit.as_ref().map(|e| &e.touch))
+        .expect("a target or the stop");
+    assert!(fill.at <= after.at, "{outcome:?}");
+    // The fill is a price the simulated market really traded near.
+    let reference = devstack::market::DEMO_PAIRS
+        .iter()
+        .find(|p| p.symbol == symbol)
+        .map(|p| p.price)
+        .unwrap();
+    assert!((fill.price / reference - 1.0).abs() < 0.2, "{outcome:?}");
+
+    // The seeded signals, posted hours before, trade on listed pairs too: each is followed
+    // (or cancelled, the one deleted before entry), none is untrackable.
+    let seeded = wait_for(
+        "an outcome for every seeded trade",
+        Duration::from_secs(30),
+        || async {
+            let docs = outcomes
+                .list_all(
+                    &[g3_appwrite::Query::less_than(
+                        "posted_at",
+                        g3_appwrite::format_datetime(started).as_str(),
+                    )],
+                    100,
+                )
+                .await
+                .unwrap();
+            (docs.len() >= 9).then_some(docs)
+        },
+    )
+    .await
+    .expect("the seeded signals are judged");
+    for doc in &seeded {
+        assert_ne!(
+            doc.data.status, "untrackable",
+            "{}: {}",
+            doc.id, doc.data.outcome
+        );
+    }
+    assert!(seeded.iter().any(|d| d.data.status == "cancelled"));
+
+    // The tracker stops with the rest, releasing its lease.
+    tokio::time::timeout(Duration::from_secs(20), running.stop())
+        .await
+        .expect("devstack stops")
+        .unwrap();
 }
 
 #[tokio::test]

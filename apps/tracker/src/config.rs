@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use g3_appwrite::{ApiKey, Config};
-use g3_market::{Backoff, Venue};
+use g3_market::{Backoff, Endpoints, Venue};
 use g3_outcomes::Rules;
 use g3_service::config::{Checks, ConfigError, given};
 
@@ -55,6 +55,35 @@ pub struct Args {
     /// This process in the lease documents (default: host name, pid and a random suffix).
     #[arg(long, env = "TRACKER_INSTANCE_ID")]
     pub tracker_instance_id: Option<String>,
+    /// Binance spot's combined-stream WebSocket URL, to reach another exchange than production
+    /// (a test double, a proxy); set with its REST URL [default:
+    /// wss://data-stream.binance.vision/stream].
+    #[arg(long, env = "TRACKER_BINANCE_SPOT_WS_URL")]
+    pub tracker_binance_spot_ws_url: Option<String>,
+    /// Binance spot's REST base [default: https://data-api.binance.vision].
+    #[arg(long, env = "TRACKER_BINANCE_SPOT_REST_URL")]
+    pub tracker_binance_spot_rest_url: Option<String>,
+    /// Binance USDⓈ-M futures' WebSocket URL; set with its REST URL [default:
+    /// wss://fstream.binance.com/market/stream].
+    #[arg(long, env = "TRACKER_BINANCE_FUTURES_WS_URL")]
+    pub tracker_binance_futures_ws_url: Option<String>,
+    /// Binance USDⓈ-M futures' REST base [default: https://fapi.binance.com].
+    #[arg(long, env = "TRACKER_BINANCE_FUTURES_REST_URL")]
+    pub tracker_binance_futures_rest_url: Option<String>,
+    /// Bybit spot's public WebSocket URL; set with its REST URL [default:
+    /// wss://stream.bybit.com/v5/public/spot].
+    #[arg(long, env = "TRACKER_BYBIT_SPOT_WS_URL")]
+    pub tracker_bybit_spot_ws_url: Option<String>,
+    /// Bybit's REST base for spot [default: https://api.bybit.com].
+    #[arg(long, env = "TRACKER_BYBIT_SPOT_REST_URL")]
+    pub tracker_bybit_spot_rest_url: Option<String>,
+    /// Bybit linear's public WebSocket URL; set with its REST URL [default:
+    /// wss://stream.bybit.com/v5/public/linear].
+    #[arg(long, env = "TRACKER_BYBIT_LINEAR_WS_URL")]
+    pub tracker_bybit_linear_ws_url: Option<String>,
+    /// Bybit's REST base for linear [default: https://api.bybit.com].
+    #[arg(long, env = "TRACKER_BYBIT_LINEAR_REST_URL")]
+    pub tracker_bybit_linear_rest_url: Option<String>,
     #[arg(long, env = "HOSTNAME", hide = true)]
     pub hostname: Option<String>,
 }
@@ -88,6 +117,108 @@ fn positive(text: &str, what: &str) -> Result<u64, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{text:?} is not a positive number of {what}"))
+}
+
+/// The variables naming a venue's WebSocket URL and REST base:
+/// `TRACKER_BINANCE_SPOT_WS_URL` and `TRACKER_BINANCE_SPOT_REST_URL`, and so on.
+pub fn endpoint_vars(venue: Venue) -> (String, String) {
+    let name = venue.as_str().to_ascii_uppercase();
+    (
+        format!("TRACKER_{name}_WS_URL"),
+        format!("TRACKER_{name}_REST_URL"),
+    )
+}
+
+/// Which of a venue's two endpoints a setting names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Ws,
+    Rest,
+}
+
+/// `text` as `venue`'s WebSocket URL or REST base (the other one stays production's): a
+/// ws(s) or http(s) URL with a host and no query or fragment.
+fn endpoint(venue: Venue, side: Side, text: &str) -> Result<Endpoints, String> {
+    let mut endpoints = Endpoints::production(venue);
+    let (url, schemes) = match side {
+        Side::Ws => (&mut endpoints.ws, ["ws", "wss"]),
+        Side::Rest => (&mut endpoints.rest, ["http", "https"]),
+    };
+    *url = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !schemes.contains(&url.scheme()) || url.host().is_none() {
+        return Err(format!("{text:?} is not a {} URL", schemes.join(" or ")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    Ok(endpoints)
+}
+
+/// A venue's endpoints from its two settings: both (checked), or neither (`None`: production).
+/// One alone is refused, so a stream and its backfill never come from different exchanges.
+fn venue_endpoints(
+    c: &mut Checks,
+    venue: Venue,
+    ws: Option<&str>,
+    rest: Option<&str>,
+) -> Option<Endpoints> {
+    let (ws_var, rest_var) = endpoint_vars(venue);
+    match (given(ws), given(rest)) {
+        (None, None) => None,
+        (Some(_), None) => {
+            c.fail(
+                &rest_var,
+                format!("is not set, but {ws_var} is: set both or neither"),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            c.fail(
+                &ws_var,
+                format!("is not set, but {rest_var} is: set both or neither"),
+            );
+            None
+        }
+        (Some(ws), Some(rest)) => {
+            let ws = c.check(&ws_var, endpoint(venue, Side::Ws, &ws));
+            let rest = c.check(&rest_var, endpoint(venue, Side::Rest, &rest));
+            Some(Endpoints {
+                ws: ws?.ws,
+                rest: rest?.rest,
+            })
+        }
+    }
+}
+
+impl Args {
+    /// The endpoint settings of each venue: (venue, WebSocket URL, REST base).
+    fn endpoint_settings(&self) -> [(Venue, Option<&str>, Option<&str>); 4] {
+        [
+            (
+                Venue::BinanceSpot,
+                self.tracker_binance_spot_ws_url.as_deref(),
+                self.tracker_binance_spot_rest_url.as_deref(),
+            ),
+            (
+                Venue::BinanceFutures,
+                self.tracker_binance_futures_ws_url.as_deref(),
+                self.tracker_binance_futures_rest_url.as_deref(),
+            ),
+            (
+                Venue::BybitSpot,
+                self.tracker_bybit_spot_ws_url.as_deref(),
+                self.tracker_bybit_spot_rest_url.as_deref(),
+            ),
+            (
+                Venue::BybitLinear,
+                self.tracker_bybit_linear_ws_url.as_deref(),
+                self.tracker_bybit_linear_rest_url.as_deref(),
+            ),
+        ]
+    }
 }
 
 impl Args {
@@ -140,6 +271,12 @@ impl Args {
                 format!("{name:?} must be 1 to 24 of a-z, A-Z, 0-9, - and _"),
             );
         }
+        let mut endpoints = BTreeMap::new();
+        for (venue, ws, rest) in self.endpoint_settings() {
+            if let Some(e) = venue_endpoints(&mut c, venue, ws, rest) {
+                endpoints.insert(venue, e);
+            }
+        }
         let holder = given(self.tracker_instance_id.as_deref())
             .unwrap_or_else(|| crate::default_holder(self.hostname.as_deref()));
         if holder.len() > 128 {
@@ -170,7 +307,7 @@ impl Args {
             staff_email: email,
             staff_password: Secret::new(password),
             venues,
-            endpoints: BTreeMap::new(),
+            endpoints,
             feed_backoff: Backoff {
                 first: Duration::from_secs(1),
                 max: Duration::from_secs(30),
@@ -220,6 +357,114 @@ mod tests {
             "TRACKER_TIME_LIMIT_HOURS",
         ] {
             assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    fn minimal() -> Args {
+        Args {
+            appwrite_endpoint: Some("http://127.0.0.1:1/v1".into()),
+            appwrite_project_id: Some("p".into()),
+            appwrite_api_key: Some("k".into()),
+            tracker_staff_email: Some("t@x.y".into()),
+            tracker_staff_password: Some("pw".into()),
+            ..Args::default()
+        }
+    }
+
+    #[test]
+    fn endpoints_are_production_unless_both_urls_of_a_venue_are_set() {
+        let (settings, _) = minimal().settings().unwrap();
+        assert!(settings.endpoints.is_empty());
+        for venue in Venue::ALL {
+            assert_eq!(settings.endpoints(venue), Endpoints::production(venue));
+        }
+        let args = Args {
+            tracker_binance_spot_ws_url: Some(" ws://127.0.0.1:9000/binance-spot/stream ".into()),
+            tracker_binance_spot_rest_url: Some("http://127.0.0.1:9000/binance-spot".into()),
+            tracker_bybit_linear_ws_url: Some(
+                "wss://stream-testnet.bybit.com/v5/public/linear".into(),
+            ),
+            tracker_bybit_linear_rest_url: Some("https://api-testnet.bybit.com".into()),
+            ..minimal()
+        };
+        let (settings, _) = args.settings().unwrap();
+        let spot = settings.endpoints(Venue::BinanceSpot);
+        assert_eq!(spot.ws.as_str(), "ws://127.0.0.1:9000/binance-spot/stream");
+        assert_eq!(spot.rest.as_str(), "http://127.0.0.1:9000/binance-spot");
+        let linear = settings.endpoints(Venue::BybitLinear);
+        assert_eq!(linear.ws.host_str(), Some("stream-testnet.bybit.com"));
+        assert_eq!(linear.rest.as_str(), "https://api-testnet.bybit.com/");
+        assert_eq!(
+            settings.endpoints(Venue::BinanceFutures),
+            Endpoints::production(Venue::BinanceFutures)
+        );
+        assert_eq!(settings.endpoints.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_or_lone_endpoint_url_is_named() {
+        let args = Args {
+            // Schemes swapped.
+            tracker_binance_spot_ws_url: Some("http://127.0.0.1:9000/stream".into()),
+            tracker_binance_spot_rest_url: Some("ws://127.0.0.1:9000".into()),
+            // Only one of the pair.
+            tracker_binance_futures_ws_url: Some("wss://fstream.example/market/stream".into()),
+            // Not a URL, and a query.
+            tracker_bybit_spot_ws_url: Some("stream.bybit.com".into()),
+            tracker_bybit_spot_rest_url: Some("https://api.bybit.com?x=1".into()),
+            // Only the other one of the pair.
+            tracker_bybit_linear_rest_url: Some("https://api.bybit.com".into()),
+            ..minimal()
+        };
+        let Err(err) = args.settings() else {
+            panic!("settings accepted");
+        };
+        let problems: BTreeMap<&str, &str> = err
+            .problems()
+            .iter()
+            .map(|(name, problem)| (name.as_str(), problem.as_str()))
+            .collect();
+        let expect = [
+            ("TRACKER_BINANCE_SPOT_WS_URL", "is not a ws or wss URL"),
+            (
+                "TRACKER_BINANCE_SPOT_REST_URL",
+                "is not a http or https URL",
+            ),
+            (
+                "TRACKER_BINANCE_FUTURES_REST_URL",
+                "is not set, but TRACKER_BINANCE_FUTURES_WS_URL is",
+            ),
+            ("TRACKER_BYBIT_SPOT_WS_URL", "is not a URL"),
+            ("TRACKER_BYBIT_SPOT_REST_URL", "must not have a query"),
+            (
+                "TRACKER_BYBIT_LINEAR_WS_URL",
+                "is not set, but TRACKER_BYBIT_LINEAR_REST_URL is",
+            ),
+        ];
+        for (name, problem) in expect {
+            let found = problems.get(name).copied().unwrap_or("nothing");
+            assert!(found.contains(problem), "{name}: {found} ({err})");
+        }
+        assert_eq!(problems.len(), expect.len(), "{err}");
+    }
+
+    #[test]
+    fn every_endpoint_variable_is_a_documented_flag() {
+        use clap::CommandFactory as _;
+        let command = Args::command();
+        let envs: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
+        for venue in Venue::ALL {
+            let (ws, rest) = endpoint_vars(venue);
+            assert!(envs.contains(&ws) && envs.contains(&rest), "{ws} {rest}");
+            let example = include_str!("../../../.env.example");
+            assert!(
+                example.contains(&format!("# {ws}=")) && example.contains(&format!("# {rest}=")),
+                "{ws} and {rest} are in .env.example"
+            );
         }
     }
 

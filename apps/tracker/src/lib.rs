@@ -3,8 +3,10 @@
 //! `g3-outcomes` and keeps one `signal_outcomes` document per signal. One process leads (the
 //! `tracker` lease in `g3_store::lease`); the others stand by.
 //!
-//! Prices are judged as 1-second bars built from trades (`tape`), and exactly those bars are
-//! stored per minute (`price_minutes`), so `recompute` gives the same documents from storage.
+//! Prices are judged as 1-second bars built from trades (`tape`), except that a trade reaching
+//! a level of an open signal (its band, `g3_outcomes::Tracker::band`) closes the bar before it
+//! and is judged at once as a tick; exactly those items are stored per minute
+//! (`price_minutes`), so `recompute` gives the same documents from storage.
 //! `GET /healthz` and `/metrics` (with `METRICS_TOKEN`) answer on `TRACKER_BIND`.
 
 pub mod clock;

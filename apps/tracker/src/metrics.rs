@@ -9,6 +9,8 @@ use g3_service::prometheus::Writer;
 pub struct Stats {
     pub ticks: AtomicU64,
     pub late_trades: AtomicU64,
+    /// Trades that reached a level and were judged at once (a cut of their second's bar).
+    pub decisive_trades: AtomicU64,
     pub items: AtomicU64,
     pub backfilled_bars: AtomicU64,
     pub gaps: AtomicU64,
@@ -46,8 +48,13 @@ impl Stats {
             ("tracker_ticks_total", "Trades received", &self.ticks),
             (
                 "tracker_late_trades_total",
-                "Trades dropped because their second was already judged",
+                "Trades dropped because they were timed before what was already judged",
                 &self.late_trades,
+            ),
+            (
+                "tracker_decisive_trades_total",
+                "Trades that reached a signal's level and were judged at once",
+                &self.decisive_trades,
             ),
             (
                 "tracker_price_items_total",

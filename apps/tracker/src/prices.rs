@@ -71,15 +71,22 @@ pub async fn store(
     Ok(())
 }
 
-/// Stored items of the minutes in `[from, before)`, in order, and how far they are known
-/// complete (the last minute's `until`).
-pub async fn load(
+/// One stored minute, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMinute {
+    pub start: OffsetDateTime,
+    pub until: OffsetDateTime,
+    pub items: Vec<Market>,
+}
+
+/// The stored minutes in `[from, before)`, in order.
+pub async fn load_minutes(
     client: &Client,
     venue: Venue,
     symbol: &Symbol,
     from: OffsetDateTime,
     before: OffsetDateTime,
-) -> anyhow::Result<(Vec<Market>, Option<OffsetDateTime>)> {
+) -> anyhow::Result<Vec<StoredMinute>> {
     let docs = Collection::<PriceMinute>::new(client)
         .list_all(
             &[
@@ -92,12 +99,44 @@ pub async fn load(
             100,
         )
         .await?;
+    docs.into_iter()
+        .map(|doc| {
+            Ok(StoredMinute {
+                start: doc.data.minute,
+                until: doc.data.until,
+                items: decode(doc.data.minute, &doc.data.items).map_err(anyhow::Error::msg)?,
+            })
+        })
+        .collect()
+}
+
+/// The items of `minutes` (in order) whose minute is in `[from, before)`, one after the
+/// other, and how far they are known complete (the last such minute's `until`).
+pub fn items_between(
+    minutes: &[StoredMinute],
+    from: OffsetDateTime,
+    before: OffsetDateTime,
+) -> (Vec<Market>, Option<OffsetDateTime>) {
+    let first = minutes.partition_point(|m| m.start < from);
+    let end = minutes.partition_point(|m| m.start < before);
     let mut items = Vec::new();
     let mut until = None;
-    for doc in docs {
-        let minute = decode(doc.data.minute, &doc.data.items).map_err(anyhow::Error::msg)?;
-        append_after(&mut items, minute);
-        until = Some(doc.data.until);
+    for minute in minutes.get(first..end).unwrap_or_default() {
+        append_after(&mut items, minute.items.iter().copied());
+        until = Some(minute.until);
     }
-    Ok((items, until))
+    (items, until)
+}
+
+/// Stored items of the minutes in `[from, before)`, in order, and how far they are known
+/// complete (the last minute's `until`).
+pub async fn load(
+    client: &Client,
+    venue: Venue,
+    symbol: &Symbol,
+    from: OffsetDateTime,
+    before: OffsetDateTime,
+) -> anyhow::Result<(Vec<Market>, Option<OffsetDateTime>)> {
+    let minutes = load_minutes(client, venue, symbol, from, before).await?;
+    Ok(items_between(&minutes, from, before))
 }

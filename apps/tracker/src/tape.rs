@@ -1,19 +1,40 @@
 //! One symbol's price tape: the exact sequence of price items the tracker judges and stores.
-//! Trades become 1-second bars (closed by the next second's trade or by the clock), bars
-//! backfilled after a gap are kept when they fit between what was judged and the trade that
-//! revealed the gap (else the hole is a declared gap), and every item is kept with its minute
-//! until the minute is written. Pure: the caller brings the events and the time.
+//! Trades become 1-second bars (closed by the next second's trade or by the clock), except that
+//! a decisive trade is judged at once (see below); bars backfilled after a gap are kept when
+//! they fit between what was judged and the trade that revealed the gap (else the hole is a
+//! declared gap), and every item is kept with its minute until the minute is written. Pure:
+//! the caller brings the events, the time and the band.
 //!
-//! Live trackers are fed only what the tape emits and `price_minutes` stores exactly that, so a
-//! recompute from storage meets the same items in the same order.
+//! **Decisive trades.** The caller sets the [`Band`] of prices that decide nothing for any open
+//! signal on the symbol (`g3_outcomes::Tracker::band`, met over the signals). A trade outside
+//! it (or at or after its `until`) ends the open bar just before itself: the bar of the trades
+//! before it (if any) is emitted, closing at the trade's time, and the trade itself follows as
+//! a tick, so it is judged as it arrives instead of when its second closes. Every bar then
+//! holds only prices that decide nothing and is never ambiguous; a whole-second bar holding a
+//! stop and a target would have been. The rest of the second continues in a new bar opening at
+//! the decisive trade's time (trades of the same millisecond that arrive after it belong
+//! there). When the band narrows while a bar is open (a signal heard, an edit, a deletion),
+//! [`Tape::set_band`] cuts the open bar at its first trade outside the new band in the same
+//! way, so the result does not depend on when the band was learnt.
+//!
+//! **Late trades.** A trade timed before what was already emitted cannot be judged in order:
+//! it is dropped and counted ([`Tape::late`]). That is a trade of a second already closed, or,
+//! after a cut, of the same second but before the decisive trade. Exchanges send each
+//! symbol's trades in order, so this is rare; the written outcome and the stored items stay
+//! what was judged, and a recompute meets the same items.
+//!
+//! Times are kept to the millisecond, as `price_minutes` stores them. Live trackers are fed
+//! only what the tape emits and `price_minutes` stores exactly that, so a recompute from
+//! storage meets the same items in the same order.
 
 use g3_market::{Bar as MarketBar, Gap as MarketGap};
-use g3_outcomes::{Bar, Market};
+use g3_outcomes::{Band, Bar, Market, Tick};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 const SECOND: Duration = Duration::SECOND;
 const MINUTE: Duration = Duration::MINUTE;
+const MILLISECOND: Duration = Duration::MILLISECOND;
 
 /// `t` rounded down to the whole second.
 pub fn floor_sec(t: OffsetDateTime) -> OffsetDateTime {
@@ -23,6 +44,11 @@ pub fn floor_sec(t: OffsetDateTime) -> OffsetDateTime {
 /// `t` rounded down to the whole minute.
 pub fn floor_min(t: OffsetDateTime) -> OffsetDateTime {
     floor_sec(t).replace_second(0).unwrap_or(t)
+}
+
+/// `t` rounded down to the millisecond (what `price_minutes` keeps).
+pub fn floor_ms(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_millisecond(t.millisecond()).unwrap_or(t)
 }
 
 /// A minute of items ready to be stored.
@@ -43,13 +69,39 @@ pub struct Emitted {
     pub minutes: Vec<Minute>,
 }
 
-#[derive(Debug, Clone, Copy)]
+impl Emitted {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.advance.is_none() && self.minutes.is_empty()
+    }
+}
+
+/// The bar being built: the trades of one second (from its start, or from the decisive trade
+/// it follows), in arrival order, every one inside the band.
+#[derive(Debug, Clone)]
 struct OpenBar {
     second: OffsetDateTime,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
+    open_time: OffsetDateTime,
+    trades: Vec<(OffsetDateTime, f64)>,
+}
+
+impl OpenBar {
+    fn bar(&self, trades: &[(OffsetDateTime, f64)], close_time: OffsetDateTime) -> Option<Bar> {
+        let (first, last) = (trades.first()?, trades.last()?);
+        let (mut high, mut low) = (first.1, first.1);
+        for (_, p) in trades {
+            high = high.max(*p);
+            low = low.min(*p);
+        }
+        Some(Bar {
+            open_time: self.open_time,
+            close_time,
+            open: first.1,
+            high,
+            low,
+            close: last.1,
+            backfilled: false,
+        })
+    }
 }
 
 /// See the module doc.
@@ -58,6 +110,9 @@ pub struct Tape {
     open: Option<OpenBar>,
     /// The end of what was emitted or declared complete: nothing may start before it.
     end: OffsetDateTime,
+    /// The earliest time a trade may have and still be judged.
+    from: OffsetDateTime,
+    band: Band,
     /// The minute `items` belong to.
     minute: OffsetDateTime,
     items: Vec<Market>,
@@ -66,21 +121,28 @@ pub struct Tape {
     /// The stream was interrupted: time is not declared complete until it resumes, so that
     /// its backfill still fits.
     frozen: bool,
-    /// Trades that came too late to be judged (their second was already closed).
+    /// Trades that came too late to be judged (timed before what was already emitted).
     pub late: u64,
+    /// Decisive trades judged as they came (each a cut of its second's bar).
+    pub cuts: u64,
 }
 
 impl Tape {
-    /// A tape that judges from `start` on.
+    /// A tape that judges from `start` on, with no band (whole-second bars) until
+    /// [`Tape::set_band`].
     pub fn new(start: OffsetDateTime) -> Tape {
+        let start = floor_ms(start);
         Tape {
             open: None,
             end: start,
+            from: start,
+            band: Band::ALL,
             minute: floor_min(start),
             items: Vec::new(),
             pending: Vec::new(),
             frozen: false,
             late: 0,
+            cuts: 0,
         }
     }
 
@@ -107,36 +169,47 @@ impl Tape {
         self.frozen = false;
     }
 
+    /// The prices that decide nothing for the symbol's open signals. If a trade of the open bar
+    /// lies outside it, the bar is cut there (see the module doc); the caller judges what is
+    /// emitted and sets the band again, until nothing more is emitted.
+    pub fn set_band(&mut self, band: Band) -> Emitted {
+        let mut out = Emitted::default();
+        self.band = band;
+        if let Some(i) = self
+            .open
+            .as_ref()
+            .and_then(|bar| bar.trades.iter().position(|(t, p)| !band.holds(*t, *p)))
+        {
+            self.cut(i, &mut out);
+        }
+        out
+    }
+
     /// A trade.
     pub fn tick(&mut self, time: OffsetDateTime, price: f64) -> Emitted {
         let mut out = Emitted::default();
         self.frozen = false;
+        let time = floor_ms(time);
         let second = floor_sec(time);
-        match &mut self.open {
-            Some(bar) if bar.second == second => {
-                bar.high = bar.high.max(price);
-                bar.low = bar.low.min(price);
-                bar.close = price;
-                return out;
-            }
-            Some(bar) if bar.second > second => {
-                self.late += 1;
-                return out;
-            }
-            _ => {}
+        if self.open.as_ref().is_some_and(|b| b.second < second) {
+            self.close_open(&mut out);
         }
-        self.close_open(&mut out);
-        if second < self.end {
+        let floor = self.open.as_ref().map_or(self.from, |b| b.open_time);
+        if time < floor {
             self.late += 1;
             return out;
         }
-        self.open = Some(OpenBar {
+        let from = self.from;
+        let bar = self.open.get_or_insert_with(|| OpenBar {
             second,
-            open: price,
-            high: price,
-            low: price,
-            close: price,
+            open_time: second.max(from),
+            trades: Vec::new(),
         });
+        bar.trades.push((time, price));
+        if !self.band.holds(time, price) {
+            let last = bar.trades.len() - 1;
+            self.cut(last, &mut out);
+        }
         out
     }
 
@@ -152,7 +225,7 @@ impl Tape {
         let mut out = Emitted::default();
         self.frozen = false;
         let until = floor_sec(gap.to);
-        if self.open.is_some_and(|b| b.second < until) {
+        if self.open.as_ref().is_some_and(|b| b.second < until) {
             self.close_open(&mut out);
         }
         let from = self.end;
@@ -192,15 +265,16 @@ impl Tape {
             return out;
         }
         let w = floor_sec(now - grace);
-        if self.open.is_some_and(|b| b.second + SECOND <= w) {
+        if self.open.as_ref().is_some_and(|b| b.second + SECOND <= w) {
             self.close_open(&mut out);
         }
-        let w = match self.open {
-            Some(b) => w.min(b.second),
+        let w = match &self.open {
+            Some(b) => w.min(b.open_time),
             None => w,
         };
         if w > self.end {
             self.end = w;
+            self.from = self.from.max(w);
             out.advance = Some(w);
         }
         self.roll_minutes(self.end, &mut out);
@@ -217,26 +291,45 @@ impl Tape {
         }
     }
 
+    /// The open bar's whole second is over: it is emitted as a 1-second bar.
     fn close_open(&mut self, out: &mut Emitted) {
-        if let Some(b) = self.open.take() {
-            self.emit(
-                Market::Bar(Bar {
-                    open_time: b.second,
-                    close_time: b.second + SECOND - Duration::MILLISECOND,
-                    open: b.open,
-                    high: b.high,
-                    low: b.low,
-                    close: b.close,
-                    backfilled: false,
-                }),
-                out,
-            );
+        if let Some(open) = self.open.take() {
+            let close = open.second + SECOND - MILLISECOND;
+            if let Some(bar) = open.bar(&open.trades, close) {
+                self.emit(Market::Bar(bar), out);
+            }
+            self.from = self.from.max(open.second + SECOND);
+        }
+    }
+
+    /// Trade `i` of the open bar is decisive: the trades before it as a bar closing at its
+    /// time, then it as a tick; the trades after it stay in a bar opening at its time.
+    fn cut(&mut self, i: usize, out: &mut Emitted) {
+        let Some(mut open) = self.open.take() else {
+            return;
+        };
+        let (at, price) = open.trades[i];
+        if let Some(bar) = open.bar(&open.trades[..i], at) {
+            self.emit(Market::Bar(bar), out);
+        }
+        self.emit(Market::Tick(Tick { time: at, price }), out);
+        self.cuts += 1;
+        self.from = at;
+        let rest = open.trades.split_off(i + 1);
+        if !rest.is_empty() {
+            open.open_time = at;
+            open.trades = rest;
+            self.open = Some(open);
         }
     }
 
     fn emit(&mut self, item: Market, out: &mut Emitted) {
         self.roll_minutes(item.start(), out);
         self.end = self.end.max(item.end());
+        self.from = self.from.max(match item {
+            Market::Bar(b) => b.close_time + MILLISECOND,
+            other => other.end(),
+        });
         self.items.push(item);
         out.items.push(item);
     }
@@ -274,7 +367,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Items as stored in `price_minutes.items`: `[offset_ms, length_ms, o, h, l, c, backfilled]`
-/// per bar, `[offset_ms, length_ms]` per gap, `[offset_ms, price, 0]` per tick (unused today);
+/// per bar, `[offset_ms, length_ms]` per gap, `[offset_ms, price, 0]` per decisive trade (tick);
 /// offsets from `minute`.
 pub fn encode(minute: OffsetDateTime, items: &[Market]) -> String {
     let rows: Vec<Value> = items
@@ -457,6 +550,107 @@ mod tests {
             out.items.last(),
             Some(Market::Gap { from, to }) if *from == t0 + SECOND - Duration::MILLISECOND && *to == t0 + 5 * SECOND
         ));
+    }
+
+    fn ms(n: i64) -> Duration {
+        Duration::milliseconds(n)
+    }
+
+    fn band(low: f64, high: f64) -> Band {
+        Band {
+            low,
+            high,
+            until: None,
+        }
+    }
+
+    #[test]
+    fn a_decisive_trade_is_emitted_at_once_after_the_bar_of_the_trades_before_it() {
+        let t0 = datetime!(2026-03-02 14:00:10 UTC);
+        let mut tape = Tape::new(t0);
+        assert!(tape.set_band(band(90.0, 110.0)).is_empty());
+        assert!(tape.tick(t0 + ms(100), 100.0).is_empty());
+        assert!(tape.tick(t0 + ms(200), 105.0).is_empty());
+        // Sub-millisecond time is dropped, as storage would.
+        let out = tape.tick(t0 + ms(300) + Duration::microseconds(400), 111.0);
+        assert_eq!(
+            out.items,
+            vec![
+                Market::Bar(Bar {
+                    open_time: t0,
+                    close_time: t0 + ms(300),
+                    open: 100.0,
+                    high: 105.0,
+                    low: 100.0,
+                    close: 105.0,
+                    backfilled: false,
+                }),
+                Market::Tick(Tick {
+                    time: t0 + ms(300),
+                    price: 111.0,
+                }),
+            ]
+        );
+        assert_eq!(tape.cuts, 1);
+        // The same millisecond after the cut belongs to the rest of the second; earlier is late.
+        assert!(tape.tick(t0 + ms(300), 108.0).is_empty());
+        assert!(tape.tick(t0 + ms(250), 80.0).is_empty());
+        assert_eq!(tape.late, 1);
+        let out = tape.tick(t0 + ms(1_100), 107.0);
+        assert_eq!(
+            out.items,
+            vec![Market::Bar(Bar {
+                open_time: t0 + ms(300),
+                close_time: t0 + ms(999),
+                open: 108.0,
+                high: 108.0,
+                low: 108.0,
+                close: 108.0,
+                backfilled: false,
+            })]
+        );
+        // A decisive first trade of a second is a tick alone; so is a trade at a level.
+        let out = tape.tick(t0 + ms(1_200), 90.0);
+        assert_eq!(bar_of(&out), vec![(t0 + SECOND, 107.0, 107.0)]);
+        assert!(matches!(out.items.last(), Some(Market::Tick(t)) if t.price == 90.0));
+        let text = encode(floor_min(t0), &tape.items);
+        assert_eq!(decode(floor_min(t0), &text).unwrap(), tape.items);
+    }
+
+    #[test]
+    fn a_narrower_band_cuts_the_open_bar_at_its_first_trade_outside_it() {
+        let t0 = datetime!(2026-03-02 14:00:10 UTC);
+        let mut tape = Tape::new(t0);
+        for (n, p) in [(100, 100.0), (200, 95.0), (300, 104.0), (400, 99.0)] {
+            assert!(tape.tick(t0 + ms(n), p).is_empty());
+        }
+        // A signal heard now: 95 reaches its stop. The rest waits for the band after the tick.
+        let out = tape.set_band(band(96.0, 103.0));
+        assert_eq!(bar_of(&out), vec![(t0, 100.0, 100.0)]);
+        assert_eq!(
+            out.items.last(),
+            Some(&Market::Tick(Tick {
+                time: t0 + ms(200),
+                price: 95.0
+            }))
+        );
+        let out = tape.set_band(band(90.0, 103.0));
+        assert!(matches!(out.items.as_slice(), [Market::Tick(t)] if t.price == 104.0));
+        assert!(tape.set_band(band(90.0, 110.0)).is_empty());
+        // Time alone: a trade at or after `until` (an edit taking effect) is decisive.
+        let until = t0 + ms(600);
+        assert!(
+            tape.set_band(Band {
+                until: Some(until),
+                ..band(90.0, 110.0)
+            })
+            .is_empty()
+        );
+        assert!(tape.tick(t0 + ms(500), 100.0).is_empty());
+        let out = tape.tick(until, 100.0);
+        assert_eq!(bar_of(&out), vec![(t0 + ms(300), 100.0, 99.0)]);
+        assert!(matches!(out.items.last(), Some(Market::Tick(t)) if t.time == until));
+        assert_eq!(tape.cuts, 3);
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //!
 //! A signal is open while its outcome is not final: its symbol stays subscribed and every item
 //! its tape emits is pushed to its tracker. Outcome documents are written when an event changed
-//! (entry, target, exit, revision, deletion) and otherwise, for progress, at most every
-//! `progress_every`; an unchanged document is never written.
+//! (entry, target, exit, revision, deletion) at once and otherwise, for progress, at most
+//! every `progress_every`, a few per clock tick; an unchanged document is never written.
+//!
+//! After every change to a symbol's trackers (prices judged, a signal heard, an edit) the tape
+//! is given the band of prices that decide nothing for any of them ([`Tape::set_band`]), so a
+//! trade that reaches a level is judged, and its outcome written, as it arrives.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use g3_appwrite::{Client, Document, Query};
 use g3_market::{
     Feed, FeedConfig, Listing, Listings, MarketEvent, Rest, Symbol, Untrackable, Venue,
 };
-use g3_outcomes::{Outcome, Tracker};
+use g3_outcomes::{Band, Outcome, Tracker};
 use g3_store::lease::Fence;
 use g3_store::{
     Collection,
@@ -77,6 +81,15 @@ pub(crate) struct Work {
     /// Signals whose venue could not be looked up yet.
     unresolved: HashMap<String, (Box<Document<Signal>>, Option<OffsetDateTime>)>,
     listings_retry_at: OffsetDateTime,
+    /// Whole minutes go to [`store_minutes`], which writes them in order behind the loop.
+    minutes: mpsc::UnboundedSender<MinuteJob>,
+}
+
+/// Work for the minute writer.
+enum MinuteJob {
+    Store(Key, Minute),
+    /// Answered once every minute sent before it is written (or failed).
+    Flush(oneshot::Sender<()>),
 }
 
 impl Work {
@@ -114,7 +127,15 @@ impl Work {
                 (*v, Listings::new(rest, settings.listings_ttl))
             })
             .collect();
+        let (minutes, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(store_minutes(
+            client.clone(),
+            fence.clone(),
+            settings.stats.clone(),
+            jobs,
+        ));
         Work {
+            minutes,
             stats: settings.stats.clone(),
             listings_retry_at: settings.clock.now(),
             settings,
@@ -168,9 +189,9 @@ impl Work {
                     return;
                 }
             };
+            let key = open.key.clone();
             if open.tracker.revise(history.clone()).is_err() {
                 // The change reaches back before what was judged: judge everything again.
-                let key = open.key.clone();
                 match self.replay(&history, &key).await {
                     Ok(t) => {
                         if let Some(open) = self.open.get_mut(&id) {
@@ -179,10 +200,11 @@ impl Work {
                     }
                     Err(e) => tracing::warn!(signal = %id, error = %e, "replay failed"),
                 }
-            } else if let Some(tape) = self.tapes.get(&open.key) {
+            } else if let Some(tape) = self.tapes.get(&key) {
                 open.tracker.advance_to(tape.end());
             }
-            self.settle(&[id]).await;
+            self.settle(&[id], usize::MAX).await;
+            self.reband(&key).await;
             return;
         }
         if doc.data.status == g3_store::models::SignalStatus::Live
@@ -326,20 +348,23 @@ impl Work {
             Open {
                 route_key,
                 heard,
-                key,
+                key: key.clone(),
                 tracker,
                 written,
                 written_doc: previous,
                 written_at: None,
             },
         );
-        self.settle(&[id]).await;
+        self.settle(&[id], usize::MAX).await;
+        self.reband(&key).await;
     }
 
     /// A tracker judged on the stored items and those the tape holds unstored, with time
     /// complete up to where the tape is.
     async fn replay(&self, history: &g3_outcomes::History, key: &Key) -> anyhow::Result<Tracker> {
         Stats::add(&self.stats.replays, 1);
+        // Minutes the tape handed over are in storage before storage is read.
+        self.flush_minutes().await;
         let rules = self.settings.rules;
         let (mut items, until) =
             recompute::stored_items(&self.client, key.0, &key.1, history, rules).await?;
@@ -359,9 +384,10 @@ impl Work {
         Ok(tracker)
     }
 
-    /// Writes what changed for these signals; forgets those that are final, and drops symbols
-    /// no open signal needs any more.
-    async fn settle(&mut self, ids: &[String]) {
+    /// Writes what changed for these signals: every change of events, and at most `progress`
+    /// documents whose progress alone changed and is due; forgets those that are final, and
+    /// drops symbols no open signal needs any more.
+    async fn settle(&mut self, ids: &[String], mut progress: usize) {
         let mut freed = BTreeSet::new();
         for id in ids {
             let Some(open) = self.open.get_mut(id) else {
@@ -372,13 +398,17 @@ impl Work {
                 .written
                 .as_ref()
                 .is_none_or(|w| !signals::same_events(w, outcome));
-            let progress_due = open
-                .written_at
-                .is_none_or(|t| t.elapsed() >= self.settings.progress_every);
+            let progress_due = progress > 0
+                && open
+                    .written_at
+                    .is_none_or(|t| t.elapsed() >= self.settings.progress_every);
             if events_changed || progress_due {
                 let market = Market::On(open.key.0, open.key.1.clone());
                 let doc = signals::document(&open.route_key, &market, &open.heard, outcome);
                 if open.written_doc.as_ref() != Some(&doc) {
+                    if !events_changed {
+                        progress -= 1;
+                    }
                     let ok = write(&self.client, &self.fence, &self.stats, id, &doc).await;
                     if ok {
                         open.written = Some(outcome.clone());
@@ -449,7 +479,7 @@ impl Work {
         }
         if let Some(tape) = self.tapes.remove(key) {
             let minute = tape.stop();
-            self.store_minute(key, &minute).await;
+            self.store_minute(key, minute);
         }
         Stats::set(&self.stats.symbols, self.tapes.len() as u64);
         tracing::info!(venue = %key.0, symbol = %key.1, "symbol released");
@@ -463,9 +493,10 @@ impl Work {
                 let Some(tape) = self.tapes.get_mut(&key) else {
                     return;
                 };
-                let late = tape.late;
+                let (late, cuts) = (tape.late, tape.cuts);
                 let out = tape.tick(t.time, t.price);
                 Stats::add(&self.stats.late_trades, tape.late - late);
+                Stats::add(&self.stats.decisive_trades, tape.cuts - cuts);
                 self.deliver(&key, out).await;
             }
             MarketEvent::Bar(bar) => {
@@ -506,13 +537,17 @@ impl Work {
                 tape.thaw();
             }
             let out = tape.advance(now, self.settings.bar_grace);
-            if out != Emitted::default() {
-                self.deliver(&key, out).await;
-            }
+            self.deliver(&key, out).await;
         }
-        // Progress of open outcomes whose events did not change.
+        // Progress of open outcomes whose events did not change, spread over the ticks so that
+        // signals heard together are not all rewritten in one burst that holds up the trades
+        // behind it: about `progress_every` apart each, a few per tick.
         let ids: Vec<String> = self.open.keys().cloned().collect();
-        self.settle(&ids).await;
+        let ticks = (self.settings.progress_every.as_secs_f64()
+            / self.settings.tick_every.as_secs_f64().max(1e-3))
+        .max(1.0);
+        let budget = (ids.len() as f64 / ticks).ceil() as usize + 1;
+        self.settle(&ids, budget).await;
         if now >= self.listings_retry_at && !self.unresolved.is_empty() {
             self.listings_retry_at = now + RETRY_LISTINGS;
             for (_, (doc, removed_at)) in std::mem::take(&mut self.unresolved) {
@@ -521,9 +556,46 @@ impl Work {
         }
     }
 
-    /// Pushes a tape's items to the trackers of its symbol, stores its whole minutes, and
-    /// settles what changed.
+    /// Pushes a tape's items to the trackers of its symbol, settles what changed, stores its
+    /// whole minutes, and gives the tape the band of what is still open.
     async fn deliver(&mut self, key: &Key, out: Emitted) {
+        if out.is_empty() {
+            return;
+        }
+        let judged = !out.items.is_empty() || out.advance.is_some();
+        self.judge(key, out).await;
+        if judged {
+            self.reband(key).await;
+        }
+    }
+
+    /// Sets the band of `key`'s open signals on its tape and judges what that cuts, until the
+    /// tape has nothing more to cut.
+    async fn reband(&mut self, key: &Key) {
+        loop {
+            let band = self
+                .by_key
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.open.get(id))
+                .fold(Band::ALL, |band, open| band.meet(open.tracker.band()));
+            let Some(tape) = self.tapes.get_mut(key) else {
+                return;
+            };
+            let cuts = tape.cuts;
+            let out = tape.set_band(band);
+            Stats::add(&self.stats.decisive_trades, tape.cuts - cuts);
+            if out.is_empty() {
+                return;
+            }
+            self.judge(key, out).await;
+        }
+    }
+
+    /// [`Work::deliver`] without the band: the outcome is written before the minutes are
+    /// stored, so a decisive trade's document waits for no other write.
+    async fn judge(&mut self, key: &Key, out: Emitted) {
         let ids: Vec<String> = self
             .by_key
             .get(key)
@@ -553,24 +625,32 @@ impl Work {
                 }
             }
         }
-        for minute in &out.minutes {
-            self.store_minute(key, minute).await;
-        }
         if !out.items.is_empty() || out.advance.is_some() {
-            self.settle(&ids).await;
+            // Events only: progress is the timer's, a few at a time.
+            self.settle(&ids, 0).await;
+        }
+        for minute in out.minutes {
+            self.store_minute(key, minute);
         }
     }
 
-    async fn store_minute(&self, key: &Key, minute: &Minute) {
-        if !self.fence.is_valid() {
-            return;
+    /// Hands a minute to the writer: a decisive trade never waits for the minutes that every
+    /// symbol hands over at once when the clock passes a whole minute.
+    fn store_minute(&self, key: &Key, minute: Minute) {
+        if self
+            .minutes
+            .send(MinuteJob::Store(key.clone(), minute))
+            .is_err()
+        {
+            tracing::warn!(venue = %key.0, symbol = %key.1, "minute writer gone; minute not stored");
         }
-        match prices::store(&self.client, key.0, &key.1, minute).await {
-            Ok(()) => Stats::add(&self.stats.minute_writes, 1),
-            Err(e) => {
-                Stats::add(&self.stats.write_failures, 1);
-                tracing::warn!(venue = %key.0, symbol = %key.1, minute = %minute.start, error = %e, "price minute not stored");
-            }
+    }
+
+    /// Waits until every minute handed over so far is written (or failed).
+    async fn flush_minutes(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.minutes.send(MinuteJob::Flush(done)).is_ok() {
+            let _ = flushed.await;
         }
     }
 
@@ -580,12 +660,41 @@ impl Work {
         let keys: Vec<Key> = self.tapes.keys().cloned().collect();
         for key in keys {
             if let Some(tape) = self.tapes.remove(&key) {
-                let minute = tape.stop();
-                self.store_minute(&key, &minute).await;
+                self.store_minute(&key, tape.stop());
             }
         }
+        self.flush_minutes().await;
         for (_, feed) in self.feeds.drain() {
             feed.shutdown().await;
+        }
+    }
+}
+
+/// The minute writer: stores minutes in the order handed over, under the lease, until the work
+/// loop is gone.
+async fn store_minutes(
+    client: Client,
+    fence: Fence,
+    stats: Arc<Stats>,
+    mut jobs: mpsc::UnboundedReceiver<MinuteJob>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let (key, minute) = match job {
+            MinuteJob::Store(key, minute) => (key, minute),
+            MinuteJob::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        if !fence.is_valid() {
+            continue;
+        }
+        match prices::store(&client, key.0, &key.1, &minute).await {
+            Ok(()) => Stats::add(&stats.minute_writes, 1),
+            Err(e) => {
+                Stats::add(&stats.write_failures, 1);
+                tracing::warn!(venue = %key.0, symbol = %key.1, minute = %minute.start, error = %e, "price minute not stored");
+            }
         }
     }
 }

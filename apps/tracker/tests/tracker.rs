@@ -320,3 +320,63 @@ async fn an_edit_heard_late_is_judged_from_its_own_time_by_replaying_the_prices(
     t.assert_recompute_equals_live("5801").await;
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trade_at_a_level_is_judged_at_once_a_late_one_is_left_out_and_recompute_agrees() {
+    let mut t = TestTracker::start().await;
+    t.post("5901", &t.signal("ETH/USDT", &[100.0], &[110.0], 90.0))
+        .await;
+    t.post("5902", &t.signal("ETH/USDT", &[100.0], &[130.0], 85.0))
+        .await;
+    t.wait_subscribed(true).await;
+    t.status_is("5901", "waiting_for_entry").await;
+    t.status_is("5902", "waiting_for_entry").await;
+    // The clock stays at 2 s throughout: no second closes, no grace passes.
+    t.trade(3.0, 105.0).await;
+    t.trade(3.2, 103.0).await;
+    t.trade(3.5, 100.0).await;
+    let a = t.status_is("5901", "entered").await;
+    let entry = a.entry.as_ref().unwrap();
+    assert_eq!(
+        (entry.price, entry.at, entry.source),
+        (100.0, t.at(3.5), Source::Tick)
+    );
+    t.status_is("5902", "entered").await;
+    // In the same second: the target. A whole-second bar would hold entry and target, count
+    // the target only if a later price reached it again, and be ambiguous.
+    t.trade(3.6, 111.0).await;
+    let a = t.status_is("5901", "targets_hit").await;
+    assert_eq!(a.targets_hit[0].touch.at, t.at(3.6));
+    assert_eq!(a.targets_hit[0].touch.source, Source::Tick);
+    assert_eq!(a.quality.ambiguous_bars, 0);
+    assert!(a.realized_r.is_some_and(|r| r > 0.0));
+
+    // Timed before the trade just judged: left out, though it is below 5902's stop.
+    let late = tracker::Stats::get(&t.stats.late_trades);
+    t.trade(3.55, 84.0).await;
+    assert_eq!(tracker::Stats::get(&t.stats.late_trades), late + 1);
+    // Same millisecond as the decisive trade: in the rest of its second, and judged there.
+    t.trade(3.6, 120.0).await;
+    t.trade(3.9, 131.0).await;
+    let b = t.status_is("5902", "targets_hit").await;
+    assert!(b.exit.is_none());
+    assert_eq!(b.targets_hit[0].touch.at, t.at(3.9));
+    assert_eq!(b.quality.ambiguous_bars, 0);
+    assert!(
+        b.quality.bars >= 1,
+        "the in-between trades were judged as a bar: {b:?}"
+    );
+    assert!(tracker::Stats::get(&t.stats.decisive_trades) >= 3);
+
+    t.wait_subscribed(false).await;
+    t.assert_recompute_equals_live("5901").await;
+    t.assert_recompute_equals_live("5902").await;
+    // `ops outcomes recompute --all` reads the market's minutes once for both: the same.
+    let all = tracker::recompute::all(&t.backend.client, false)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(all.iter().all(|r| !r.changed()), "{all:#?}");
+    t.shutdown().await;
+}

@@ -255,6 +255,33 @@ pub fn render(doc: &Document<Signal>, routes: &HashMap<String, String>) -> askam
     .render()
 }
 
+/// Where a card's status fragment goes: one comment in `partials/signal.html`, after the header
+/// and the trade. Only escaped text and numbers come before it, so no message can fake it.
+pub const STATUS_SLOT: &str = "<!--outcome-->";
+
+/// A cached card with its signal's status fragment ([`crate::outcomes::status`]) in its slot,
+/// written out without copying the card: outcomes change far more often than signals, and
+/// each kind is rendered once per version of its own.
+pub struct Placed {
+    pub card: Arc<str>,
+    pub status: Option<Arc<str>>,
+}
+
+impl std::fmt::Display for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.card.split_once(STATUS_SLOT) {
+            Some((before, after)) => {
+                f.write_str(before)?;
+                if let Some(status) = &self.status {
+                    f.write_str(status)?;
+                }
+                f.write_str(after)
+            }
+            None => f.write_str(&self.card),
+        }
+    }
+}
+
 /// Which version of a signal a rendered card shows: any write moves `$updatedAt` (an edit, a
 /// delete, a chart stored later), and a renamed route changes the card too.
 #[derive(Clone, PartialEq, Eq)]
@@ -533,6 +560,31 @@ mod tests {
                 .unwrap();
             assert!(cache.len() <= 4, "bounded: {}", cache.len());
         }
+    }
+
+    #[test]
+    fn the_status_goes_in_its_slot_after_the_trade_and_nowhere_else() {
+        // A message that spells the slot out is escaped, so only the template's slot counts.
+        let d = doc("p", |s| {
+            s["content"] = format!("text {STATUS_SLOT} more").into()
+        });
+        let card = CardCache::default().html(&d, &routes()).unwrap();
+        assert_eq!(card.matches(STATUS_SLOT).count(), 1, "{card}");
+        let placed = Placed {
+            card: card.clone(),
+            status: Some("<div id=\"outcome-p\"></div>".into()),
+        }
+        .to_string();
+        let (trade, status) = (
+            placed.find("</dl>").unwrap(),
+            placed.find("<div id=\"outcome-p\">").unwrap(),
+        );
+        assert!(trade < status && !placed.contains(STATUS_SLOT), "{placed}");
+        let bare = Placed { card, status: None }.to_string();
+        assert!(
+            !bare.contains(STATUS_SLOT) && !bare.contains("outcome-p"),
+            "{bare}"
+        );
     }
 
     /// Not a timed assertion: prints what rendering 25 cards costs with and without the cache.

@@ -3,6 +3,8 @@
 //! plans unlock: the Appwrite query itself is limited to those routes (so every filter and every
 //! page is), and asking for another route is refused (403). Signals are read with the user's
 //! own session, so Appwrite's `team:paid`/`team:staff` read permission guards them a second time.
+//! Each card carries its signal's outcome status, put in at render time ([`crate::card::Placed`])
+//! from the outcome book, so an outcome update never renders a card again.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,7 +19,7 @@ use g3_appwrite::{Document, Query as Q};
 use g3_core::entitlements::Entitlement;
 use g3_store::{
     Collection, Model,
-    models::{Route, Signal},
+    models::{Route, Signal, SignalOutcome},
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,8 +27,10 @@ use serde_json::Value;
 use crate::{
     AppState,
     account::plan_rows,
+    card::Placed,
     cookies,
     error::AppError,
+    outcomes::status,
     security::CsrfToken,
     session::{self, Entitled, Standing, Viewer},
     templates::{FeedPage, Layout, PaywallPage, RouteOption},
@@ -290,7 +294,7 @@ async fn cards_of(
     viewer: &Viewer,
     page: &Page,
     names: &HashMap<String, String>,
-) -> Result<Vec<Arc<str>>, AppError> {
+) -> Result<Vec<Placed>, AppError> {
     let cache = state.cards();
     let mut cards: Vec<Option<Arc<str>>> = page
         .signals
@@ -319,7 +323,63 @@ async fn cards_of(
             }
         }
     }
-    Ok(cards.into_iter().flatten().collect())
+    let shown: Vec<(&str, Arc<str>)> = page
+        .signals
+        .iter()
+        .zip(cards)
+        .filter_map(|(s, card)| Some((s.id.as_str(), card?)))
+        .collect();
+    let statuses = statuses_of(state, viewer, shown.iter().map(|(id, _)| *id)).await;
+    Ok(shown
+        .into_iter()
+        .zip(statuses)
+        .map(|((_, card), status)| Placed { card, status })
+        .collect())
+}
+
+/// The status fragments of `ids`, in order: from the outcome book once it holds every outcome,
+/// else (the upstream not connected yet) read with the member's session. Outcomes are extra
+/// information: when they cannot be read the cards are shown without them.
+async fn statuses_of<'a>(
+    state: &AppState,
+    viewer: &Viewer,
+    ids: impl Iterator<Item = &'a str> + Clone,
+) -> Vec<Option<Arc<str>>> {
+    let book = state.outcomes();
+    if book.is_ready() {
+        return book.statuses(ids);
+    }
+    let wanted: Vec<&str> = ids.clone().collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let read = Collection::<SignalOutcome>::new(&viewer.client)
+        .raw()
+        .list_page::<Value>(&[
+            Q::equal("$id", wanted.clone()),
+            Q::limit(wanted.len() as u32),
+        ])
+        .await;
+    let docs = match read {
+        Ok(list) => list.documents,
+        Err(e) => {
+            tracing::warn!(error = %e, "feed: outcomes could not be read; cards shown without");
+            Vec::new()
+        }
+    };
+    let mut found: HashMap<String, Arc<str>> = HashMap::new();
+    for doc in docs.into_iter().filter_map(decode::<SignalOutcome>) {
+        let rendered = crate::outcomes::decode(&doc.data)
+            .map_err(|e| e.to_string())
+            .and_then(|o| status::render(&doc.id, &o).map_err(|e| e.to_string()));
+        match rendered {
+            Ok(html) => {
+                found.insert(doc.id, html.into());
+            }
+            Err(e) => tracing::warn!(id = %doc.id, error = %e, "outcome status skipped"),
+        }
+    }
+    ids.map(|id| found.get(id).cloned()).collect()
 }
 
 pub async fn feed(
@@ -506,7 +566,7 @@ pub async fn route_names(
 
 /// Signed in but not allowed (or asking for a route their plans do not unlock): say what is
 /// missing, show the subscription and the plans on sale, with buy links that carry the email.
-async fn paywall(
+pub(crate) async fn paywall(
     state: &AppState,
     csrf: &CsrfToken,
     viewer: &Viewer,

@@ -1,6 +1,7 @@
 //! The public home page `/`: what the product is, the plans on sale and the way in (sign up,
 //! sign in, or the feed for who is signed in). Also owns the list of plans on sale
-//! ([`offers`]) that the paywall shows too.
+//! ([`offers`]) that the paywall shows too. The results headline comes from
+//! [`crate::performance::headline`].
 
 use askama::Template;
 use axum::{
@@ -57,6 +58,7 @@ pub async fn home(
         offers: offers(&state, email.as_deref(), None),
         store_url: state.store_url().to_owned(),
         email,
+        results: crate::performance::headline(&state),
     };
     Ok(Html(page.render()?).into_response())
 }

@@ -1,6 +1,8 @@
 //! The web dashboard: accounts through Appwrite (server-side sessions in an HttpOnly cookie),
-//! paid gating and the signal feed (live over SSE, see [`live`]), rendered with askama. Every
-//! route is listed in [`router`]; `main`, devstack and the tests all start it through [`run`].
+//! paid gating and the signal feed (live over SSE, see [`live`]) with each signal's outcome
+//! ([`outcomes`]), the results pages (`/performance` for members, `/results` for anyone),
+//! rendered with askama. Every route is listed in [`router`]; `main`, devstack and the tests
+//! all start it through [`run`].
 //!
 //! Any number of replicas may run behind a load balancer without sticky sessions: sessions are
 //! Appwrite's, started Discord links live in Appwrite (`pending`), and each replica keeps its
@@ -22,8 +24,10 @@ pub mod live;
 // Public for the fuzz target in fuzz/ (render must never let raw HTML through).
 pub mod markdown;
 pub mod metrics;
+pub mod outcomes;
 pub mod pairs;
 mod pending;
+mod performance;
 pub mod ratelimit;
 pub mod security;
 mod session;
@@ -137,6 +141,8 @@ struct Inner {
     cards: card::CardCache,
     access_cache: access_cache::AccessCache,
     pairs: pairs::KnownPairs,
+    /// Every signal outcome, fed by the live upstream: card statuses and performance reports.
+    outcomes: outcomes::OutcomeBook,
     route_names: std::sync::Mutex<Option<(std::time::Instant, RouteNames)>>,
 }
 
@@ -199,6 +205,7 @@ impl AppState {
             cards: card::CardCache::new(settings.card_cache),
             access_cache: access_cache::AccessCache::default(),
             pairs: pairs::KnownPairs::default(),
+            outcomes: outcomes::OutcomeBook::default(),
             route_names: std::sync::Mutex::new(None),
         })))
     }
@@ -227,6 +234,11 @@ impl AppState {
     /// Rendered signal cards, shared by pages and live fragments.
     pub fn cards(&self) -> &card::CardCache {
         &self.0.cards
+    }
+
+    /// Every signal outcome heard: card statuses and performance reports.
+    pub fn outcomes(&self) -> &outcomes::OutcomeBook {
+        &self.0.outcomes
     }
 
     /// Pairs seen per route: the feed's pair suggestions.
@@ -402,6 +414,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(public_metrics))
         .route("/feed", get(feed::feed))
         .route("/feed/stream", get(live::stream))
+        .route("/performance", get(performance::performance))
+        .route("/results", get(performance::results))
+        .route("/rules", get(performance::rules))
         .route("/signals/{signal_id}/assets/{file_id}", get(assets::asset))
         .route("/account", get(account::account))
         .route("/account/password", post(auth::set_password))
@@ -555,6 +570,7 @@ pub async fn run_with_metrics(
             None
         }
     };
+    let keep_alive = tokio::spawn(live::keep_alive(state.clone()));
     let closing = state.0.closing.clone();
     let stop = async move {
         shutdown.await;
@@ -594,6 +610,7 @@ pub async fn run_with_metrics(
     if let Some(task) = upstream {
         task.abort();
     }
+    keep_alive.abort();
     tracing::info!("web stopped");
     served
 }

@@ -12,11 +12,15 @@
 //! - Every event carries its signal's route: a browser receives only the routes its user's
 //!   plans unlock (read at connect and at every re-check), backlog included.
 //! - Access is re-checked every `recheck`, so a revoked customer's stream ends.
+//! - The same upstream follows `signal_outcomes` into [`crate::outcomes::OutcomeBook`] and sends
+//!   each changed outcome as an `outcome` event (`{"id", "html"}`: the card's status fragment,
+//!   empty when the outcome is gone), under the same route check. Outcome changes do not move
+//!   the hub's version: the signals a page lists are the same, only their statuses changed.
 
 use std::{
     collections::{HashMap, VecDeque},
     convert::Infallible,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -33,7 +37,7 @@ use g3_appwrite::{
 };
 use g3_store::{
     Collection,
-    models::Signal,
+    models::{Signal, SignalOutcome},
     schema::{TEAM_PAID, TEAM_STAFF},
 };
 use serde::Deserialize;
@@ -41,8 +45,18 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+mod hub;
+mod outcomes;
+
+use hub::frame;
+pub use hub::{EventKind, Hub, LiveEvent, Subscription};
+
+/// A comment line: keeps idle connections (and proxies) open.
+const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
+
 use crate::{
     AppState, ServiceUser,
+    card::Placed,
     error::AppError,
     feed,
     session::{Entitled, Viewer, entitled},
@@ -79,143 +93,6 @@ impl Default for LiveOptions {
     }
 }
 
-/// One numbered event, shared by every browser that receives it.
-#[derive(Debug)]
-pub struct LiveEvent {
-    pub seq: u64,
-    /// The route of the signal: who may receive it.
-    pub route: String,
-    /// JSON: `{"id", "action", "html"}`.
-    pub data: String,
-    /// The event as sent (`id`, `event`, `data` lines), encoded once for every browser.
-    frame: Bytes,
-}
-
-/// One Server-Sent Events frame. `data` is JSON (no raw line breaks), so it is one `data:` line.
-fn frame(seq: u64, event: &str, data: &str) -> Bytes {
-    debug_assert!(!data.contains(['\n', '\r']));
-    Bytes::from(format!("id: {seq}\nevent: {event}\ndata: {data}\n\n"))
-}
-
-/// A comment line: keeps idle connections (and proxies) open.
-const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
-
-struct Ring {
-    last_seq: u64,
-    events: VecDeque<Arc<LiveEvent>>,
-}
-
-/// Numbering, the ring buffer and the broadcast. Publishing and subscribing take the same lock,
-/// so a resuming browser's backlog and its live events neither overlap nor leave a gap.
-pub struct Hub {
-    ring: Mutex<Ring>,
-    capacity: usize,
-    tx: broadcast::Sender<Arc<LiveEvent>>,
-    /// Bumped by every signal change the upstream reports and by every upstream connect or
-    /// disconnect: what was read at one version is current for as long as it holds.
-    version: std::sync::atomic::AtomicU64,
-    /// Whether the upstream is connected and caught up (versions mean something only then).
-    live: std::sync::atomic::AtomicBool,
-}
-
-/// What a new stream starts from.
-pub struct Subscription {
-    /// Missed events to send first, or `None` when they are gone (send `reset`).
-    pub backlog: Option<VecDeque<Arc<LiveEvent>>>,
-    pub rx: broadcast::Receiver<Arc<LiveEvent>>,
-    pub last_seq: u64,
-}
-
-impl Hub {
-    pub fn new(options: &LiveOptions) -> Self {
-        // Numbers start at the clock (µs) so ids from an earlier process are older than any
-        // of ours and resume as `reset`, never as somebody else's events.
-        let start = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
-            .unwrap_or_default();
-        let (tx, _) = broadcast::channel(options.client_buffer.max(1));
-        Self {
-            ring: Mutex::new(Ring {
-                last_seq: start,
-                events: VecDeque::new(),
-            }),
-            capacity: options.ring.max(1),
-            tx,
-            version: std::sync::atomic::AtomicU64::new(0),
-            live: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// The current version of the signals as this process knows them, or `None` when the
-    /// upstream is not connected (then nothing read earlier can be known to be current).
-    pub fn version(&self) -> Option<u64> {
-        use std::sync::atomic::Ordering::Acquire;
-        self.live.load(Acquire).then(|| self.version.load(Acquire))
-    }
-
-    /// A signal changed in Appwrite (reported before it is rendered and published).
-    pub fn changed(&self) {
-        self.version
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// The upstream connected and caught up (`true`) or went away (`false`).
-    pub fn set_live(&self, live: bool) {
-        use std::sync::atomic::Ordering::AcqRel;
-        self.version.fetch_add(1, AcqRel);
-        self.live.store(live, std::sync::atomic::Ordering::Release);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The number of the newest event (what a page rendered now has seen).
-    pub fn last_seq(&self) -> u64 {
-        self.lock().last_seq
-    }
-
-    /// Publishes an event about a signal of `route`.
-    pub fn publish(&self, route: &str, data: String) -> u64 {
-        let mut ring = self.lock();
-        ring.last_seq += 1;
-        let event = Arc::new(LiveEvent {
-            seq: ring.last_seq,
-            route: route.to_owned(),
-            frame: frame(ring.last_seq, "signal", &data),
-            data,
-        });
-        if ring.events.len() == self.capacity {
-            ring.events.pop_front();
-        }
-        ring.events.push_back(event.clone());
-        // No receivers is fine: nobody is watching.
-        let _ = self.tx.send(event);
-        ring.last_seq
-    }
-
-    /// Subscribes, with the events after `after` as backlog.
-    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
-        let ring = self.lock();
-        let rx = self.tx.subscribe();
-        let backlog = match after {
-            None => Some(VecDeque::new()),
-            Some(n) if n == ring.last_seq => Some(VecDeque::new()),
-            Some(n) if n > ring.last_seq => None,
-            Some(n) => match ring.events.front() {
-                Some(oldest) if oldest.seq <= n + 1 => {
-                    Some(ring.events.iter().filter(|e| e.seq > n).cloned().collect())
-                }
-                _ => None,
-            },
-        };
-        Subscription {
-            backlog,
-            rx,
-            last_seq: ring.last_seq,
-        }
-    }
-}
-
 fn action_name(action: EventAction) -> &'static str {
     match action {
         EventAction::Create => "create",
@@ -224,11 +101,16 @@ fn action_name(action: EventAction) -> &'static str {
     }
 }
 
-/// Turns upstream signal changes into hub events; owns the catch-up cursor.
+/// Turns upstream signal and outcome changes into hub events; owns the catch-up cursors.
 pub struct Publisher {
     state: AppState,
     /// `$updatedAt` of the newest change seen; `None` until the first connect.
     cursor: Option<OffsetDateTime>,
+    /// The same for `signal_outcomes`; `None` until the whole collection was loaded once.
+    outcome_cursor: Option<OffsetDateTime>,
+    /// The last outcome catch-up failed: live events must not move the cursor past what it
+    /// has still to list.
+    outcomes_behind: bool,
     /// The version last published per signal, so catch-up and live events do not repeat.
     seen: HashMap<String, OffsetDateTime>,
     routes: HashMap<String, String>,
@@ -247,6 +129,8 @@ impl Publisher {
         Self {
             state,
             cursor: None,
+            outcome_cursor: None,
+            outcomes_behind: false,
             seen: HashMap::new(),
             routes: HashMap::new(),
             listener: None,
@@ -396,10 +280,16 @@ impl Publisher {
                 return false;
             }
         };
+        // The card as a page shows it now: with its signal's current status.
+        let html = Placed {
+            card: html,
+            status: self.state.outcomes().status(&doc.id),
+        }
+        .to_string();
         let data = serde_json::json!({
             "id": doc.id,
             "action": action_name(action),
-            "html": &*html,
+            "html": html,
         })
         .to_string();
         self.state.hub().publish(&doc.data.route_key, data);
@@ -422,6 +312,13 @@ impl Follow for Publisher {
             }
         };
         state.hub().set_live(caught_up);
+        self.outcomes_behind = match self.catch_up_outcomes().await {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "outcome catch-up failed; retried on the next reconnect");
+                true
+            }
+        };
         state
             .access_cache()
             .set_live(self.hears_memberships().await);
@@ -435,6 +332,13 @@ impl Follow for Publisher {
                 Some(user_id) => cache.forget(user_id),
                 None => cache.forget_all(),
             }
+            return;
+        }
+        if outcomes::is_outcome(&event) {
+            // The tracker writes with upserts, whose events end in `.upsert` (no action of
+            // `EventAction`'s): anything but a delete carries the document as it is now.
+            let removed = event.action() == Some(EventAction::Delete);
+            self.outcome_event(&event, removed);
             return;
         }
         // Whatever the event turns out to be, what was read before it may be stale.
@@ -457,18 +361,36 @@ impl Follow for Publisher {
     }
 }
 
-/// Follows signals for the life of the process as the service user (see [`Follower`]).
+/// Follows signals and their outcomes for the life of the process as the service user (see [`Follower`]).
 pub async fn upstream(state: AppState, user: ServiceUser) {
     let reconnect = state.live().reconnect;
     let follower = Follower::new(
         state.appwrite().clone(),
         Credentials::new(user.email.clone(), user.password.expose()),
-        [Collection::<Signal>::channel(), Channel::memberships()],
+        [
+            Collection::<Signal>::channel(),
+            Collection::<SignalOutcome>::channel(),
+            Channel::memberships(),
+        ],
     )
     .reconnect(reconnect)
     .resubscribe(reconnect);
     let mut publisher = Publisher::new(state).listening_as(user.email);
     follower.run(&mut publisher).await;
+}
+
+/// Sends the keep-alive comment to every open stream every `keep_alive`, until web closes.
+pub async fn keep_alive(state: AppState) {
+    let every = state.live().keep_alive.max(Duration::from_millis(10));
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = state.closing();
+    loop {
+        tokio::select! {
+            _ = beat.tick() => state.hub().keep_alive(),
+            _ = closing.wait_for(|c| *c) => return,
+        }
+    }
 }
 
 /// Whether an event is about a team membership (`teams.<team>.memberships.<id>.<action>`).
@@ -495,7 +417,6 @@ struct Client {
     reset: Option<u64>,
     rx: broadcast::Receiver<Arc<LiveEvent>>,
     recheck: tokio::time::Interval,
-    keep_alive: Duration,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -506,7 +427,8 @@ impl Drop for Client {
 }
 
 impl Client {
-    /// The next frame to send: an event, or a keep-alive comment after `keep_alive` of quiet.
+    /// The next frame to send: an event, or the keep-alive comment the hub sends every
+    /// `keep_alive` ([`keep_alive`]).
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(seq) = self.reset.take() {
             return Some(frame(seq, "reset", "{}"));
@@ -517,11 +439,10 @@ impl Client {
                 return Some(e.frame.clone());
             }
         }
-        let quiet = tokio::time::sleep(self.keep_alive);
-        tokio::pin!(quiet);
         loop {
             let recheck = tokio::select! {
                 received = self.rx.recv() => match received {
+                    Ok(e) if e.is_keep_alive() => return Some(e.frame.clone()),
                     Ok(e) if !self.entitled.allows(&e.route) => false,
                     Ok(e) => {
                         self.state.metrics().fanned_out();
@@ -536,7 +457,6 @@ impl Client {
                 },
                 _ = self.closing.wait_for(|c| *c) => return None,
                 _ = self.recheck.tick() => true,
-                () = &mut quiet => return Some(KEEP_ALIVE),
             };
             // Boxed: the re-check's Appwrite calls would otherwise sit in every idle
             // stream's state, thousands of times over.
@@ -595,7 +515,6 @@ pub async fn stream(
     };
     let options = state.live();
     let start = tokio::time::Instant::now() + options.recheck;
-    let keep_alive = options.keep_alive;
     state.metrics().client_opened();
     let client = Client {
         session: viewer.client,
@@ -604,7 +523,6 @@ pub async fn stream(
         reset,
         rx: sub.rx,
         recheck: tokio::time::interval_at(start, options.recheck.max(Duration::from_millis(10))),
-        keep_alive,
         closing: state.closing(),
         state,
     };
@@ -623,66 +541,4 @@ pub async fn stream(
         Body::from_stream(frames),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hub(ring: usize) -> Hub {
-        Hub::new(&LiveOptions {
-            ring,
-            ..LiveOptions::default()
-        })
-    }
-
-    #[test]
-    fn versions_mean_something_only_while_live_and_move_on_every_change() {
-        let hub = hub(3);
-        assert_eq!(hub.version(), None, "not connected yet");
-        hub.set_live(true);
-        let v = hub.version().unwrap();
-        assert_eq!(hub.version(), Some(v), "stable while nothing changes");
-        hub.changed();
-        let w = hub.version().unwrap();
-        assert_ne!(v, w);
-        hub.set_live(false);
-        assert_eq!(hub.version(), None);
-        hub.set_live(true);
-        assert_ne!(hub.version(), Some(w), "a reconnect starts a new version");
-    }
-
-    #[test]
-    fn resumes_from_the_ring_or_says_reset() {
-        let hub = hub(3);
-        let start = hub.last_seq();
-        let seqs: Vec<u64> = (0..5).map(|i| hub.publish("r", format!("e{i}"))).collect();
-        assert_eq!(seqs, (start + 1..=start + 5).collect::<Vec<_>>());
-        // The ring holds the last three: start+3..=start+5.
-        let got = |after| {
-            hub.subscribe(Some(after))
-                .backlog
-                .map(|b| b.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
-        };
-        assert_eq!(
-            got(start + 2),
-            Some(vec!["e2".into(), "e3".into(), "e4".into()])
-        );
-        assert_eq!(got(start + 4), Some(vec!["e4".into()]));
-        assert_eq!(got(start + 5), Some(vec![]));
-        assert_eq!(got(start + 1), None, "e1 fell out of the ring");
-        assert_eq!(got(start + 99), None, "from the future (another process)");
-        assert_eq!(got(3), None);
-        assert_eq!(hub.subscribe(None).backlog.map(|b| b.len()), Some(0));
-    }
-
-    #[tokio::test]
-    async fn live_events_follow_the_backlog_without_gap() {
-        let hub = hub(10);
-        let a = hub.publish("r", "a".into());
-        let mut sub = hub.subscribe(Some(a - 1));
-        let b = hub.publish("r", "b".into());
-        assert_eq!(sub.backlog.as_ref().map(|b| b.len()), Some(1));
-        assert_eq!(sub.rx.recv().await.unwrap().seq, b);
-    }
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     events_published: AtomicU64,
     events_fanned_out: AtomicU64,
     clients_dropped_slow: AtomicU64,
+    outcomes_tracked: AtomicI64,
+    outcomes_ready: AtomicI64,
 }
 
 impl Metrics {
@@ -70,6 +72,15 @@ impl Metrics {
     pub fn fanned_out(&self) {
         self.events_fanned_out.fetch_add(1, Ordering::Relaxed);
     }
+    /// Outcomes in the book, and whether it holds the whole collection.
+    pub fn set_outcomes(&self, tracked: usize, ready: bool) {
+        self.outcomes_tracked.store(
+            i64::try_from(tracked).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+        self.outcomes_ready
+            .store(i64::from(ready), Ordering::Relaxed);
+    }
     pub fn dropped_slow(&self) {
         self.clients_dropped_slow.fetch_add(1, Ordering::Relaxed);
     }
@@ -106,18 +117,28 @@ impl Metrics {
         );
         w.counter(
             "g3_web_events_published_total",
-            "Signal events put into the live hub.",
+            "Signal and outcome events put into the live hub.",
             self.events_published.load(Ordering::Relaxed),
         );
         w.counter(
             "g3_web_events_fanned_out_total",
-            "Signal events sent to browsers (one per browser per event).",
+            "Signal and outcome events sent to browsers (one per browser per event).",
             self.events_fanned_out.load(Ordering::Relaxed),
         );
         w.counter(
             "g3_web_sse_clients_dropped_slow_total",
             "Browsers dropped for falling too far behind.",
             self.clients_dropped_slow.load(Ordering::Relaxed),
+        );
+        w.gauge(
+            "g3_web_outcomes_tracked",
+            "Signal outcomes held for card statuses and performance reports.",
+            self.outcomes_tracked.load(Ordering::Relaxed),
+        );
+        w.gauge(
+            "g3_web_outcomes_ready",
+            "1 once every outcome was loaded (reports need the whole collection).",
+            self.outcomes_ready.load(Ordering::Relaxed),
         );
         let (hits, misses) = access.counts();
         w.gauge(

@@ -1,7 +1,10 @@
 //! Every page as an askama template struct. Templates live in `templates/`; signal cards come
 //! from one partial (`partials/signal.html`), rendered once per version by `card::CardCache`
-//! for pages and live fragments alike. Escaping is on everywhere; the only `|safe` output is
-//! `*_html` fields made by `markdown` and the cache's cards, themselves rendered here.
+//! for pages and live fragments alike, and each card's outcome status from `outcome.html`,
+//! rendered once per outcome version by `outcomes::OutcomeBook`. Escaping is on everywhere; the
+//! only `|safe` output is `*_html` fields made by `markdown` (and the rules page's, converted
+//! from our own document), the cached cards and statuses, themselves rendered here, and the
+//! equity curves from `g3_outcomes::svg`, which escapes every text it writes.
 
 use askama::Template;
 
@@ -127,6 +130,130 @@ pub struct LandingPage {
     pub store_url: String,
     /// The signed-in visitor's email, to say which address to pay with.
     pub email: Option<String>,
+    /// The last 30 days over every signal, once there are outcomes to show.
+    pub results: Option<Headline>,
+}
+
+/// The landing page's results in three numbers, linking `/results`.
+pub struct Headline {
+    pub win_rate: String,
+    pub net_r: String,
+    pub signals: u32,
+    pub closed: u32,
+}
+
+/// One window as a tab of a results page.
+pub struct WindowTab {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// A count in one of the columns every signal falls in.
+pub struct Count {
+    pub label: &'static str,
+    pub n: u32,
+}
+
+impl Count {
+    pub fn new(label: &'static str, n: u32) -> Self {
+        Self { label, n }
+    }
+}
+
+/// How often one target was hit by the closed trades that had it.
+pub struct TargetRow {
+    pub label: String,
+    pub rate: String,
+    pub of: String,
+}
+
+/// The numbers of one group of signals, written out (`partials/stats.html`).
+pub struct StatsView {
+    pub signals: u32,
+    pub closed: u32,
+    pub win_rate: String,
+    /// "2 of 3".
+    pub wins: String,
+    pub net_r: String,
+    pub average_r: String,
+    /// Closed trades with a result in R (a stop on the losing side of the fill).
+    pub with_r: u32,
+    pub net_pct: String,
+    pub average_pct: String,
+    pub max_drawdown: String,
+    pub targets: Vec<TargetRow>,
+    pub columns: Vec<Count>,
+    pub edit_rate: String,
+    pub edited: String,
+    pub delete_rate: String,
+    pub deleted: String,
+    pub deleted_after_entry: u32,
+    pub no_stop_share: String,
+    pub no_stop: String,
+    pub ambiguous_bars: u32,
+    pub ambiguous_signals: u32,
+    pub lower_precision: u32,
+    /// From `g3_outcomes::svg`, which escapes every text it writes.
+    pub curve_svg: String,
+}
+
+/// One route's numbers on the performance page.
+pub struct RouteStats {
+    pub name: String,
+    pub stats: StatsView,
+}
+
+/// One window's headline numbers in the comparison table.
+pub struct SummaryRow {
+    pub label: &'static str,
+    pub signals: u32,
+    pub closed: u32,
+    pub win_rate: String,
+    pub net_r: String,
+    pub max_drawdown: String,
+}
+
+/// `/performance`: a member's results, overall and per route.
+#[derive(Template)]
+#[template(path = "performance.html")]
+pub struct PerformancePage {
+    pub layout: Layout,
+    pub tabs: Vec<WindowTab>,
+    pub window: &'static str,
+    /// "All channels" (staff) or "All your channels".
+    pub scope: &'static str,
+    pub overall: Option<StatsView>,
+    pub routes: Vec<RouteStats>,
+    pub summary: Vec<SummaryRow>,
+    pub time_limit: String,
+    pub as_of: String,
+    /// Outcomes are still being loaded: the numbers would be incomplete.
+    pub loading: bool,
+}
+
+/// `/results`: the overall numbers for anyone.
+#[derive(Template)]
+#[template(path = "results.html")]
+pub struct ResultsPage {
+    pub layout: Layout,
+    pub tabs: Vec<WindowTab>,
+    pub window: &'static str,
+    pub overall: Option<StatsView>,
+    pub summary: Vec<SummaryRow>,
+    pub time_limit: String,
+    pub as_of: String,
+    pub loading: bool,
+}
+
+/// `/rules`: the outcome rules from `docs/outcomes.md`.
+#[derive(Template)]
+#[template(path = "rules.html")]
+pub struct RulesPage {
+    pub layout: Layout,
+    pub time_limit: String,
+    /// Converted from our own document, escaped first (`performance::markdown_doc`).
+    pub rules_html: &'static str,
 }
 
 /// One plan on sale as the landing page and the paywall show it (`partials/offers.html`).
@@ -220,8 +347,9 @@ pub struct RouteOption {
 #[template(path = "feed.html")]
 pub struct FeedPage {
     pub layout: Layout,
-    /// Cards as rendered by `card::CardCache` (our own escaped HTML).
-    pub cards: Vec<std::sync::Arc<str>>,
+    /// Cards as rendered by `card::CardCache` with their status fragments (our own escaped
+    /// HTML).
+    pub cards: Vec<crate::card::Placed>,
     /// The compact list view instead of full cards.
     pub list: bool,
     pub routes: Vec<RouteOption>,
@@ -251,6 +379,13 @@ pub struct FeedPage {
 #[template(path = "card.html")]
 pub struct CardFragment {
     pub card: Card,
+}
+
+/// A signal's outcome on its card (`outcomes::status`): in pages and live `outcome` events.
+#[derive(Template)]
+#[template(path = "outcome.html")]
+pub struct OutcomeFragment {
+    pub s: crate::outcomes::status::StatusView,
 }
 
 #[derive(Template)]

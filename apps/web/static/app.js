@@ -157,6 +157,30 @@ document.addEventListener("DOMContentLoaded", function () {
     }
     setTimeout(function () { card.classList.remove("arrived"); }, 6000);
   });
+  // Outcomes: a card's status fragment (templates/outcome.html) replaced in place, or put where
+  // the server puts it (after the trade, else after the header) when the card had none yet.
+  source.addEventListener("outcome", function (e) {
+    var msg;
+    try { msg = JSON.parse(e.data); } catch (_) { return; }
+    var card = document.getElementById("signal-" + msg.id);
+    if (!card) return;
+    var old = document.getElementById("outcome-" + msg.id);
+    if (!msg.html) {
+      if (old) old.parentNode.removeChild(old);
+      return;
+    }
+    var tpl = document.createElement("template");
+    tpl.innerHTML = msg.html;
+    var fragment = tpl.content.firstElementChild;
+    if (!fragment) return;
+    upgradeTimes(fragment);
+    if (old) {
+      old.parentNode.replaceChild(fragment, old);
+      return;
+    }
+    var after = card.querySelector(":scope > dl.trade") || card.querySelector(":scope > header");
+    if (after) after.insertAdjacentElement("afterend", fragment);
+  });
   // Connection state, said only when something is wrong: the browser reconnects by itself
   // (resuming with Last-Event-ID); a refused stream (the plan ended) is not retried.
   var status = null;

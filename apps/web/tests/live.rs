@@ -161,6 +161,35 @@ async fn a_revoked_customers_stream_ends() {
     assert!(s.next().await.is_none(), "the stream ends");
 }
 
+#[tokio::test]
+async fn idle_streams_get_keep_alive_comments_and_still_get_events() {
+    let backend = testkit::backend::backend().await;
+    let app = TestApp::spawn_on(
+        backend,
+        LiveOptions {
+            keep_alive: Duration::from_millis(100),
+            ..LiveOptions::default()
+        },
+    )
+    .await;
+    let mut b = member(&app, "idle@example.com").await;
+    let mut s = b.stream(None).await;
+    assert_eq!(s.status, 200);
+    assert!(
+        s.keep_alive_within(Duration::from_secs(5)).await,
+        "first comment"
+    );
+    assert!(
+        s.keep_alive_within(Duration::from_secs(5)).await,
+        "and again"
+    );
+    app.seed_signal("7100", |s| s["content"] = "after the quiet".into())
+        .await;
+    let e = s.next().await.expect("the event after keep-alives");
+    assert_eq!(e.event, "signal");
+    assert!(e.data.contains("after the quiet"), "{}", e.data);
+}
+
 /// The publisher's catch-up, driven call by call: what is written while the upstream is
 /// disconnected is published after a reconnect, once.
 #[tokio::test]

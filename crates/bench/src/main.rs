@@ -7,6 +7,7 @@ mod bot;
 mod pipeline;
 mod stats;
 mod table;
+mod tracker;
 mod web;
 mod webhook;
 
@@ -79,11 +80,34 @@ struct Args {
     /// The bot binary for the bot latency and memory rows [default: `bot` next to this binary].
     #[arg(long)]
     bot_bin: Option<std::path::PathBuf>,
+    /// Open signals the tracker follows in its load row (at most 10 per symbol).
+    #[arg(long, default_value_t = 1_000)]
+    tracker_signals: usize,
+    /// Symbols those signals are spread over.
+    #[arg(long, default_value_t = 200)]
+    tracker_symbols: usize,
+    /// Trades per second the fake exchange streams in the tracker load row.
+    #[arg(long, default_value_t = 10_000)]
+    tracker_rate: u32,
+    /// Decisive trades timed in the tracker load row (one per signal at most).
+    #[arg(long, default_value_t = 1_000)]
+    tracker_events: usize,
+    /// Stored outcomes recomputed in the tracker recompute row.
+    #[arg(long, default_value_t = 10_000)]
+    recompute_signals: usize,
+    /// Minutes of stored 1-second bars per symbol for the recompute row.
+    #[arg(long, default_value_t = 60)]
+    recompute_minutes: usize,
+    /// The tracker binary for the tracker load and memory rows [default: `tracker` next to
+    /// this binary].
+    #[arg(long)]
+    tracker_bin: Option<std::path::PathBuf>,
     /// Internal: be the stream clients of the web fan-out row (a child of this binary).
     #[arg(long, hide = true)]
     stream_clients: bool,
-    /// Run only these groups (appwrite, parser, ingest, webhook, web, bot) or parts of them
-    /// (web-feed, web-filters, web-live, web-streams, bot-latency, bot-burst); all when omitted.
+    /// Run only these groups (appwrite, parser, ingest, webhook, web, bot, tracker) or parts of
+    /// them (web-feed, web-filters, web-live, web-streams, bot-latency, bot-burst,
+    /// tracker-load, tracker-recompute); all when omitted.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -164,6 +188,27 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("bot-burst") {
         rows.push(bot::burst_row(args.bot_burst).await?);
+    }
+    if wanted("tracker-load") {
+        let bin = match &args.tracker_bin {
+            Some(bin) => bin.clone(),
+            None => tracker::default_binary()?,
+        };
+        let load = tracker::Load {
+            signals: args.tracker_signals,
+            symbols: args.tracker_symbols,
+            trades_per_sec: args.tracker_rate,
+            events: args.tracker_events,
+        };
+        rows.extend(tracker::load_rows(&load, &bin).await?);
+    }
+    if wanted("tracker-recompute") {
+        let size = tracker::Recompute {
+            signals: args.recompute_signals,
+            symbols: args.tracker_symbols,
+            minutes: args.recompute_minutes,
+        };
+        rows.push(tracker::recompute_row(&size).await?);
     }
     println!("{}", table::render(&rows));
     let missed = rows.iter().filter(|r| r.verdict() == "MISSED").count();

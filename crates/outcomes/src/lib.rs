@@ -10,7 +10,7 @@ mod outcome;
 pub mod stats;
 pub mod svg;
 
-pub use engine::{Replay, Rules, Tracker, evaluate};
+pub use engine::{Band, Replay, Rules, Tracker, evaluate};
 pub use history::{History, HistoryError, Revision, Trade};
 pub use market::{Bar, Market, StreamError, Tick};
 pub use outcome::{

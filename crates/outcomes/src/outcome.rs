@@ -334,6 +334,7 @@ const DIGITS: i32 = 10;
 /// `x` rounded to [`DIGITS`] significant digits, as `integer / 10^k` correctly rounded: the
 /// value a JSON reader (serde_json, or any correct parser) gets back from its shortest
 /// printing, so a stored outcome reads back equal and a recompute compares equal to it.
+/// Magnitudes below 1e-13 are zero (see the match below).
 pub(crate) fn round(x: f64) -> f64 {
     if x == 0.0 {
         return 0.0;
@@ -346,7 +347,11 @@ pub(crate) fn round(x: f64) -> f64 {
     let rounded = match (k >= 0, pow(k)) {
         (true, Some(p)) => (x * p).round() / p,
         (false, Some(p)) => (x / p).round() * p,
-        _ => x,
+        // Below 1e-13: no result, share or price distance is that small, only the leftover of
+        // sums that cancel (three thirds of a position closed at +1R, -1R and 0R). Kept, it
+        // would count as a win and not read back equal from JSON, so it is zero.
+        (true, None) => 0.0,
+        (false, None) => x,
     };
     rounded + 0.0
 }
@@ -354,6 +359,16 @@ pub(crate) fn round(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::round;
+
+    #[test]
+    fn the_leftover_of_cancelling_sums_is_zero() {
+        let sum: f64 = 0.1 + 0.2 - 0.3;
+        assert!(sum != 0.0 && sum.abs() < 1e-13, "{sum}");
+        assert_eq!(round(sum), 0.0);
+        assert_eq!(round(1.1102230246251565e-16), 0.0);
+        assert_eq!(round(-2.2e-16), 0.0);
+        assert_eq!(round(2.5e-12), 2.5e-12);
+    }
 
     #[test]
     fn results_keep_ten_significant_digits() {

@@ -257,6 +257,9 @@ pub struct Config {
     pub hold_renewals: Option<Arc<AtomicBool>>,
 }
 
+/// Why a lease ends when its holder gives it up ([`Held::release`]).
+const RELEASED: &str = "released";
+
 #[derive(Debug)]
 struct Shared {
     generation: i64,
@@ -276,7 +279,10 @@ impl Shared {
             v.lose();
             first
         };
-        if first {
+        if first && why == RELEASED {
+            // Our own graceful stop: expected, not a warning.
+            tracing::info!(generation = self.generation, "lease released");
+        } else if first {
             tracing::warn!(generation = self.generation, "lease lost: {why}");
         }
         self.lost.send_replace(true);
@@ -565,7 +571,7 @@ impl Held {
     /// Stops renewing and marks the generation released, so a standby takes over at once.
     pub async fn release(self) {
         self.renewer.abort();
-        self.fence.shared.lose("released");
+        self.fence.shared.lose(RELEASED);
         let patch = serde_json::json!({ "released": true });
         match self.lease.docs.update(&self.id, &patch, None).await {
             Ok(_) => {

@@ -481,6 +481,41 @@ pub struct PriceMinute {
     pub gaps: Option<i64>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeReplyState {
+    /// Written before sending: the reply may or may not exist yet; it is found again by its
+    /// nonce (or in the channel) before anything is sent twice.
+    Pending,
+    Posted,
+    /// Not sent, for good: the signal or the mirrored message was deleted first, or the event
+    /// was too old by the time it could be sent. `last_error` says which.
+    Skipped,
+    /// The channel refused (missing channel or permission): tried again later.
+    Failed,
+}
+
+/// `outcome_replies`: the bot's reply to one mirror (signal + customer channel) for one outcome
+/// event, such as TP1 hit or stopped (id from `ids::derive("outcome_reply", ..)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeReply {
+    pub signal_id: String,
+    pub target_channel_id: String,
+    /// `tp1`, `tp2`, …, `stop`, `stop_before_entry` or `expired`.
+    pub event: String,
+    #[serde(with = "req_time")]
+    pub event_at: OffsetDateTime,
+    /// The mirrored message replied to.
+    pub reply_to: String,
+    pub content: String,
+    /// The reply, once known to be sent.
+    pub message_id: Option<String>,
+    pub state: OutcomeReplyState,
+    /// Sent with `enforce_nonce`, so a repeat within Discord's window returns the first reply.
+    pub nonce: String,
+    pub last_error: Option<String>,
+}
+
 /// Ties each typed document to its collection in `schema.rs`, for [`crate::Collection`].
 macro_rules! models {
     ($($model:ty => $id:ident),* $(,)?) => {
@@ -503,4 +538,5 @@ models! {
     AuditEntry => AUDIT_LOG,
     SignalOutcome => SIGNAL_OUTCOMES,
     PriceMinute => PRICE_MINUTES,
+    OutcomeReply => OUTCOME_REPLIES,
 }

@@ -33,6 +33,7 @@ pub const LOCKS: &str = "locks";
 pub const AUDIT_LOG: &str = "audit_log";
 pub const SIGNAL_OUTCOMES: &str = "signal_outcomes";
 pub const PRICE_MINUTES: &str = "price_minutes";
+pub const OUTCOME_REPLIES: &str = "outcome_replies";
 
 /// Largest string we store in one attribute for raw payloads (1 MiB).
 const PAYLOAD_MAX: u32 = 1_048_576;
@@ -469,6 +470,37 @@ pub fn collections() -> Vec<CollectionSpec> {
                 "by_venue_symbol_minute",
                 &[("venue", false), ("symbol", false), ("minute", false)],
             )],
+        },
+        // The bot's replies in Discord to a mirrored signal when a target or the stop is hit:
+        // one document per mirror and event (id from `ids::derive("outcome_reply", ..)`),
+        // written `pending` with a nonce before the reply is sent, like `mirrors`.
+        CollectionSpec {
+            id: OUTCOME_REPLIES,
+            name: "Outcome replies",
+            permissions: staff_read(),
+            document_security: false,
+            attributes: vec![
+                string("signal_id", SNOWFLAKE).required(),
+                string("target_channel_id", SNOWFLAKE).required(),
+                // `tp1`, `tp2`, …, `stop`, `stop_before_entry`, `expired`.
+                string("event", 32).required(),
+                // When the event happened (market time), for the age limit on late replies.
+                datetime("event_at").required(),
+                // The mirrored message replied to (its first part).
+                string("reply_to", SNOWFLAKE).required(),
+                // The text, fixed when the reply was recorded, so a resend says the same.
+                string("content", 512).required(),
+                string("message_id", SNOWFLAKE),
+                enumeration("state", &["pending", "posted", "skipped", "failed"]).required(),
+                string("nonce", 25).required(),
+                string("last_error", 1_024),
+                // The lease generation (fencing token) of the bot that wrote it.
+                count("fence"),
+            ],
+            indexes: vec![
+                key("by_signal", &[("signal_id", false)]),
+                key("by_state", &[("state", false)]),
+            ],
         },
         CollectionSpec {
             id: AUDIT_LOG,

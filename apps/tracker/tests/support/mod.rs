@@ -291,12 +291,22 @@ impl TestTracker {
         .await
     }
 
-    /// Recomputing `id` from storage gives exactly the document the live tracker wrote.
+    /// Recomputing `id` from storage gives exactly the document the live tracker wrote. The
+    /// tracker stores minutes behind its work loop, so this waits (bounded) until the minutes
+    /// it handed over are written: until the recompute agrees, or the limit passes.
     pub async fn assert_recompute_equals_live(&self, id: &str) {
         let live = self.document(id).await.expect("live outcome");
-        let again = tracker::recompute::signal(&self.backend.client, id, false)
-            .await
-            .unwrap();
+        let recompute = || async {
+            tracker::recompute::signal(&self.backend.client, id, false)
+                .await
+                .unwrap()
+        };
+        let _ = testkit::wait::wait_for("recompute agrees with live", LIMIT, || async {
+            let again = recompute().await;
+            (again.after == live.data).then_some(())
+        })
+        .await;
+        let again = recompute().await;
         assert_eq!(again.before, live.data);
         assert_eq!(
             again.after, live.data,

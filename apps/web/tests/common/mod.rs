@@ -722,6 +722,29 @@ impl Sse {
         .expect("an SSE event within the wait")
     }
 
+    /// Whether a keep-alive comment (`:` line) arrives within `wait`, skipping any events
+    /// before it.
+    pub async fn keep_alive_within(&mut self, wait: Duration) -> bool {
+        use futures_util::StreamExt;
+        tokio::time::timeout(wait, async {
+            loop {
+                while let Some(end) = self.buf.find("\n\n") {
+                    let frame: String = self.buf.drain(..end + 2).collect();
+                    let mut lines = frame.lines().filter(|l| !l.is_empty()).peekable();
+                    if lines.peek().is_some() && lines.all(|l| l.starts_with(':')) {
+                        return true;
+                    }
+                }
+                match self.body.next().await {
+                    Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// The next event, within 10 s.
     pub async fn next(&mut self) -> Option<SseEvent> {
         self.next_within(Duration::from_secs(10)).await

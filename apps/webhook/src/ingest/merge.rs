@@ -234,30 +234,17 @@ pub fn merge(
     now: OffsetDateTime,
 ) -> Signal {
     let mut s = existing.cloned().unwrap_or_else(|| Signal {
-        source_guild_id: event.guild_id.clone().unwrap_or_default(),
-        source_channel_id: event.channel_id.clone(),
-        source_message_id: event.id.clone(),
-        route_key: route_key.to_owned(),
-        author_id: None,
-        author_name: None,
-        content: None,
-        embeds: None,
-        content_hash: None,
-        pair: None,
-        side: None,
-        entries: Vec::new(),
-        targets: Vec::new(),
-        stop: None,
-        leverage: None,
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
+        // The first event seen for this message: merged revisions count up from 0.
         revision: 0,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at: snowflake_time(&event.id).unwrap_or(now),
-        edited_at: None,
-        deleted_at: None,
+        ..Signal::live(
+            (
+                event.guild_id.as_deref().unwrap_or_default(),
+                &event.channel_id,
+                &event.id,
+            ),
+            route_key,
+            snowflake_time(&event.id).unwrap_or(now),
+        )
     });
     if s.source_guild_id.is_empty()
         && let Some(g) = &event.guild_id

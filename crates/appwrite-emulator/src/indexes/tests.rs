@@ -411,6 +411,36 @@ async fn feed_shapes_read_their_index_in_order_without_a_sort() {
 }
 
 #[tokio::test]
+async fn cached_page_statements_are_not_planned_again_for_each_call() {
+    let state = feed_emulator().await;
+    let st = state.clone();
+    let reprepares = state
+        .store
+        .call(move |conn| {
+            let meta = st.schema.get(conn, "g3", "signals")?;
+            let mut seen = Vec::new();
+            for (route, offset) in [("r0", 0), ("r1", 1), ("r0", 2), ("r1", 0)] {
+                let queries = [
+                    order_desc("posted_at"),
+                    limit(5),
+                    equal("route_key", route),
+                    q("offset", "", json!([offset])),
+                ];
+                let compiled = query::compile(&meta, &queries)?;
+                let (_, docs) = docstore::list(conn, &meta, &compiled, &None, false)?;
+                assert!(!docs.is_empty(), "{route} at {offset}");
+                seen.push(docstore::page_reprepares(conn, &meta, &compiled, &None)?);
+            }
+            Ok(seen)
+        })
+        .await
+        .expect("list");
+    // One cached statement served every call, with new values each time, and SQLite never
+    // had to plan it again (a bound LIMIT made it re-plan on every call).
+    assert_eq!(reprepares, [0, 0, 0, 0]);
+}
+
+#[tokio::test]
 async fn ties_break_by_sequence_ascending_in_both_directions_and_cursors_agree() {
     let state = feed_emulator().await;
     // s0/s1, s2/s3, ... share `posted_at`: Appwrite orders each pair by `$sequence` ascending,

@@ -75,19 +75,7 @@ impl BotProcess {
     }
 
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let path = format!("/proc/{}/status", self.pid);
-        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .with_context(|| format!("no {name} in {path}"))
-        };
-        Ok(Memory {
-            rss_kb: field("VmRSS:")?,
-            peak_kb: field("VmHWM:")?,
-        })
+        memory_of(self.pid)
     }
 
     /// What went wrong, for an error message: the exit status if it ended, the log's end.
@@ -105,4 +93,21 @@ impl BotProcess {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Resident memory of process `pid`, from `/proc/<pid>/status`.
+pub fn memory_of(pid: u32) -> anyhow::Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no {name} in {path}"))
+    };
+    Ok(Memory {
+        rss_kb: field("VmRSS:")?,
+        peak_kb: field("VmHWM:")?,
+    })
 }

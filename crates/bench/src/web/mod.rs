@@ -4,7 +4,7 @@
 //! SSE event at one stream and at thousands, and the server's memory per stream.
 
 mod pages;
-mod seed;
+pub(crate) mod seed;
 mod streams;
 
 use std::time::Duration;
@@ -22,8 +22,8 @@ use pages::{Expect, Filter, Load, PAGE};
 use seed::{MEMBER, PASSWORD};
 use streams::Target;
 
-const SERVICE: &str = "bench-web-service@example.com";
-const SERVICE_PASSWORD: &str = "bench web service password";
+pub(crate) const SERVICE: &str = "bench-web-service@example.com";
+pub(crate) const SERVICE_PASSWORD: &str = "bench web service password";
 /// How long any single wait (an event, a stream opening) may take before it counts as failed.
 const WAIT: Duration = Duration::from_secs(20);
 /// Deeper pages measured, reached by following "Older signals" from the newest page.
@@ -369,7 +369,7 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
 }
 
 /// The `cookie` header of the bench's member, signed in through web's form.
-async fn sign_in(base: &str) -> anyhow::Result<String> {
+pub(crate) async fn sign_in(base: &str) -> anyhow::Result<String> {
     testkit::web_client::sign_in(base, MEMBER, PASSWORD, WEB_COOKIES).await
 }
 

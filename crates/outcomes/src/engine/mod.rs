@@ -34,6 +34,47 @@ pub struct Replay {
     pub from: OffsetDateTime,
 }
 
+/// The prices that decide nothing for a signal: a price item that starts before `until` and
+/// whose prices all lie strictly between `low` and `high` leaves its events (status, entry,
+/// targets, exit, revision in force) as they are, and is never an ambiguous bar. A trade
+/// outside it, or at or after `until`, may decide something. See [`Tracker::band`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    /// Exclusive; `-∞` when nothing below matters.
+    pub low: f64,
+    /// Exclusive; `+∞` when nothing above matters.
+    pub high: f64,
+    /// The first instant at which time alone may decide (a revision taking effect, a deletion
+    /// before entry, the time limit, the post of a signal not yet judged); `None`: never.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl Band {
+    /// Nothing decides anything (a final outcome).
+    pub const ALL: Band = Band {
+        low: f64::NEG_INFINITY,
+        high: f64::INFINITY,
+        until: None,
+    };
+
+    /// Whether a trade of `price` at `at` decides nothing.
+    pub fn holds(&self, at: OffsetDateTime, price: f64) -> bool {
+        self.low < price && price < self.high && self.until.is_none_or(|u| at < u)
+    }
+
+    /// The band of several signals judged on the same prices: what decides nothing for any.
+    pub fn meet(self, other: Band) -> Band {
+        Band {
+            low: self.low.max(other.low),
+            high: self.high.min(other.high),
+            until: match (self.until, other.until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
 /// Judges one signal against a price stream, item by item.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -196,6 +237,48 @@ impl Tracker {
         }
         self.watermark = Some(t);
         self.deadlines(t);
+    }
+
+    /// The prices that decide nothing from here on (see [`Band`]). A caller that groups
+    /// trades into bars can end a bar just before a trade outside it and push that trade as a
+    /// [`Market::Tick`]: every bar then holds only prices that decide nothing, so none is
+    /// ambiguous, and the decisive trade is judged as it arrives. The band stays valid while
+    /// only items inside it are pushed; after any other item, a revision or
+    /// [`Tracker::advance_to`], ask again.
+    pub fn band(&self) -> Band {
+        let out = &self.state.out;
+        if out.status.is_final() {
+            return Band::ALL;
+        }
+        let mut until = out.expires_at;
+        if out.status == Status::WaitingForEntry
+            && let Some(d) = out.deleted_at
+        {
+            until = until.min(d);
+        }
+        if let Some(next) = self.history.revisions().get(self.rev_index + 1) {
+            until = until.min(next.effective_at);
+        }
+        match self.state.quiet() {
+            Some((lo, hi)) => {
+                let (low, high) = if self.state.sign() > 0.0 {
+                    (lo, hi)
+                } else {
+                    (-hi, -lo)
+                };
+                Band {
+                    low,
+                    high,
+                    until: Some(until),
+                }
+            }
+            // No price judged yet (or the levels just changed): prices before the post are
+            // not judged; the first one at or after it is settled on its own and may decide.
+            None => Band {
+                until: Some(until.min(self.history.posted_at())),
+                ..Band::ALL
+            },
+        }
     }
 
     /// Takes a newer history of the same signal (a later edit, a deletion). Accepted when it

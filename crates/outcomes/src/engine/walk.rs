@@ -338,6 +338,42 @@ impl State {
         }
     }
 
+    /// The mirrored prices strictly between which a path from the last observed price meets
+    /// no level: the nearest level below it and the nearest above (infinite where there is
+    /// none). `None` when there is no last price (the next one is settled on its own, so any
+    /// price may decide) or when a level sits on it.
+    pub(super) fn quiet(&self) -> Option<(f64, f64)> {
+        let prev = self.prev?;
+        let mut levels: Vec<f64> = self.levels.stop.into_iter().collect();
+        match self.out.status {
+            Status::WaitingForEntry => {
+                // A market entry fills at the next price: nothing is quiet.
+                let (lo, hi) = self.levels.zone?;
+                levels.extend([lo, hi]);
+            }
+            Status::Entered => levels.extend(
+                self.levels
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !self.hit[*i])
+                    .map(|(_, t)| *t),
+            ),
+            _ => return Some((f64::NEG_INFINITY, f64::INFINITY)),
+        }
+        let mut band = (f64::NEG_INFINITY, f64::INFINITY);
+        for l in levels {
+            if l < prev {
+                band.0 = band.0.max(l);
+            } else if l > prev {
+                band.1 = band.1.min(l);
+            } else {
+                return None;
+            }
+        }
+        Some(band)
+    }
+
     /// Whether some level could be met inside a bar spanning `[lo, hi]` (mirrored).
     fn reachable(&self, lo: f64, hi: f64) -> bool {
         let stop = self.levels.stop.is_some_and(|s| s >= lo);

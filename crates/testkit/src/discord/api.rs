@@ -388,6 +388,10 @@ fn create_message(
             "Invalid Form Body (content: Must be 2000 or fewer in length.)",
         );
     }
+    let reply_to = match reply_target(s, channel, &parsed.json) {
+        Ok(r) => r,
+        Err((code, message)) => return form_error("message_reference", code, message),
+    };
     if let (Some(nonce), true) = (&rec.nonce, rec.enforce_nonce) {
         let key = (author, channel, nonce.clone());
         let window = s.nonce_window;
@@ -426,6 +430,7 @@ fn create_message(
         created_ms: ms,
         edited_ms: None,
         webhook_id: webhook,
+        reply_to,
     };
     if let (Some(nonce), true) = (&rec.nonce, rec.enforce_nonce) {
         s.nonces
@@ -434,6 +439,57 @@ fn create_message(
     let body = message_json(&message);
     s.channels.entry(channel).or_default().push(message);
     Json(body).into_response()
+}
+
+/// The message a create replies to (`message_reference`), checked as Discord does: it must be
+/// in the same channel, and a missing one is refused (`REPLIES_UNKNOWN_MESSAGE`) unless
+/// `fail_if_not_exists` is false (then the message is sent as a plain one). A refusal is the
+/// field error's code and message.
+fn reply_target(
+    s: &State,
+    channel: u64,
+    json: &Value,
+) -> Result<Option<u64>, (&'static str, &'static str)> {
+    let Some(reference) = json.get("message_reference").filter(|r| !r.is_null()) else {
+        return Ok(None);
+    };
+    let id_of = |key: &str| match reference.get(key) {
+        Some(Value::String(v)) => v.parse::<u64>().ok(),
+        Some(Value::Number(n)) => n.as_u64(),
+        _ => None,
+    };
+    if id_of("channel_id").is_some_and(|c| c != channel) {
+        return Err((
+            "REPLIES_CANNOT_REFERENCE_OTHER_CHANNEL",
+            "Cannot reply to a message in a different channel",
+        ));
+    }
+    let target = id_of("message_id");
+    let exists = target.is_some_and(|id| {
+        s.channels
+            .get(&channel)
+            .is_some_and(|list| list.iter().any(|m| m.id == id))
+    });
+    if exists {
+        return Ok(target);
+    }
+    if reference.get("fail_if_not_exists") == Some(&Value::Bool(false)) {
+        return Ok(None);
+    }
+    Err(("REPLIES_UNKNOWN_MESSAGE", "Unknown message"))
+}
+
+/// Discord's 400 for a body refused field by field, with one error on `field`.
+fn form_error(field: &str, code: &str, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "message": "Invalid Form Body",
+            "code": 50035,
+            "errors": { field: { "_errors": [{ "code": code, "message": message }] } },
+        })),
+    )
+        .into_response()
 }
 
 async fn edit(

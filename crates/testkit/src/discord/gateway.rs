@@ -478,6 +478,7 @@ impl FakeDiscord {
                 created_ms: ms,
                 edited_ms: None,
                 webhook_id: None,
+                reply_to: None,
             };
             let json = fetched_json(&message);
             s.channels.entry(channel_id).or_default().push(message);

@@ -1,5 +1,5 @@
 //! A fake Discord for bot tests: the REST API the bot uses (channel messages with JSON or
-//! multipart bodies, nonce de-duplication, webhooks, guild members and their roles, guild roles
+//! multipart bodies, nonce de-duplication, replies (`message_reference`), webhooks, guild members and their roles, guild roles
 //! with Discord's hierarchy check, member listing, rate-limit headers, scripted and random
 //! faults), a record of every request, and a TLS-terminating CONNECT proxy so serenity's own
 //! `Http`, rate limiter on, reaches it as `https://discord.com` (see [`tls`]). Its gateway

@@ -125,6 +125,8 @@ pub struct StoredMessage {
     pub edited_ms: Option<u64>,
     /// Set when a webhook sent it (the author is then the webhook).
     pub webhook_id: Option<u64>,
+    /// The message this one replies to (`message_reference.message_id`), in the same channel.
+    pub reply_to: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -373,8 +375,14 @@ pub(super) fn fetched_json(m: &StoredMessage) -> Value {
         })).collect::<Vec<_>>(),
         "embeds": m.embeds,
         "pinned": false,
-        "type": 0,
+        // 19 is a reply (Discord's `REPLY` message type), 0 a plain message.
+        "type": if m.reply_to.is_some() { 19 } else { 0 },
         "flags": 0,
+        "message_reference": m.reply_to.map(|r| json!({
+            "type": 0,
+            "message_id": r.to_string(),
+            "channel_id": m.channel_id.to_string(),
+        })),
     })
 }
 

@@ -98,6 +98,54 @@ async fn an_enforced_nonce_returns_the_first_message() {
 }
 
 #[tokio::test]
+async fn replies_reference_their_message_and_fail_when_it_is_gone() {
+    use serenity::all::{MessageReference, MessageReferenceKind, MessageType};
+    let (fake, http) = setup().await;
+    let channel = ChannelId::new(13);
+    let first = channel.say(&http, "the call").await.expect("sent");
+    let reply = |to: MessageId, fail: bool| {
+        channel.send_message(
+            &http,
+            CreateMessage::new().content("TP1 hit").reference_message(
+                MessageReference::new(MessageReferenceKind::Default, channel)
+                    .message_id(to)
+                    .fail_if_not_exists(fail),
+            ),
+        )
+    };
+    let sent = reply(first.id, true).await.expect("replied");
+    let listed = channel
+        .messages(&http, serenity::all::GetMessages::new().limit(10))
+        .await
+        .expect("listed");
+    let fetched = listed.iter().find(|m| m.id == sent.id).expect("listed");
+    assert_eq!(fetched.kind, MessageType::InlineReply);
+    assert_eq!(
+        fetched
+            .message_reference
+            .as_ref()
+            .and_then(|r| r.message_id),
+        Some(first.id)
+    );
+    assert_eq!(fake.messages(13)[1].reply_to, Some(first.id.get()));
+
+    fake.delete_by_hand(13, first.id.get());
+    let refused = reply(first.id, true)
+        .await
+        .expect_err("the message is gone");
+    let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((r.status_code.as_u16(), r.error.code), (400, 50035));
+    assert_eq!(r.error.errors[0].code, "REPLIES_UNKNOWN_MESSAGE");
+    assert_eq!(r.error.errors[0].path, "message_reference");
+    // Told not to fail, Discord sends it as a plain message.
+    let plain = reply(first.id, false).await.expect("sent");
+    assert!(plain.message_reference.is_none());
+    assert_eq!(fake.messages(13).len(), 2);
+}
+
+#[tokio::test]
 async fn attachments_upload_and_edits_keep_or_replace_them() {
     let (fake, http) = setup().await;
     let channel = ChannelId::new(11);

@@ -6,8 +6,13 @@
 //! still include them), send any raw frame, ping, and report what each connection subscribed
 //! to and every klines request.
 //!
-//! Layering, one way only: `tape.rs` holds recordings and computes klines; `ws.rs` and
-//! `rest.rs` serve the state kept here behind [`FakeExchange`].
+//! Live mode ([`FakeExchange::go_live`], `live.rs`) instead generates trades continuously, a
+//! seeded random walk per symbol ([`Walk`]), for devstack's simulated market: each trade joins
+//! its tape as it happens, so klines agree with what was streamed.
+//!
+//! Layering, one way only: `tape.rs` holds recordings and computes klines; `live.rs` generates
+//! trades into the tapes; `ws.rs` and `rest.rs` serve the state kept here behind
+//! [`FakeExchange`].
 //!
 //! Routes (each venue under its own prefix, so one server is all four venues):
 //! - Binance spot: WS `/binance-spot/stream`; REST base `/binance-spot` (`/api/v3/...`).
@@ -16,6 +21,8 @@
 //! - Bybit: WS `/bybit/v5/public/spot` and `/bybit/v5/public/linear`; REST base `/bybit`
 //!   (`/v5/market/...`).
 
+mod firehose;
+mod live;
 mod rest;
 mod tape;
 mod ws;
@@ -27,7 +34,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+pub use live::{Live, LiveMarket, LiveSymbol, Walk};
 pub use tape::{FakeBar, RecordedTrade, Recording, klines, parse_csv};
+
+/// The wall clock in Unix milliseconds, as the exchanges stamp things.
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
 
 /// The venues the fake serves (the same four as `g3_market::Venue`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,6 +164,18 @@ impl State {
     pub(crate) fn venue(&mut self, venue: FakeVenue) -> &mut VenueState {
         self.venues.entry(venue).or_default()
     }
+
+    /// Sends a trade to every open connection of `venue` subscribed to `symbol`'s trades.
+    fn stream(&self, venue: FakeVenue, symbol: &str, trade: &RecordedTrade) {
+        let stream = venue.trade_stream(symbol);
+        let frame = ws::trade_frame(venue, symbol, trade);
+        for conn in self.conns.values() {
+            let info = &conn.info;
+            if info.venue == venue && info.open && info.streams.contains(&stream) {
+                let _ = conn.tx.send(Out::Text(frame.clone()));
+            }
+        }
+    }
 }
 
 /// The fake itself: cheap to clone, every clone sees the same state.
@@ -158,6 +183,7 @@ impl State {
 pub struct FakeExchange {
     state: Arc<Mutex<State>>,
     pub addr: SocketAddr,
+    server: tokio::task::AbortHandle,
 }
 
 impl FakeExchange {
@@ -165,6 +191,14 @@ impl FakeExchange {
     /// Binance spot also lists LUNAUSDT in `BREAK`, Binance futures a dated BTCUSDT_260327,
     /// Bybit linear NEWUSDT in `PreLaunch`. Pings are answered.
     pub async fn spawn() -> FakeExchange {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake exchange");
+        FakeExchange::spawn_on(listener)
+    }
+
+    /// [`FakeExchange::spawn`] on a listener the caller bound.
+    pub fn spawn_on(listener: tokio::net::TcpListener) -> FakeExchange {
         let mut state = State::default();
         for venue in FakeVenue::ALL {
             let trading = if venue.is_binance() {
@@ -192,14 +226,24 @@ impl FakeExchange {
             .insert("NEWUSDT".into(), "PreLaunch".into());
         let state = Arc::new(Mutex::new(state));
         let app = ws::routes(state.clone()).merge(rest::routes(state.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake exchange");
         let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
-        });
-        FakeExchange { state, addr }
+        })
+        .abort_handle();
+        FakeExchange {
+            state,
+            addr,
+            server,
+        }
+    }
+
+    /// Stops serving: no new connections, and every open one ends abruptly.
+    pub fn close(&self) {
+        self.server.abort();
+        for venue in FakeVenue::ALL {
+            self.drop_connections(venue);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -271,18 +315,60 @@ impl FakeExchange {
         let played = tape.trades[tape.next..end].to_vec();
         tape.next = end;
         if send {
-            let stream = venue.trade_stream(symbol);
             for trade in played.iter().filter(|t| t.on_stream) {
-                let frame = ws::trade_frame(venue, symbol, trade);
-                for conn in s.conns.values() {
-                    let info = &conn.info;
-                    if info.venue == venue && info.open && info.streams.contains(&stream) {
-                        let _ = conn.tx.send(Out::Text(frame.clone()));
-                    }
-                }
+                s.stream(venue, symbol, trade);
             }
         }
         played
+    }
+
+    /// Live mode: `trade` happens now as the next trade of `symbol`'s tape (its id follows
+    /// the tape's last, from 1,000,000), goes to every subscriber, and trades before
+    /// `forget_before_ms` are forgotten.
+    pub(crate) fn trade_now(
+        &self,
+        venue: FakeVenue,
+        symbol: &str,
+        mut trade: RecordedTrade,
+        forget_before_ms: i64,
+    ) {
+        let mut s = self.lock();
+        let tape = s.venue(venue).tapes.entry(symbol.to_owned()).or_default();
+        trade.id = tape.trades.last().map_or(1_000_000, |t| t.id + 1);
+        tape.trades.push(trade.clone());
+        tape.next = tape.trades.len();
+        let old = tape
+            .trades
+            .iter()
+            .take_while(|t| t.time_ms < forget_before_ms)
+            .count();
+        if old > 0 {
+            tape.trades.drain(..old);
+            tape.next -= old;
+        }
+        if trade.on_stream {
+            s.stream(venue, symbol, &trade);
+        }
+    }
+
+    /// The trades of `symbol`'s tape that have happened, oldest first.
+    pub fn trades(&self, venue: FakeVenue, symbol: &str) -> Vec<RecordedTrade> {
+        self.lock()
+            .venue(venue)
+            .tapes
+            .get(symbol)
+            .map(|t| t.happened().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The price of `symbol`'s last trade that happened.
+    pub fn last_price(&self, venue: FakeVenue, symbol: &str) -> Option<f64> {
+        self.lock()
+            .venue(venue)
+            .tapes
+            .get(symbol)
+            .and_then(|t| t.happened().last().map(RecordedTrade::price_f64))
+            .filter(|p| p.is_finite())
     }
 
     /// Sends a text frame as is to every open connection of the venue (malformed input).

@@ -15,17 +15,13 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{FakeVenue, KlineRequest, State, tape};
+use super::{FakeVenue, KlineRequest, State, now_ms, tape};
 
 type Shared = Arc<Mutex<State>>;
 type Params = Query<HashMap<String, String>>;
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub(super) fn routes(state: Shared) -> Router {
