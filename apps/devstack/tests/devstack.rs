@@ -15,7 +15,7 @@ use devstack::{
 use futures_util::StreamExt;
 use g3_store::{
     Collection,
-    models::{RoleState, Signal, SignalOutcome},
+    models::{Mirror, RoleState, Signal, SignalOutcome},
 };
 use reqwest::redirect::Policy;
 use testkit::wait::{eventually, wait_for};
@@ -223,6 +223,19 @@ impl Browser {
             .unwrap();
         self.keep(&resp);
         resp
+    }
+
+    /// The body of a 200 answer to GET `path`, with the cookies held (none kept).
+    async fn get_text(&self, path: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.text().await.unwrap()
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -470,6 +483,66 @@ async fn demo_signals_enter_and_reach_a_target_or_their_stop_on_the_simulated_ma
         .map(|p| p.price)
         .unwrap();
     assert!((fill.price / reference - 1.0).abs() < 0.2, "{outcome:?}");
+
+    // The customer sees it: the card's status on the feed, and the performance page.
+    let customer = DEMO_ACCOUNTS.iter().find(|a| !a.staff).unwrap();
+    let mut b = Browser::new(running.web_url());
+    let r = b
+        .post(
+            "/signin",
+            &[("email", customer.email), ("password", customer.password)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    // New demo signals keep coming (and pushing older ones off the first page), and keep
+    // resolving: some card on the first page shows a target or a stop.
+    let card = wait_for(
+        "a demo signal's target or stop on its card",
+        Duration::from_secs(20),
+        || async {
+            let body = b.get_text("/feed").await;
+            body.split("<div class=\"outcome ")
+                .skip(1)
+                .map(|rest| rest.split("</div>").next().unwrap_or_default())
+                .find(|status| status.contains("TP") || status.contains("Stopped"))
+                .map(str::to_owned)
+        },
+    )
+    .await
+    .expect("the card shows the target or stop");
+    assert!(card.contains("outcome-status"), "{card}");
+    let performance = b.get_text("/performance").await;
+    assert!(
+        performance.contains("<h1>Performance</h1>") && performance.contains("<svg"),
+        "{performance}"
+    );
+
+    // And in the sandbox guild, the bot replied to a mirrored demo signal.
+    let mirrors = Collection::<Mirror>::new(&running.client);
+    let reply = wait_for(
+        "a reply under a mirrored demo signal",
+        Duration::from_secs(30),
+        || async {
+            let posted = mirrors.list_all(&[], 100).await.unwrap();
+            posted.iter().find_map(|m| {
+                let channel: u64 = m.data.target_channel_id.parse().ok()?;
+                let first: u64 = m.data.message_ids.first()?.parse().ok()?;
+                fake(&running)
+                    .messages(channel)
+                    .into_iter()
+                    .find(|msg| msg.reply_to == Some(first))
+            })
+        },
+    )
+    .await
+    .expect("the bot replies when a demo signal hits a target or its stop");
+    assert!(
+        reply.content.starts_with("TP")
+            || reply.content.starts_with("All targets")
+            || reply.content.starts_with("Stop"),
+        "{}",
+        reply.content
+    );
 
     // The seeded signals, posted hours before, trade on listed pairs too: each is followed
     // (or cancelled, the one deleted before entry), none is untrackable.
