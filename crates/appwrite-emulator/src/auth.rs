@@ -21,6 +21,59 @@ pub enum Caller {
     Guest,
 }
 
+/// Sessions already resolved (secret hash → the caller), as Appwrite keeps user documents,
+/// with their sessions and memberships, in its cache. Used only on the storage thread, and an
+/// entry is used only while the database has not changed since it was stored: the
+/// connection's `total_changes` (every write of the emulator) and `PRAGMA data_version`
+/// (commits by any other connection to the same file). Any write (a new or deleted session,
+/// a blocked user, a membership change, a verified email) makes every entry stale, so what a
+/// caller may do is never older than the database. Expiry is checked on every use.
+#[derive(Default)]
+pub struct SessionCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, Resolved>>,
+}
+
+struct Resolved {
+    /// The database's state when this was read ([`database_state`]).
+    changes: (u64, i64),
+    expire: String,
+    user: UserCtx,
+}
+
+/// Entries kept at most; past this the cache starts over (it refills on the next calls).
+const SESSION_CACHE_MAX: usize = 10_000;
+
+impl SessionCache {
+    fn get(&self, hash: &str, changes: (u64, i64)) -> Option<(String, UserCtx)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(hash)
+            .filter(|r| r.changes == changes)
+            .map(|r| (r.expire.clone(), r.user.clone()))
+    }
+
+    fn put(&self, hash: String, changes: (u64, i64), expire: String, user: UserCtx) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= SESSION_CACHE_MAX
+            || entries
+                .values()
+                .next()
+                .is_some_and(|r| r.changes != changes)
+        {
+            // Full, or stale as a whole (entries are written only at the newest count).
+            entries.clear();
+        }
+        entries.insert(
+            hash,
+            Resolved {
+                changes,
+                expire,
+                user,
+            },
+        );
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct UserCtx {
     pub user_id: String,
@@ -117,11 +170,16 @@ impl FromRequestParts<AppState> for Caller {
         let Some(secret) = session.filter(|s| !s.is_empty()) else {
             return Ok(Caller::Guest);
         };
+        let sessions = state.sessions.clone();
         let found = state
             .store
             .call(move |conn| {
                 let hash = util::hash_secret(&secret);
-                // Every session request runs these lookups: prepared once, kept in the cache.
+                let changes = database_state(conn)?;
+                if let Some((expire, user)) = sessions.get(&hash, changes) {
+                    return Ok((expire >= util::now()).then_some(user));
+                }
+                // Otherwise these lookups: prepared once, kept in the statement cache.
                 let row: Option<(String, String, String)> = conn
                     .prepare_cached(
                         "SELECT id, user_id, expire FROM sessions WHERE secret_hash = ?1",
@@ -143,16 +201,27 @@ impl FromRequestParts<AppState> for Caller {
                     return Ok(None);
                 }
                 let roles = roles_for_user(conn, &user_id)?;
-                Ok(Some(UserCtx {
+                let user = UserCtx {
                     user_id,
                     session_id,
                     roles,
-                }))
+                };
+                sessions.put(hash, changes, expire, user.clone());
+                Ok(Some(user))
             })
             .await?;
         // An unknown or expired session makes the caller a guest, as in Appwrite.
         Ok(found.map_or(Caller::Guest, Caller::User))
     }
+}
+
+/// What tells that the database changed: this connection's writes, and other connections'
+/// commits.
+fn database_state(conn: &Connection) -> ApiResult<(u64, i64)> {
+    let version: i64 = conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?;
+    Ok((conn.total_changes(), version))
 }
 
 /// Every Appwrite role a user holds, for permission checks and Realtime filtering.
@@ -193,4 +262,33 @@ pub fn roles_for_user(conn: &Connection, user_id: &str) -> ApiResult<Vec<String>
         );
     }
     Ok(roles)
+}
+
+#[cfg(test)]
+mod session_cache_tests {
+    use super::*;
+
+    fn user(id: &str) -> UserCtx {
+        UserCtx {
+            user_id: id.into(),
+            session_id: format!("s-{id}"),
+            roles: vec![format!("user:{id}")],
+        }
+    }
+
+    #[test]
+    fn an_entry_holds_only_while_the_database_is_unchanged() {
+        let cache = SessionCache::default();
+        cache.put("h1".into(), (5, 1), "2999".into(), user("a"));
+        let (expire, hit) = cache.get("h1", (5, 1)).expect("same state: a hit");
+        assert_eq!((expire.as_str(), hit.user_id.as_str()), ("2999", "a"));
+        // A write by the emulator, or a commit by another connection: stale.
+        assert!(cache.get("h1", (6, 1)).is_none());
+        assert!(cache.get("h1", (5, 2)).is_none());
+        assert!(cache.get("h2", (5, 1)).is_none());
+        // An entry stored at a newer state drops the older ones.
+        cache.put("h2".into(), (6, 1), "2999".into(), user("b"));
+        assert!(cache.get("h1", (5, 1)).is_none());
+        assert!(cache.get("h2", (6, 1)).is_some());
+    }
 }

@@ -56,6 +56,7 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
         store,
         events,
         schema: Default::default(),
+        sessions: Default::default(),
         stopping: tokio::sync::watch::Sender::new(false),
     })
 }

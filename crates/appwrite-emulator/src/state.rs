@@ -63,6 +63,8 @@ pub struct AppState {
     pub events: broadcast::Sender<RealtimeEvent>,
     /// Collection metadata for the documents routes, cleared on every schema change.
     pub schema: Arc<crate::schema::SchemaCache>,
+    /// Sessions already resolved, valid until the next write ([`crate::auth::SessionCache`]).
+    pub sessions: Arc<crate::auth::SessionCache>,
     /// Turns true when the server stops: upgraded Realtime sockets are not tracked by the
     /// HTTP server's graceful shutdown, so they watch this and close themselves.
     pub stopping: tokio::sync::watch::Sender<bool>,
