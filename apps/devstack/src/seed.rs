@@ -419,34 +419,24 @@ impl DemoSignal {
             None => (None, None, Vec::new(), Vec::new(), None, None),
         };
         Signal {
-            source_guild_id: DEMO_GUILD.to_owned(),
-            source_channel_id: channel.to_owned(),
-            source_message_id: self.id.to_owned(),
-            route_key: self.route.to_owned(),
             author_id: Some("1200000000000000001".to_owned()),
             author_name: Some(self.author.to_owned()),
             content: Some(self.content.to_owned()),
-            embeds: None,
-            content_hash: None,
             pair,
             side,
             entries,
             targets,
             stop,
             leverage,
-            flags: Vec::new(),
-            attachments: None,
-            assets_pending: None,
             revision: if self.edited { 2 } else { 1 },
-            edit_stamps: None,
             status: if self.deleted {
                 SignalStatus::Deleted
             } else {
                 SignalStatus::Live
             },
-            posted_at: posted,
             edited_at: self.edited.then(|| posted + time::Duration::minutes(25)),
             deleted_at: self.deleted.then(|| posted + time::Duration::hours(2)),
+            ..Signal::live((DEMO_GUILD, channel, self.id), self.route, posted)
         }
     }
 }

@@ -20,7 +20,7 @@ use g3_core::{
 };
 use g3_store::{
     Collection,
-    models::{Route, Side, Signal, SignalStatus},
+    models::{Route, Side, Signal},
 };
 use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use time::{Duration, OffsetDateTime};
@@ -244,32 +244,18 @@ fn px(price: f64) -> String {
 /// A live signal shaped as the pipeline writes it, posted now (newer than every seeded one).
 pub fn signal(tag: &str, route: &str, pair: Option<&str>, side: Option<Side>) -> Signal {
     Signal {
-        source_guild_id: "1".into(),
-        source_channel_id: "2".into(),
-        source_message_id: tag.into(),
-        route_key: route.into(),
         author_id: Some("3".into()),
         author_name: Some("Bench Trader".into()),
         content: Some(format!(
             "**BTCUSDT LONG** {tag}\nEntry 64200 - 63800\nTP 65000 / 66500\nSL 62900\nLev 10x"
         )),
-        embeds: None,
-        content_hash: None,
         pair: pair.map(str::to_owned),
         side,
         entries: vec![64200.0, 63800.0],
         targets: vec![65000.0, 66500.0],
         stop: Some(62900.0),
         leverage: Some(10.0),
-        flags: Vec::new(),
-        attachments: None,
-        assets_pending: None,
-        revision: 1,
-        edit_stamps: None,
-        status: SignalStatus::Live,
-        posted_at: OffsetDateTime::now_utc(),
-        edited_at: None,
-        deleted_at: None,
+        ..Signal::live(("1", "2", tag), route, OffsetDateTime::now_utc())
     }
 }
 
