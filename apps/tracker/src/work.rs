@@ -686,18 +686,38 @@ async fn store_minutes(
                 continue;
             }
         };
-        if !fence.is_valid() {
-            continue;
-        }
-        match prices::store(&client, key.0, &key.1, &minute).await {
-            Ok(()) => Stats::add(&stats.minute_writes, 1),
-            Err(e) => {
-                Stats::add(&stats.write_failures, 1);
-                tracing::warn!(venue = %key.0, symbol = %key.1, minute = %minute.start, error = %e, "price minute not stored");
+        let mut delay = MINUTE_RETRY_FIRST;
+        while fence.is_valid() {
+            match prices::store(&client, key.0, &key.1, &minute).await {
+                Ok(()) => {
+                    Stats::add(&stats.minute_writes, 1);
+                    break;
+                }
+                Err(e) => {
+                    Stats::add(&stats.write_failures, 1);
+                    let retryable = e
+                        .downcast_ref::<g3_appwrite::Error>()
+                        .is_some_and(g3_appwrite::Error::is_retryable);
+                    if !retryable {
+                        tracing::error!(venue = %key.0, symbol = %key.1, minute = %minute.start, error = %e, "price minute refused; not stored");
+                        break;
+                    }
+                    // The stored history is what a recompute judges: keep this minute (and,
+                    // behind it, every later one, in order) until Appwrite takes it.
+                    tracing::warn!(venue = %key.0, symbol = %key.1, minute = %minute.start, error = %e, retry_in = ?delay, "price minute not stored yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MINUTE_RETRY_MAX);
+                }
             }
         }
     }
 }
+
+/// First wait before storing a minute again after a transient failure (Appwrite down, 5xx,
+/// 429); doubled up to [`MINUTE_RETRY_MAX`]. Writes are idempotent (create, else merge), so a
+/// retry never stores anything twice.
+const MINUTE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const MINUTE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Upserts an outcome document under the lease; false when not written.
 async fn write(
@@ -724,5 +744,73 @@ async fn write(
             tracing::warn!(signal = %id, error = %e, "outcome not written; written with the next change");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod minute_writer_tests {
+    use super::*;
+    use std::time::Duration;
+
+    use g3_outcomes::Tick;
+
+    #[tokio::test]
+    async fn a_minute_handed_over_while_appwrite_is_down_is_stored_when_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = testkit::backend::backend_on_disk(dir.path()).await;
+        backend.stop().await;
+        let stats = Arc::new(Stats::default());
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(store_minutes(
+            backend.client.clone(),
+            Fence::unfenced(1),
+            stats.clone(),
+            queue,
+        ));
+        let symbol = Symbol::from_pair("BTC/USDT").unwrap();
+        let start = crate::tape::floor_min(OffsetDateTime::now_utc());
+        let minute = |start: OffsetDateTime, price: f64| Minute {
+            start,
+            until: start + time::Duration::MINUTE,
+            items: vec![g3_outcomes::Market::Tick(Tick {
+                time: start + time::Duration::SECOND,
+                price,
+            })],
+        };
+        let key = (Venue::BinanceSpot, symbol.clone());
+        jobs.send(MinuteJob::Store(key.clone(), minute(start, 100.0)))
+            .unwrap();
+        jobs.send(MinuteJob::Store(
+            key.clone(),
+            minute(start + time::Duration::MINUTE, 101.0),
+        ))
+        .unwrap();
+        // Refused while Appwrite is down, more than once (it keeps trying).
+        testkit::wait::wait_for("two failed attempts", Duration::from_secs(10), || async {
+            (Stats::get(&stats.write_failures) >= 2).then_some(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(Stats::get(&stats.minute_writes), 0);
+        backend.start().await;
+        let (done, flushed) = oneshot::channel();
+        jobs.send(MinuteJob::Flush(done)).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), flushed)
+            .await
+            .expect("both minutes stored once Appwrite is back")
+            .unwrap();
+        assert_eq!(Stats::get(&stats.minute_writes), 2);
+        let stored = prices::load_minutes(
+            &backend.client,
+            Venue::BinanceSpot,
+            &symbol,
+            start,
+            start + time::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stored.len(), 2, "both minutes, in order");
+        drop(jobs);
+        writer.await.unwrap();
     }
 }
