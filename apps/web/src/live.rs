@@ -343,9 +343,11 @@ impl Follow for Publisher {
         }
         // Whatever the event turns out to be, what was read before it may be stale.
         self.state.hub().changed();
-        let Some(action) = event.action() else {
-            return;
-        };
+        // Ingest writes edits (and attachments) with upserts, whose events end in `.upsert`
+        // (Appwrite 1.8's label for `PUT .../documents/{id}`): not one of `EventAction`'s, and
+        // the document as it is now, like an update. The browser replaces the card if it has
+        // it and inserts it otherwise.
+        let action = event.action().unwrap_or(EventAction::Update);
         match event.document::<Value>() {
             Ok(doc) => {
                 self.emit(doc, action);

@@ -190,6 +190,33 @@ async fn idle_streams_get_keep_alive_comments_and_still_get_events() {
     assert!(e.data.contains("after the quiet"), "{}", e.data);
 }
 
+/// Ingest writes edits with upserts (`PUT`), whose Realtime events end in `.upsert`: they reach
+/// the stream as updates, with the card as it is now.
+#[tokio::test]
+async fn an_edit_written_by_upsert_reaches_the_stream() {
+    let app = TestApp::spawn().await;
+    app.seed_route("vip-calls", "VIP Calls").await;
+    let mut b = member(&app, "upsert@example.com").await;
+    app.wait_metric("g3_web_upstream_connected", 1.0).await;
+    let mut s = b.stream(None).await;
+    assert_eq!(s.status, 200);
+    app.seed_signal("7200", |s| s["content"] = "first words".into())
+        .await;
+    assert_eq!(s.next().await.expect("create event").json()["id"], "7200");
+    let signals = Collection::<Signal>::new(&app.backend.client);
+    let mut signal = signals.get("7200").await.unwrap().data;
+    signal.content = Some("edited by ingest".into());
+    signal.revision = 2;
+    signals.upsert("7200", &signal, None).await.unwrap();
+    let e = s.next().await.expect("the upsert's event");
+    let data = e.json();
+    assert_eq!(
+        (data["id"].as_str(), data["action"].as_str()),
+        (Some("7200"), Some("update"))
+    );
+    assert!(data["html"].as_str().unwrap().contains("edited by ingest"));
+}
+
 /// The publisher's catch-up, driven call by call: what is written while the upstream is
 /// disconnected is published after a reconnect, once.
 #[tokio::test]
