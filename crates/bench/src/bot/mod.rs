@@ -154,7 +154,7 @@ async fn arrival(
 }
 
 pub use process::default_binary;
-pub(crate) use process::{Memory, memory_of};
+pub(crate) use process::{Memory, memory_of, trouble_of};
 
 /// How long the bot is left with nothing to do before its idle memory is read.
 const IDLE: Duration = Duration::from_secs(5);

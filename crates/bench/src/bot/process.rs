@@ -80,19 +80,25 @@ impl BotProcess {
 
     /// What went wrong, for an error message: the exit status if it ended, the log's end.
     pub fn trouble(&mut self) -> String {
-        let exited = match self.child.try_wait() {
-            Ok(Some(status)) => format!("the bot exited ({status})"),
-            _ => "the bot is running".to_owned(),
-        };
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        format!("{exited}; end of {}:\n{tail}", self.log.display())
+        trouble_of("bot", &mut self.child, &self.log)
     }
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// What went wrong with child process `name`, for an error message: its exit status if it
+/// ended, and the end of its log.
+pub fn trouble_of(name: &str, child: &mut tokio::process::Child, log: &std::path::Path) -> String {
+    let exited = match child.try_wait() {
+        Ok(Some(status)) => format!("the {name} exited ({status})"),
+        _ => format!("the {name} is running"),
+    };
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("{exited}; end of {}:\n{tail}", log.display())
 }
 
 /// Resident memory of process `pid`, from `/proc/<pid>/status`.

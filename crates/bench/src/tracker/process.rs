@@ -10,7 +10,7 @@ use testkit::backend::Backend;
 use testkit::exchange::{FakeExchange, FakeVenue};
 use tokio::process::{Child, Command};
 
-use crate::bot::{Memory, memory_of};
+use crate::bot::{Memory, memory_of, trouble_of};
 
 /// The tracker binary built next to this one (`target/<profile>/tracker`).
 pub fn default_binary() -> anyhow::Result<PathBuf> {
@@ -124,14 +124,7 @@ impl TrackerProcess {
 
     /// What went wrong, for an error message: the exit status if it ended, the log's end.
     pub fn trouble(&mut self) -> String {
-        let exited = match self.child.try_wait() {
-            Ok(Some(status)) => format!("the tracker exited ({status})"),
-            _ => "the tracker is running".to_owned(),
-        };
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        format!("{exited}; end of {}:\n{tail}", self.log.display())
+        trouble_of("tracker", &mut self.child, &self.log)
     }
 
     pub async fn stop(mut self) {

@@ -14,7 +14,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::web::{SERVICE, SERVICE_PASSWORD, seed, sign_in};
+use crate::web::sign_in;
 
 /// How long web gets to connect its upstream and load the outcome book.
 const READY: Duration = Duration::from_secs(60);
@@ -40,36 +40,12 @@ impl Web {
 /// 200, so the upstream is connected) and opens the member's stream.
 pub(super) async fn start(backend: &Backend) -> anyhow::Result<Web> {
     let client = backend.client.clone();
-    let service = client
-        .users()
-        .create("bench-web-service", SERVICE, Some(SERVICE_PASSWORD), None)
-        .await?;
-    g3_access::enlist_service_user(&client, &service.id).await?;
-    seed::customer(&client).await?;
+    crate::web::people(&client).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let settings = web::Settings {
-        appwrite: backend.client_config(),
-        public_url: url::Url::parse(&base)?,
-        store_url: url::Url::parse("https://store.example/buy")?,
-        service_user: Some(web::ServiceUser {
-            email: SERVICE.into(),
-            password: web::Secret::new(SERVICE_PASSWORD),
-        }),
-        live: web::live::LiveOptions::default(),
-        limits: web::Limits::default(),
-        trust_proxy: false,
-        auth_cache: Duration::from_secs(2),
-        card_cache: web::card::CARD_CACHE_DEFAULT,
-        plans: seed::plans()?,
-        discord: None,
-        account_links: Default::default(),
-        link_ttl: web::link::STATE_TTL,
-        metrics: web::MetricsAccess::Hidden,
-        timeouts: Default::default(),
-    };
+    let settings = crate::web::settings(backend, &base)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(web::run(settings, listener, async move {
         let _ = stopped.await;

@@ -4,7 +4,7 @@
 //! SSE event at one stream and at thousands, and the server's memory per stream.
 
 mod pages;
-pub(crate) mod seed;
+mod seed;
 mod streams;
 
 use std::time::Duration;
@@ -22,8 +22,8 @@ use pages::{Expect, Filter, Load, PAGE};
 use seed::{MEMBER, PASSWORD};
 use streams::Target;
 
-pub(crate) const SERVICE: &str = "bench-web-service@example.com";
-pub(crate) const SERVICE_PASSWORD: &str = "bench web service password";
+const SERVICE: &str = "bench-web-service@example.com";
+const SERVICE_PASSWORD: &str = "bench web service password";
 /// How long any single wait (an event, a stream opening) may take before it counts as failed.
 const WAIT: Duration = Duration::from_secs(20);
 /// Deeper pages measured, reached by following "Older signals" from the newest page.
@@ -312,12 +312,7 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
     let dir = tempfile::tempdir()?;
     let backend = testkit::backend::backend_on_disk(dir.path()).await;
     let client = backend.client.clone();
-    let service = client
-        .users()
-        .create("bench-web-service", SERVICE, Some(SERVICE_PASSWORD), None)
-        .await?;
-    g3_access::enlist_service_user(&client, &service.id).await?;
-    seed::customer(&client).await?;
+    people(&client).await?;
     seed::routes(&client).await?;
     eprintln!(
         "web: seeding {} signals with {} callers ...",
@@ -329,26 +324,7 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let settings = web::Settings {
-        appwrite: backend.client_config(),
-        public_url: url::Url::parse(&base)?,
-        store_url: url::Url::parse("https://store.example/buy")?,
-        service_user: Some(web::ServiceUser {
-            email: SERVICE.into(),
-            password: web::Secret::new(SERVICE_PASSWORD),
-        }),
-        live: web::live::LiveOptions::default(),
-        limits: web::Limits::default(),
-        trust_proxy: false,
-        auth_cache: std::time::Duration::from_secs(2),
-        card_cache: web::card::CARD_CACHE_DEFAULT,
-        plans: seed::plans()?,
-        discord: None,
-        account_links: Default::default(),
-        link_ttl: web::link::STATE_TTL,
-        metrics: web::MetricsAccess::Hidden,
-        timeouts: Default::default(),
-    };
+    let settings = settings(&backend, &base)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(web::run(settings, listener, async move {
         let _ = stopped.await;
@@ -366,6 +342,46 @@ async fn start(counts: &Counts) -> anyhow::Result<Stack> {
     // The newest page is cached only while the upstream subscription is live.
     streams::wait_live(&stack).await?;
     Ok(stack)
+}
+
+/// Web's service user (in `staff` and `paid`, as `ops service-user create` makes it) and the
+/// paid member the benches sign in as.
+pub(crate) async fn people(client: &g3_appwrite::Client) -> anyhow::Result<()> {
+    let service = client
+        .users()
+        .create("bench-web-service", SERVICE, Some(SERVICE_PASSWORD), None)
+        .await?;
+    g3_access::enlist_service_user(client, &service.id).await?;
+    seed::customer(client).await?;
+    Ok(())
+}
+
+/// Web's settings for the benches: `backend`, served at `base`, the bench's service user and
+/// plans, production defaults otherwise.
+pub(crate) fn settings(
+    backend: &testkit::backend::Backend,
+    base: &str,
+) -> anyhow::Result<web::Settings> {
+    Ok(web::Settings {
+        appwrite: backend.client_config(),
+        public_url: url::Url::parse(base)?,
+        store_url: url::Url::parse("https://store.example/buy")?,
+        service_user: Some(web::ServiceUser {
+            email: SERVICE.into(),
+            password: web::Secret::new(SERVICE_PASSWORD),
+        }),
+        live: web::live::LiveOptions::default(),
+        limits: web::Limits::default(),
+        trust_proxy: false,
+        auth_cache: std::time::Duration::from_secs(2),
+        card_cache: web::card::CARD_CACHE_DEFAULT,
+        plans: seed::plans()?,
+        discord: None,
+        account_links: Default::default(),
+        link_ttl: web::link::STATE_TTL,
+        metrics: web::MetricsAccess::Hidden,
+        timeouts: Default::default(),
+    })
 }
 
 /// The `cookie` header of the bench's member, signed in through web's form.
