@@ -15,6 +15,7 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRequest, Request},
     http::{HeaderValue, Method, StatusCode, header::CONTENT_TYPE},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
@@ -42,7 +43,23 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(fallback)
         .layer(axum::middleware::map_response(default_content_type))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(run_to_completion))
         .with_state(state)
+}
+
+/// Runs every request to completion on its own task, even if the client goes away mid-request.
+/// Hyper drops a request's future when its connection closes; a handler dropped after its write
+/// committed would never publish the Realtime event, so subscribers would silently miss a stored
+/// document. Real Appwrite (Swoole) always finishes a request it started. One spawn per request;
+/// the request moves whole, so a websocket upgrade (`OnUpgrade` in its extensions) still works.
+async fn run_to_completion(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(res) => res,
+        Err(err) => {
+            tracing::error!(error = %err, "emulator: request task failed");
+            ApiError::server_error("Server Error").into_response()
+        }
+    }
 }
 
 /// Appwrite's HTTP server (Swoole) names `Content-Type: text/html` on every response whose
