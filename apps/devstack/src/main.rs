@@ -39,6 +39,12 @@ struct Args {
     market_seed: u64,
 }
 
+/// mimalloc rather than glibc's allocator: pages, Appwrite answers and their JSON are built and
+/// dropped across threads, where glibc's arenas, their locks and consolidation took about a
+/// fifth of the CPU (perf, `./scripts/bench.sh --only web-filters`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     g3_service::init_tracing_with("warn,devstack=info");

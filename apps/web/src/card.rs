@@ -259,25 +259,59 @@ pub fn render(doc: &Document<Signal>, routes: &HashMap<String, String>) -> askam
 /// and the trade. Only escaped text and numbers come before it, so no message can fake it.
 pub const STATUS_SLOT: &str = "<!--outcome-->";
 
+/// A rendered card, shared, with where its [`STATUS_SLOT`] is: found once when it is rendered,
+/// not searched for in every page that shows it.
+#[derive(Clone)]
+pub struct CardHtml(Arc<Rendered>);
+
+struct Rendered {
+    html: Box<str>,
+    slot: Option<usize>,
+}
+
+impl CardHtml {
+    fn new(html: String) -> Self {
+        let slot = html.find(STATUS_SLOT);
+        CardHtml(Arc::new(Rendered {
+            html: html.into_boxed_str(),
+            slot,
+        }))
+    }
+
+    /// Whether both are the same rendering (not merely equal text).
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl std::ops::Deref for CardHtml {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0.html
+    }
+}
+
 /// A cached card with its signal's status fragment ([`crate::outcomes::status`]) in its slot,
 /// written out without copying the card: outcomes change far more often than signals, and
 /// each kind is rendered once per version of its own.
 pub struct Placed {
-    pub card: Arc<str>,
+    pub card: CardHtml,
     pub status: Option<Arc<str>>,
 }
 
 impl std::fmt::Display for Placed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.card.split_once(STATUS_SLOT) {
-            Some((before, after)) => {
-                f.write_str(before)?;
+        let html = &*self.card.0.html;
+        match self.card.0.slot {
+            Some(at) => {
+                f.write_str(&html[..at])?;
                 if let Some(status) = &self.status {
                     f.write_str(status)?;
                 }
-                f.write_str(after)
+                f.write_str(&html[at + STATUS_SLOT.len()..])
             }
-            None => f.write_str(&self.card),
+            None => f.write_str(html),
         }
     }
 }
@@ -320,15 +354,17 @@ pub struct CardCache {
 
 #[derive(Default)]
 struct Generations {
-    current: HashMap<String, (Version, Arc<str>)>,
-    previous: HashMap<String, (Version, Arc<str>)>,
+    current: HashMap<String, (Version, CardHtml)>,
+    previous: HashMap<String, (Version, CardHtml)>,
 }
 
-/// Cards kept by default: a few hundred pages of 25. devstack's demo cards measure 0.6-1.1 KB
-/// of HTML each, so about 10 MB; long messages with embeds make bigger cards.
-/// Readers who page through many filter combinations reuse them; fewer makes every such page
-/// read and render its cards again.
-pub const CARD_CACHE_DEFAULT: usize = 8_192;
+/// Cards kept by default: about 650 pages of 25, e.g. the first page of every route, pair and
+/// side combination of 4 routes and 50 pairs (400 pages) with room to spare. devstack's demo
+/// cards measure 0.6-1.1 KB of HTML each, so about 16 MB; long messages with embeds make
+/// bigger cards. Readers who page through many filter combinations reuse them; fewer makes
+/// every such page read and render its cards again (route+pair+side pages at 100,000 signals:
+/// 1,666/s with 8,192 cards, where the 400 combinations' 10,000 cards did not fit).
+pub const CARD_CACHE_DEFAULT: usize = 16_384;
 
 impl Default for CardCache {
     fn default() -> Self {
@@ -351,7 +387,7 @@ impl CardCache {
         &self,
         doc: &Document<Signal>,
         routes: &HashMap<String, String>,
-    ) -> askama::Result<Arc<str>> {
+    ) -> askama::Result<CardHtml> {
         let version = Version::of(
             doc.updated_at,
             doc.data.revision,
@@ -362,7 +398,7 @@ impl CardCache {
             self.hits.fetch_add(1, Relaxed);
             return Ok(html);
         }
-        let html: Arc<str> = render(doc, routes)?.into();
+        let html = CardHtml::new(render(doc, routes)?);
         self.renders.fetch_add(1, Relaxed);
         self.put(doc.id.clone(), version, html.clone());
         Ok(html)
@@ -377,7 +413,7 @@ impl CardCache {
         revision: i64,
         route_key: &str,
         routes: &HashMap<String, String>,
-    ) -> Option<Arc<str>> {
+    ) -> Option<CardHtml> {
         let html = self.get(id, &Version::of(updated_at, revision, route_key, routes))?;
         self.hits.fetch_add(1, Relaxed);
         Some(html)
@@ -387,7 +423,7 @@ impl CardCache {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, id: &str, version: &Version) -> Option<Arc<str>> {
+    fn get(&self, id: &str, version: &Version) -> Option<CardHtml> {
         let mut g = self.lock();
         if let Some((v, html)) = g.current.get(id) {
             return (v == version).then(|| html.clone());
@@ -400,7 +436,7 @@ impl CardCache {
         found
     }
 
-    fn put(&self, id: String, version: Version, html: Arc<str>) {
+    fn put(&self, id: String, version: Version, html: CardHtml) {
         let mut g = self.lock();
         // An older version must not replace a newer one rendered meanwhile.
         let newer = g
@@ -435,7 +471,7 @@ impl CardCache {
 }
 
 impl Generations {
-    fn insert(&mut self, id: String, entry: (Version, Arc<str>), half: usize) {
+    fn insert(&mut self, id: String, entry: (Version, CardHtml), half: usize) {
         if self.current.len() >= half && !self.current.contains_key(&id) {
             self.previous = std::mem::take(&mut self.current);
         }
@@ -539,7 +575,7 @@ mod tests {
         let a = doc("a", |_| {});
         let first = cache.html(&a, &routes()).unwrap();
         let again = cache.html(&a, &routes()).unwrap();
-        assert!(Arc::ptr_eq(&first, &again));
+        assert!(CardHtml::ptr_eq(&first, &again));
         assert_eq!((cache.renders(), cache.hits()), (1, 1));
         let mut edited = a.clone();
         edited.updated_at += time::Duration::seconds(1);
@@ -569,7 +605,7 @@ mod tests {
             s["content"] = format!("text {STATUS_SLOT} more").into()
         });
         let card = CardCache::default().html(&d, &routes()).unwrap();
-        assert_eq!(card.matches(STATUS_SLOT).count(), 1, "{card}");
+        assert_eq!(card.matches(STATUS_SLOT).count(), 1, "{}", &*card);
         let placed = Placed {
             card: card.clone(),
             status: Some("<div id=\"outcome-p\"></div>".into()),

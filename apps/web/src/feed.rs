@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::{
     AppState,
     account::plan_rows,
-    card::Placed,
+    card::{CardHtml, Placed},
     cookies,
     error::AppError,
     outcomes::status,
@@ -296,7 +296,7 @@ async fn cards_of(
     names: &HashMap<String, String>,
 ) -> Result<Vec<Placed>, AppError> {
     let cache = state.cards();
-    let mut cards: Vec<Option<Arc<str>>> = page
+    let mut cards: Vec<Option<CardHtml>> = page
         .signals
         .iter()
         .map(|s| cache.cached(&s.id, s.updated_at, s.revision, &s.route_key, names))
@@ -323,7 +323,7 @@ async fn cards_of(
             }
         }
     }
-    let shown: Vec<(&str, Arc<str>)> = page
+    let shown: Vec<(&str, CardHtml)> = page
         .signals
         .iter()
         .zip(cards)

@@ -56,7 +56,7 @@ struct Args {
     #[arg(long, env = "WEB_AUTH_CACHE_MS", default_value = "2000")]
     auth_cache_ms: String,
     /// Rendered signal cards kept in memory (about 1 KB each), shared by every page and live event.
-    #[arg(long, env = "WEB_CARD_CACHE", default_value = "8192")]
+    #[arg(long, env = "WEB_CARD_CACHE", default_value = "16384")]
     card_cache: String,
     /// Longest time from a request's first byte to the end of its headers.
     #[arg(long, env = "WEB_HEADER_TIMEOUT_SECS", default_value = "10")]
@@ -330,6 +330,12 @@ fn startup(args: &Args) -> Result<Startup, ConfigError> {
     })
 }
 
+/// mimalloc rather than glibc's allocator: pages, Appwrite answers and their JSON are built and
+/// dropped across threads, where glibc's arenas, their locks and consolidation took about a
+/// fifth of the CPU (perf, `./scripts/bench.sh --only web-filters`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Args = g3_service::config::parse_args();
     g3_service::init_tracing();
@@ -377,7 +383,7 @@ mod tests {
             signin_per_email: "10".into(),
             signin_window_secs: "900".into(),
             auth_cache_ms: "2000".into(),
-            card_cache: "8192".into(),
+            card_cache: "16384".into(),
             header_timeout_secs: "10".into(),
             body_timeout_secs: "20".into(),
             metrics_token: None,

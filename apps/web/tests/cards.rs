@@ -394,7 +394,7 @@ fn each_version_of_a_signal_renders_once() {
     // The same versions on another page, another filter, a live event: nothing renders again.
     for _ in 0..3 {
         for (d, html) in page.iter().zip(&first) {
-            assert!(std::sync::Arc::ptr_eq(
+            assert!(web::card::CardHtml::ptr_eq(
                 html,
                 &cache.html(d, &routes).unwrap()
             ));

@@ -221,6 +221,12 @@ async fn serve(
     .await
 }
 
+/// mimalloc rather than glibc's allocator: pages, Appwrite answers and their JSON are built and
+/// dropped across threads, where glibc's arenas, their locks and consolidation took about a
+/// fifth of the CPU (perf, `./scripts/bench.sh --only web-filters`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before any thread starts: `.env` is loaded into the environment here.
     let args = g3_service::config::parse_args::<Args>();

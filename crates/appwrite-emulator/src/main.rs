@@ -23,6 +23,12 @@ struct Args {
     storage_dir: Option<PathBuf>,
 }
 
+/// mimalloc rather than glibc's allocator: pages, Appwrite answers and their JSON are built and
+/// dropped across threads, where glibc's arenas, their locks and consolidation took about a
+/// fifth of the CPU (perf, `./scripts/bench.sh --only web-filters`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Logs go to stderr; stdout carries only the address line below.

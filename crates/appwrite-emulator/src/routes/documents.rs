@@ -219,7 +219,8 @@ async fn list_documents(
     let queries = query::parse_queries(&params)?;
     let want_total = query::wants_total(&params)?;
     let st = state.clone();
-    let out = state
+    // The storage thread only reads the rows; they become JSON here, beside other requests.
+    let (total, rows, meta, select) = state
         .store
         .call(move |conn| {
             let meta = collection(&st, conn, &caller, &db, &col)?;
@@ -228,13 +229,15 @@ async fn list_documents(
             if st.config.require_indexes {
                 indexes::require(&meta, &queries)?;
             }
-            let (total, docs) = docstore::list(conn, &meta, &compiled, &filter, want_total)?;
-            let select = compiled.select.as_deref();
-            let documents: Vec<Value> = docs.iter().map(|d| d.to_json(&meta, select)).collect();
-            Ok(json!({ "total": total, "documents": documents }))
+            let (total, rows) = docstore::list_raw(conn, &meta, &compiled, &filter, want_total)?;
+            Ok((total, rows, meta, compiled.select))
         })
         .await?;
-    Ok(Json(out))
+    let documents = rows
+        .into_iter()
+        .map(|r| Ok(r.finish(&meta)?.to_json(&meta, select.as_deref())))
+        .collect::<ApiResult<Vec<Value>>>()?;
+    Ok(Json(json!({ "total": total, "documents": documents })))
 }
 
 /// Appwrite validates a document id in the path before looking anything up (its UID

@@ -43,9 +43,12 @@ const HOW_RATIO: &str = "ops/s of the feed row divided by ops/s of the /healthz 
     measured one after the other against the same server with the same clients and concurrency";
 const HOW_LIVE: &str = "one signal created at a time with the server key; timed from just \
     before the create call to its event read on a browser-like /feed/stream socket";
-const HOW_FANOUT: &str = "streams held by a child process (this binary); one signal created at \
-    a time, the next after every stream has the last; each stream's arrival time (epoch µs) \
-    minus the time just before the create call; memory = server process VmRSS growth / streams";
+const HOW_FANOUT: &str = "streams held by a child process (this binary, one thread, reading each \
+    stream as a browser does); one signal created at a time, the next after every stream has \
+    the last; each stream's arrival time (epoch µs) minus the time just before the create call; \
+    memory = server process VmRSS growth / streams; CPU per delivery = user + system time of \
+    each process over the timed writes / (writes x streams): the clients share the server's \
+    two cores here, where browsers would not";
 
 pub struct Counts {
     /// Signals seeded before the server starts.
@@ -280,10 +283,17 @@ async fn stream_rows(stack: &Stack, counts: &Counts) -> anyhow::Result<Vec<Row>>
         .how(HOW_FANOUT),
     ];
     if counts.fanout_writes > 0 {
+        // What one delivery costs each side: on this machine both share the same cores.
+        let cpu = fanout
+            .cpu_per_delivery
+            .map(|(server, clients)| {
+                format!("; CPU per delivery: web {server:.1} µs, stream clients {clients:.1} µs")
+            })
+            .unwrap_or_default();
         rows.push(
             row(
                 format!(
-                    "web: signal written -> SSE event at each of {} open streams ({} writes, {} signals)",
+                    "web: signal written -> SSE event at each of {} open streams ({} writes, {} signals{cpu})",
                     counts.streams, counts.fanout_writes, counts.signals
                 ),
                 counts.streams,

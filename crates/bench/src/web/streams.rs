@@ -13,7 +13,6 @@ use g3_store::{Collection, models::Signal};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::TcpStream,
-    sync::watch,
 };
 
 use super::{Stack, WAIT, seed};
@@ -55,26 +54,32 @@ impl StreamReader {
         Ok(reader)
     }
 
-    /// Reads until `needle` has arrived; returns what was read up to it and forgets it.
+    /// Reads until `needle` has arrived; returns what was read up to it and forgets it. Each
+    /// byte is searched once, as a browser's `EventSource` parses a stream as it comes: the
+    /// harness must not spend more per event than the browser it stands for.
     async fn read_until(&mut self, needle: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut buf = [0u8; 1024];
+        let finder = memchr::memmem::Finder::new(needle);
+        let mut buf = [0u8; 4096];
+        // Where the search goes on: bytes before it cannot start `needle`.
+        let mut from = 0;
         loop {
-            if let Some(at) = self.seen.windows(needle.len()).position(|w| w == needle) {
-                let rest = self.seen.split_off(at + needle.len());
+            if let Some(at) = finder.find(&self.seen[from..]) {
+                let rest = self.seen.split_off(from + at + needle.len());
                 return Ok(std::mem::replace(&mut self.seen, rest));
             }
+            from = self.seen.len().saturating_sub(needle.len() - 1);
             let n = tokio::time::timeout(WAIT, self.socket.read(&mut buf))
                 .await
                 .context("nothing arrived on the stream in time")??;
             if n == 0 {
                 bail!("the stream ended");
             }
-            self.seen.extend_from_slice(&buf[..n]);
             // Only what may still hold the start of `needle` is worth keeping.
-            if self.seen.len() > 64 * 1024 {
-                let keep = self.seen.len() - needle.len();
-                self.seen.drain(..keep);
+            if from > 64 * 1024 {
+                self.seen.drain(..from);
+                from = 0;
             }
+            self.seen.extend_from_slice(&buf[..n]);
         }
     }
 }
@@ -152,6 +157,20 @@ pub struct Fanout {
     pub kb_per_stream: f64,
     /// Each of the following writes' arrival at every stream.
     pub series: Samples,
+    /// CPU time per delivery (one event reaching one stream) over the series, in µs: of this
+    /// process (the web server, with the emulator and this loop) and of the stream clients.
+    pub cpu_per_delivery: Option<(f64, f64)>,
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in µs (Linux, from
+/// `/proc/<pid>/stat` in clock ticks of 10 ms).
+fn cpu_micros(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which sits in parentheses and may hold spaces.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10_000)
 }
 
 /// Opens `streams` streams in a child process (so this process's memory is the server's
@@ -207,7 +226,12 @@ pub async fn many_streams(stack: &Stack, streams: usize, writes: usize) -> anyho
     first.errors = failed;
     series.errors = if writes > 0 { failed } else { 0 };
     let series_started = Instant::now();
+    let child_pid = child.id().context("the stream clients quit")?;
+    let mut cpu_before = None;
     for round in 0..=writes {
+        if round == 1 {
+            cpu_before = cpu_micros(std::process::id()).zip(cpu_micros(child_pid));
+        }
         let id = if round == 0 {
             "bench-fanout".to_owned()
         } else {
@@ -234,6 +258,16 @@ pub async fn many_streams(stack: &Stack, streams: usize, writes: usize) -> anyho
         }
     }
     series.wall = series_started.elapsed();
+    let deliveries = (open * writes as u64).max(1) as f64;
+    let cpu_per_delivery = cpu_before
+        .zip(cpu_micros(std::process::id()).zip(cpu_micros(child_pid)))
+        .filter(|_| writes > 0)
+        .map(|((server0, clients0), (server1, clients1))| {
+            (
+                server1.saturating_sub(server0) as f64 / deliveries,
+                clients1.saturating_sub(clients0) as f64 / deliveries,
+            )
+        });
     drop(stdin);
     let _ = child.wait().await;
     drop(warm);
@@ -241,6 +275,7 @@ pub async fn many_streams(stack: &Stack, streams: usize, writes: usize) -> anyho
         first,
         kb_per_stream,
         series,
+        cpu_per_delivery,
     })
 }
 
@@ -251,9 +286,11 @@ fn unix_micros() -> u64 {
 }
 
 /// The child side of [`many_streams`] (`bench --stream-clients`). Reads `addr\tcookie\tcount`,
-/// opens the streams 64 at a time and answers `opened <ok> <failed>`; then, for every signal id
-/// it reads, answers `arrived` and, per open stream, when it saw that signal (µs since the
-/// epoch, 0 if never; a stream that missed one is given up). Ends when stdin closes.
+/// opens the streams 64 at a time and answers `opened <ok> <failed>`. Every stream is then
+/// read as it comes, as a browser reads it (each byte looked at once, no wake-up but the
+/// socket's), and each event's signal id noted with when it was read. For every signal id it
+/// reads on stdin it answers `arrived` and, per open stream, when that stream read the signal
+/// (µs since the epoch, 0 if it did not within the wait). Ends when stdin closes.
 pub async fn stream_clients() -> anyhow::Result<()> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut out = tokio::io::stdout();
@@ -267,16 +304,14 @@ pub async fn stream_clients() -> anyhow::Result<()> {
         cookie: cookie.to_owned(),
     };
     let count: usize = count.parse()?;
-    let (go_tx, go_rx) = watch::channel::<String>(String::new());
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel::<bool>(count.max(1));
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<Seen>();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
-    for _ in 0..count {
-        let (gate, opened, seen, mut go, target) = (
+    for index in 0..count {
+        let (gate, opened, seen, target) = (
             gate.clone(),
             opened_tx.clone(),
             seen_tx.clone(),
-            go_rx.clone(),
             target.clone(),
         );
         tokio::spawn(async move {
@@ -286,25 +321,8 @@ pub async fn stream_clients() -> anyhow::Result<()> {
             let _ = opened.send(reader.is_ok()).await;
             drop(opened);
             // Never opened: counted already, takes no part in the rounds.
-            let mut reader = reader.ok();
-            if reader.is_none() {
-                return;
-            }
-            while go.changed().await.is_ok() {
-                let id = go.borrow_and_update().clone();
-                let at = match &mut reader {
-                    Some(r) => match r.read_until(needle(&id).as_bytes()).await {
-                        Ok(_) => unix_micros(),
-                        Err(_) => {
-                            reader = None;
-                            0
-                        }
-                    },
-                    None => 0,
-                };
-                if seen.send(at).is_err() {
-                    return;
-                }
+            if let Ok(reader) = reader {
+                reader.report(index, seen).await;
             }
         });
     }
@@ -316,16 +334,91 @@ pub async fn stream_clients() -> anyhow::Result<()> {
     out.write_all(format!("opened {ok} {failed}\n").as_bytes())
         .await?;
     out.flush().await?;
+    // When each stream read each signal, as reported; a stream that ended is given up.
+    let mut arrivals: std::collections::HashMap<String, Vec<(usize, u64)>> = Default::default();
+    let mut ended = std::collections::HashSet::new();
     while let Some(id) = lines.next_line().await? {
-        go_tx.send_replace(id);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = arrivals.get(&id).map_or(&[][..], Vec::as_slice);
+            // Every stream has it or has ended (one that read it, then ended, counts once).
+            if got.len() + ended.len() >= ok
+                && got.len()
+                    + ended
+                        .iter()
+                        .filter(|s| !got.iter().any(|(g, _)| g == *s))
+                        .count()
+                    >= ok
+            {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, seen_rx.recv()).await {
+                Ok(Some(Seen::Event { stream, id, at })) => {
+                    arrivals.entry(id).or_default().push((stream, at));
+                }
+                Ok(Some(Seen::Ended { stream })) => {
+                    ended.insert(stream);
+                }
+                Ok(None) => bail!("every stream task ended"),
+                // Those still missing count as never arrived.
+                Err(_) => break,
+            }
+        }
+        let got = arrivals.remove(&id).unwrap_or_default();
         let mut reply = String::from("arrived");
-        for _ in 0..ok {
-            let at = seen_rx.recv().await.context("a stream task ended early")?;
+        for (_, at) in &got {
             reply.push_str(&format!(" {at}"));
+        }
+        for _ in got.len()..ok {
+            reply.push_str(" 0");
         }
         reply.push('\n');
         out.write_all(reply.as_bytes()).await?;
         out.flush().await?;
     }
     Ok(())
+}
+
+/// What a stream reader reports to [`stream_clients`].
+enum Seen {
+    /// Stream `stream` read the event of signal `id` at `at` (µs since the epoch).
+    Event { stream: usize, id: String, at: u64 },
+    /// Stream `stream` ended or failed.
+    Ended { stream: usize },
+}
+
+impl StreamReader {
+    /// Reads the stream until it ends, reporting each event that names a signal (`"id":"…"` in
+    /// its data: the key cannot occur inside the card's JSON-escaped HTML).
+    async fn report(mut self, stream: usize, seen: tokio::sync::mpsc::UnboundedSender<Seen>) {
+        let frame_end = memchr::memmem::Finder::new(b"\n\n");
+        let key = memchr::memmem::Finder::new(b"\"id\":\"");
+        let mut buf = vec![0u8; 16 * 1024];
+        // Bytes of `seen` already searched for a frame's end.
+        let mut scanned: usize = 0;
+        loop {
+            let n = match self.socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let at = unix_micros();
+            self.seen.extend_from_slice(&buf[..n]);
+            while let Some(end) = frame_end.find(&self.seen[scanned.saturating_sub(1)..]) {
+                let end = scanned.saturating_sub(1) + end + 2;
+                let frame = &self.seen[..end];
+                if let Some(start) = key.find(frame).map(|k| k + 6)
+                    && let Some(len) = frame[start..].iter().position(|&b| b == b'"')
+                {
+                    let id = String::from_utf8_lossy(&frame[start..start + len]).into_owned();
+                    if seen.send(Seen::Event { stream, id, at }).is_err() {
+                        return;
+                    }
+                }
+                self.seen.drain(..end);
+                scanned = 0;
+            }
+            scanned = self.seen.len();
+        }
+        let _ = seen.send(Seen::Ended { stream });
+    }
 }
