@@ -51,6 +51,50 @@ impl Samples {
     }
 }
 
+/// CPU time a process has used (all its threads), as Linux counts it in `/proc/<pid>/stat`
+/// (ticks of 10 ms: a measure over seconds, not of single requests).
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl Cpu {
+    pub fn of(pid: u32) -> Option<Cpu> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which sits in parentheses and may hold spaces.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        let tick = |t: &str| t.parse::<u64>().ok().map(|t| Duration::from_millis(t * 10));
+        let user = tick(fields.nth(11)?)?;
+        let system = tick(fields.next()?)?;
+        Some(Cpu { user, system })
+    }
+
+    /// This process's.
+    pub fn now() -> Option<Cpu> {
+        Self::of(std::process::id())
+    }
+
+    /// What was used between `earlier` and this.
+    pub fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// `"<per op> CPU per <what> (<kernel share>% in the kernel)"`, e.g. for a row's label.
+    pub fn per(self, ops: usize, what: &str) -> String {
+        let per = self.total().as_secs_f64() * 1e6 / ops.max(1) as f64;
+        let kernel = 100.0 * self.system.as_secs_f64() / self.total().as_secs_f64().max(1e-9);
+        format!("{per:.0} us CPU per {what}, {kernel:.0}% in the kernel")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +110,26 @@ mod tests {
         assert_eq!(s.percentile(100.0), Duration::from_millis(100));
         s.wall = Duration::from_secs(2);
         assert_eq!(s.ops_per_sec(), 50.0);
+    }
+
+    #[test]
+    fn cpu_time_is_read_and_described() {
+        let before = Cpu::now().expect("/proc/self/stat");
+        // Burn ~50 ms so the 10 ms ticks move.
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let used = Cpu::now().unwrap().since(before);
+        assert!(used.total() >= Duration::from_millis(20), "{used:?}");
+        let cpu = Cpu {
+            user: Duration::from_millis(300),
+            system: Duration::from_millis(100),
+        };
+        assert_eq!(
+            cpu.per(1_000, "delivery"),
+            "400 us CPU per delivery, 25% in the kernel"
+        );
     }
 }

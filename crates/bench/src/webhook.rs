@@ -17,7 +17,7 @@ use g3_core::{plans::PlanCatalog, sellapp::Event, signing};
 
 use crate::{
     row,
-    stats::Samples,
+    stats::{Cpu, Samples},
     table::{Goal, Row},
 };
 
@@ -92,12 +92,18 @@ pub async fn rows(
         "webhook: {deliveries} first purchases by new customers ({customers} existing), \
          {concurrency} senders ..."
     );
+    let cpu_before = Cpu::now();
     let mut first = send_all(&url, deliveries, concurrency, move |i| {
         let body = purchase(2_000_000 + i, &format!("new-{i}@example.com"));
         let sig = signing::sellapp_signature(SECRET, &body);
         (body, sig, applied())
     })
     .await?;
+    // The service, the emulator and the senders all run in this process.
+    let first_cpu = cpu_before
+        .zip(Cpu::now())
+        .map(|(before, after)| format!("; {}", after.since(before).per(deliveries, "delivery")))
+        .unwrap_or_default();
     eprintln!("webhook: {deliveries} new orders by existing customers, {concurrency} senders ...");
     let spread = customers.max(1);
     let mut again = send_all(&url, deliveries, concurrency, move |i| {
@@ -122,7 +128,9 @@ pub async fn rows(
     server.await.context("webhook task")??;
     Ok(vec![
         row(
-            format!("webhook: order.completed, first purchase ({customers} customers stored)"),
+            format!(
+                "webhook: order.completed, first purchase ({customers} customers stored{first_cpu})"
+            ),
             concurrency,
             &mut first,
             Goal::Both {

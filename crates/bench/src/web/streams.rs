@@ -16,7 +16,7 @@ use tokio::{
 };
 
 use super::{Stack, WAIT, seed};
-use crate::stats::Samples;
+use crate::stats::{Cpu, Samples};
 
 /// Where a stream connects, as whom: the dashboard's address and a paid member's cookies.
 #[derive(Clone)]
@@ -162,17 +162,6 @@ pub struct Fanout {
     pub cpu_per_delivery: Option<(f64, f64)>,
 }
 
-/// CPU time (user + system, all threads) a process has used so far, in µs (Linux, from
-/// `/proc/<pid>/stat` in clock ticks of 10 ms).
-fn cpu_micros(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which sits in parentheses and may hold spaces.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) * 10_000)
-}
-
 /// Opens `streams` streams in a child process (so this process's memory is the server's
 /// alone), measures the server's memory they hold, then writes `1 + writes` signals one at a
 /// time and times each one's arrival at every stream (wall clock on both sides: same machine);
@@ -230,7 +219,7 @@ pub async fn many_streams(stack: &Stack, streams: usize, writes: usize) -> anyho
     let mut cpu_before = None;
     for round in 0..=writes {
         if round == 1 {
-            cpu_before = cpu_micros(std::process::id()).zip(cpu_micros(child_pid));
+            cpu_before = Cpu::now().zip(Cpu::of(child_pid));
         }
         let id = if round == 0 {
             "bench-fanout".to_owned()
@@ -260,12 +249,12 @@ pub async fn many_streams(stack: &Stack, streams: usize, writes: usize) -> anyho
     series.wall = series_started.elapsed();
     let deliveries = (open * writes as u64).max(1) as f64;
     let cpu_per_delivery = cpu_before
-        .zip(cpu_micros(std::process::id()).zip(cpu_micros(child_pid)))
+        .zip(Cpu::now().zip(Cpu::of(child_pid)))
         .filter(|_| writes > 0)
         .map(|((server0, clients0), (server1, clients1))| {
             (
-                server1.saturating_sub(server0) as f64 / deliveries,
-                clients1.saturating_sub(clients0) as f64 / deliveries,
+                server1.since(server0).total().as_secs_f64() * 1e6 / deliveries,
+                clients1.since(clients0).total().as_secs_f64() * 1e6 / deliveries,
             )
         });
     drop(stdin);
