@@ -164,8 +164,23 @@ pub struct Doc {
     pub values: Vec<Value>,
 }
 
+/// Which of a collection's attributes a `select` names, in `meta.attrs` order (`None`: all).
+pub fn selected(meta: &CollectionMeta, select: Option<&[String]>) -> Option<Vec<bool>> {
+    select.map(|s| {
+        meta.attrs
+            .iter()
+            .map(|a| s.iter().any(|k| k == &a.key))
+            .collect()
+    })
+}
+
 impl Doc {
     pub fn to_json(&self, meta: &CollectionMeta, select: Option<&[String]>) -> Value {
+        self.to_json_selected(meta, selected(meta, select).as_deref())
+    }
+
+    /// [`Doc::to_json`] with the selection worked out once ([`selected`]), for a list.
+    pub fn to_json_selected(&self, meta: &CollectionMeta, selected: Option<&[bool]>) -> Value {
         let mut out = Map::new();
         out.insert("$id".into(), json!(self.id));
         out.insert("$sequence".into(), json!(self.seq));
@@ -174,8 +189,8 @@ impl Doc {
         out.insert("$createdAt".into(), json!(self.created));
         out.insert("$updatedAt".into(), json!(self.updated));
         out.insert("$permissions".into(), json!(self.perms));
-        for (attr, value) in meta.attrs.iter().zip(&self.values) {
-            if select.is_none_or(|s| s.iter().any(|k| k == &attr.key)) {
+        for (i, (attr, value)) in meta.attrs.iter().zip(&self.values).enumerate() {
+            if selected.is_none_or(|s| s.get(i).copied().unwrap_or(false)) {
                 out.insert(attr.key.clone(), value.clone());
             }
         }
@@ -263,12 +278,12 @@ fn read_row(meta: &CollectionMeta, row: &Row<'_>) -> rusqlite::Result<(Doc, Vec<
 }
 
 fn finish(meta: &CollectionMeta, (mut doc, raw): (Doc, Vec<SqlValue>)) -> ApiResult<Doc> {
-    doc.values = meta
-        .attrs
-        .iter()
-        .zip(raw)
-        .map(|(a, v)| column_to_json(a, v))
-        .collect::<ApiResult<_>>()?;
+    // A loop rather than `collect::<ApiResult<_>>()`, which cannot size the vector up front.
+    let mut values = Vec::with_capacity(meta.attrs.len());
+    for (a, v) in meta.attrs.iter().zip(raw) {
+        values.push(column_to_json(a, v)?);
+    }
+    doc.values = values;
     Ok(doc)
 }
 

@@ -233,10 +233,14 @@ async fn list_documents(
             Ok((total, rows, meta, compiled.select))
         })
         .await?;
-    let documents = rows
-        .into_iter()
-        .map(|r| Ok(r.finish(&meta)?.to_json(&meta, select.as_deref())))
-        .collect::<ApiResult<Vec<Value>>>()?;
+    let selected = docstore::selected(&meta, select.as_deref());
+    let mut documents = Vec::with_capacity(rows.len());
+    for row in rows {
+        documents.push(
+            row.finish(&meta)?
+                .to_json_selected(&meta, selected.as_deref()),
+        );
+    }
     Ok(Json(json!({ "total": total, "documents": documents })))
 }
 
