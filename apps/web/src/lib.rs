@@ -504,7 +504,7 @@ async fn metrics_text(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(state.access_cache()),
+        state.metrics().render(state.access_cache(), state.cards()),
     )
 }
 

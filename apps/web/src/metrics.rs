@@ -18,7 +18,7 @@ use axum::{
 
 use g3_service::prometheus::Writer;
 
-use crate::{AppState, access_cache::AccessCache};
+use crate::{AppState, access_cache::AccessCache, card::CardCache};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -85,8 +85,9 @@ impl Metrics {
         self.clients_dropped_slow.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text, with the access cache's figures (kept by the cache itself).
-    pub fn render(&self, access: &AccessCache) -> String {
+    /// The exposition text, with the access cache's and the card cache's figures (kept by
+    /// the caches themselves).
+    pub fn render(&self, access: &AccessCache, cards: &CardCache) -> String {
         let mut w = Writer::new();
         let mut requests = w.counter_family(
             "g3_web_requests_total",
@@ -161,6 +162,22 @@ impl Metrics {
             "Team membership changes heard over Realtime.",
             access.events(),
         );
+        // Hits against renders tell whether WEB_CARD_CACHE holds the pages readers open.
+        w.counter(
+            "g3_web_card_hits_total",
+            "Signal cards served from the card cache.",
+            cards.hits(),
+        );
+        w.counter(
+            "g3_web_card_renders_total",
+            "Signal cards rendered (each a card cache miss).",
+            cards.renders(),
+        );
+        w.gauge(
+            "g3_web_cards_cached",
+            "Rendered signal cards held (at most WEB_CARD_CACHE).",
+            i64::try_from(cards.len()).unwrap_or(i64::MAX),
+        );
         w.finish()
     }
 }
@@ -191,10 +208,12 @@ mod tests {
         m.client_opened();
         m.client_closed();
         m.upstream_reconnected();
-        let text = m.render(&AccessCache::default());
+        let text = m.render(&AccessCache::default(), &CardCache::new(10));
         assert!(text.contains("g3_web_requests_total{route=\"/feed\",status=\"200\"} 2"));
         assert!(text.contains("route=\"a\\\"b\""));
         assert!(text.contains("g3_web_sse_clients 1\n"));
         assert!(text.contains("g3_web_upstream_reconnects_total 1\n"));
+        assert!(text.contains("g3_web_card_renders_total 0\n"));
+        assert!(text.contains("g3_web_cards_cached 0\n"));
     }
 }

@@ -34,7 +34,10 @@ fn every_alert_names_an_exported_metric() {
     // What the services render: every family has its `# TYPE` line even before any sample.
     let exported = format!(
         "{}{}",
-        web::metrics::Metrics::default().render(&web::access_cache::AccessCache::default()),
+        web::metrics::Metrics::default().render(
+            &web::access_cache::AccessCache::default(),
+            &web::card::CardCache::new(1)
+        ),
         webhook::metrics::Metrics::default().render()
     );
     let used = metric_names(&alerts);
