@@ -96,7 +96,8 @@ impl Default for LiveOptions {
 fn action_name(action: EventAction) -> &'static str {
     match action {
         EventAction::Create => "create",
-        EventAction::Update => "update",
+        // The browser replaces the card if it has it and inserts it otherwise.
+        EventAction::Update | EventAction::Upsert => "update",
         EventAction::Delete => "delete",
     }
 }
@@ -335,19 +336,18 @@ impl Follow for Publisher {
             return;
         }
         if outcomes::is_outcome(&event) {
-            // The tracker writes with upserts, whose events end in `.upsert` (no action of
-            // `EventAction`'s): anything but a delete carries the document as it is now.
+            // The tracker writes with upserts: anything but a delete carries the document as
+            // it is now.
             let removed = event.action() == Some(EventAction::Delete);
             self.outcome_event(&event, removed);
             return;
         }
         // Whatever the event turns out to be, what was read before it may be stale.
         self.state.hub().changed();
-        // Ingest writes edits (and attachments) with upserts, whose events end in `.upsert`
-        // (Appwrite 1.8's label for `PUT .../documents/{id}`): not one of `EventAction`'s, and
-        // the document as it is now, like an update. The browser replaces the card if it has
-        // it and inserts it otherwise.
-        let action = event.action().unwrap_or(EventAction::Update);
+        // Ingest writes edits (and attachments) with upserts.
+        let Some(action) = event.action() else {
+            return;
+        };
         match event.document::<Value>() {
             Ok(doc) => {
                 self.emit(doc, action);

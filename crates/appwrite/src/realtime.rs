@@ -91,6 +91,8 @@ pub struct RealtimeEvent {
 pub enum EventAction {
     Create,
     Update,
+    /// `PUT .../documents/{id}` (Appwrite 1.8): created or replaced, the document as it is now.
+    Upsert,
     Delete,
 }
 
@@ -107,6 +109,7 @@ impl RealtimeEvent {
         self.events.iter().find_map(|e| match e.rsplit('.').next() {
             Some("create") => Some(EventAction::Create),
             Some("update") => Some(EventAction::Update),
+            Some("upsert") => Some(EventAction::Upsert),
             Some("delete") => Some(EventAction::Delete),
             _ => None,
         })
@@ -395,6 +398,9 @@ mod tests {
         });
         let event: RealtimeEvent = serde_json::from_value(data).unwrap();
         assert_eq!(event.action(), Some(EventAction::Update));
+        let mut upserted = event.clone();
+        upserted.events = vec!["databases.g3.collections.signals.documents.1.upsert".into()];
+        assert_eq!(upserted.action(), Some(EventAction::Upsert));
         #[derive(Deserialize)]
         struct S {
             pair: String,

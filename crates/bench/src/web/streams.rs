@@ -331,14 +331,8 @@ pub async fn stream_clients() -> anyhow::Result<()> {
         loop {
             let got = arrivals.get(&id).map_or(&[][..], Vec::as_slice);
             // Every stream has it or has ended (one that read it, then ended, counts once).
-            if got.len() + ended.len() >= ok
-                && got.len()
-                    + ended
-                        .iter()
-                        .filter(|s| !got.iter().any(|(g, _)| g == *s))
-                        .count()
-                    >= ok
-            {
+            let gone = ended.iter().filter(|s| !got.iter().any(|(g, _)| g == *s));
+            if got.len() + gone.count() >= ok {
                 break;
             }
             match tokio::time::timeout_at(deadline, seen_rx.recv()).await {
