@@ -193,10 +193,12 @@ struct Listed {
 /// attributes to every selection.
 const LISTED: [&str; 2] = ["revision", "route_key"];
 
+/// Read straight from the list's JSON (no map of values in between); a document without either
+/// field is skipped with a warning, not a failed page.
 #[derive(Deserialize)]
 struct ListedData {
-    revision: i64,
-    route_key: String,
+    revision: Option<i64>,
+    route_key: Option<String>,
 }
 
 impl NewestPage {
@@ -232,13 +234,13 @@ async fn read_page(
     queries.push(Q::select(LISTED));
     let list = Collection::<Signal>::new(&viewer.client)
         .raw()
-        .list_page::<Value>(&queries)
+        .list_page::<ListedData>(&queries)
         .await?;
     Ok(page_of(list.documents, filters))
 }
 
 /// Cuts the read (up to `PAGE + 1` documents, newest first) to a page and works out its links.
-fn page_of(mut docs: Vec<Document<Value>>, filters: &Filters) -> Page {
+fn page_of(mut docs: Vec<Document<ListedData>>, filters: &Filters) -> Page {
     let more = docs.len() > PAGE as usize;
     if more {
         if filters.before.is_some() {
@@ -270,15 +272,15 @@ fn page_of(mut docs: Vec<Document<Value>>, filters: &Filters) -> Page {
         signals: docs
             .into_iter()
             .filter_map(|d| {
-                let Ok(data) = ListedData::deserialize(&d.data) else {
+                let (Some(revision), Some(route_key)) = (d.data.revision, d.data.route_key) else {
                     tracing::warn!(id = %d.id, "signal skipped: listed without revision or route");
                     return None;
                 };
                 Some(Listed {
                     id: d.id,
                     updated_at: d.updated_at,
-                    revision: data.revision,
-                    route_key: data.route_key,
+                    revision,
+                    route_key,
                 })
             })
             .collect(),

@@ -3,6 +3,7 @@
 //! `<table>_readers` side table that list queries filter on, and the events a change publishes.
 
 use rusqlite::{Connection, OptionalExtension, Row, params, types::Value as SqlValue};
+use serde::{Serialize, Serializer, ser::SerializeMap as _};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -175,26 +176,99 @@ pub fn selected(meta: &CollectionMeta, select: Option<&[String]>) -> Option<Vec<
 }
 
 impl Doc {
+    /// The document as Appwrite answers it, as a JSON value (a Realtime payload).
     pub fn to_json(&self, meta: &CollectionMeta, select: Option<&[String]>) -> Value {
-        self.to_json_selected(meta, selected(meta, select).as_deref())
+        let selected = selected(meta, select);
+        serde_json::to_value(self.shown(meta, selected.as_deref()))
+            .expect("a document's values are JSON already")
     }
 
-    /// [`Doc::to_json`] with the selection worked out once ([`selected`]), for a list.
-    pub fn to_json_selected(&self, meta: &CollectionMeta, selected: Option<&[bool]>) -> Value {
-        let mut out = Map::new();
-        out.insert("$id".into(), json!(self.id));
-        out.insert("$sequence".into(), json!(self.seq));
-        out.insert("$collectionId".into(), json!(meta.id));
-        out.insert("$databaseId".into(), json!(meta.database_id));
-        out.insert("$createdAt".into(), json!(self.created));
-        out.insert("$updatedAt".into(), json!(self.updated));
-        out.insert("$permissions".into(), json!(self.perms));
-        for (i, (attr, value)) in meta.attrs.iter().zip(&self.values).enumerate() {
-            if selected.is_none_or(|s| s.get(i).copied().unwrap_or(false)) {
-                out.insert(attr.key.clone(), value.clone());
+    /// The document as Appwrite answers it, serialized straight into a response: no JSON map is
+    /// built and no value copied (a list page's documents were most of its allocations).
+    pub fn shown<'a>(
+        &'a self,
+        meta: &'a CollectionMeta,
+        selected: Option<&'a [bool]>,
+    ) -> Shown<'a> {
+        Shown {
+            doc: self,
+            meta,
+            selected,
+        }
+    }
+}
+
+/// See [`Doc::shown`].
+pub struct Shown<'a> {
+    doc: &'a Doc,
+    meta: &'a CollectionMeta,
+    /// From [`selected`]: `None` shows every attribute.
+    selected: Option<&'a [bool]>,
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (doc, meta) = (self.doc, self.meta);
+        let mut out = s.serialize_map(None)?;
+        out.serialize_entry("$id", &doc.id)?;
+        out.serialize_entry("$sequence", &doc.seq)?;
+        out.serialize_entry("$collectionId", &meta.id)?;
+        out.serialize_entry("$databaseId", &meta.database_id)?;
+        out.serialize_entry("$createdAt", &doc.created)?;
+        out.serialize_entry("$updatedAt", &doc.updated)?;
+        out.serialize_entry("$permissions", &doc.perms)?;
+        for (i, (attr, value)) in meta.attrs.iter().zip(&doc.values).enumerate() {
+            if self
+                .selected
+                .is_none_or(|s| s.get(i).copied().unwrap_or(false))
+            {
+                out.serialize_entry(&attr.key, value)?;
             }
         }
-        Value::Object(out)
+        out.end()
+    }
+}
+
+/// One document's answer, owning what [`Doc::shown`] borrows.
+pub struct ShownDoc {
+    pub doc: Doc,
+    pub meta: std::sync::Arc<CollectionMeta>,
+    pub selected: Option<Vec<bool>>,
+}
+
+impl Serialize for ShownDoc {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.doc
+            .shown(&self.meta, self.selected.as_deref())
+            .serialize(s)
+    }
+}
+
+/// A list's answer, `{"total": .., "documents": [..]}`, serialized as [`Doc::shown`] does.
+pub struct ShownList {
+    pub total: i64,
+    pub docs: Vec<Doc>,
+    pub meta: std::sync::Arc<CollectionMeta>,
+    pub selected: Option<Vec<bool>>,
+}
+
+impl Serialize for ShownList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Documents<'a>(&'a ShownList);
+        impl Serialize for Documents<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let list = self.0;
+                s.collect_seq(
+                    list.docs
+                        .iter()
+                        .map(|d| d.shown(&list.meta, list.selected.as_deref())),
+                )
+            }
+        }
+        let mut out = s.serialize_map(Some(2))?;
+        out.serialize_entry("total", &self.total)?;
+        out.serialize_entry("documents", &Documents(self))?;
+        out.end()
     }
 }
 

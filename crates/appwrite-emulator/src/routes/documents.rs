@@ -10,12 +10,12 @@ use axum::{
     routing::get,
 };
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::Body;
 use crate::{
     auth::Caller,
-    docstore::{self, Doc},
+    docstore::{self, Doc, ShownDoc},
     error::{ApiError, ApiResult},
     indexes,
     permissions::{self, Action},
@@ -172,7 +172,7 @@ async fn create_document(
     State(state): State<AppState>,
     Path((db, col)): Path<(String, String)>,
     Body(body): Body<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ShownDoc>)> {
     let id = body
         .document_id
         .filter(|id| !id.is_empty())
@@ -205,7 +205,7 @@ async fn create_document(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(answer(&state, &meta, &doc, "create")),
+        Json(answer(&state, meta, doc, "create")),
     ))
 }
 
@@ -214,7 +214,7 @@ async fn list_documents(
     State(state): State<AppState>,
     Path((db, col)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<docstore::ShownList>> {
     let params = query_params(params)?;
     let queries = query::parse_queries(&params)?;
     let want_total = query::wants_total(&params)?;
@@ -234,14 +234,16 @@ async fn list_documents(
         })
         .await?;
     let selected = docstore::selected(&meta, select.as_deref());
-    let mut documents = Vec::with_capacity(rows.len());
+    let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
-        documents.push(
-            row.finish(&meta)?
-                .to_json_selected(&meta, selected.as_deref()),
-        );
+        docs.push(row.finish(&meta)?);
     }
-    Ok(Json(json!({ "total": total, "documents": documents })))
+    Ok(Json(docstore::ShownList {
+        total,
+        docs,
+        meta,
+        selected,
+    }))
 }
 
 /// Appwrite validates a document id in the path before looking anything up (its UID
@@ -261,7 +263,7 @@ async fn get_document(
     State(state): State<AppState>,
     Path((db, col, id)): Path<(String, String, String)>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ShownDoc>> {
     check_path_id(&id)?;
     let params = query_params(params)?;
     let queries = query::parse_queries(&params)?;
@@ -276,10 +278,17 @@ async fn get_document(
             let doc = docstore::fetch(conn, &meta, &id)?
                 .filter(|d| can_read(&caller, &meta, d))
                 .ok_or_else(docstore::document_not_found)?;
-            Ok(doc.to_json(&meta, compiled.select.as_deref()))
+            Ok((doc, meta, compiled.select))
         })
         .await?;
-    Ok(Json(out))
+    let (doc, meta, select) = out;
+    // Turned into JSON here, off the storage thread.
+    let selected = docstore::selected(&meta, select.as_deref());
+    Ok(Json(ShownDoc {
+        doc,
+        meta,
+        selected,
+    }))
 }
 
 fn missing_payload() -> ApiError {
@@ -302,7 +311,7 @@ async fn update_document(
     State(state): State<AppState>,
     Path((db, col, id)): Path<(String, String, String)>,
     Body(body): Body<UpdateBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ShownDoc>> {
     check_path_id(&id)?;
     let data = data_object(body.data)?;
     if data.is_empty() && body.permissions.is_none() {
@@ -323,7 +332,7 @@ async fn update_document(
             Ok((meta, doc))
         })
         .await?;
-    Ok(Json(answer(&state, &meta, &doc, "update")))
+    Ok(Json(answer(&state, meta, doc, "update")))
 }
 
 /// `PUT`: creates the document or updates it in place (given attributes over stored ones).
@@ -333,7 +342,7 @@ async fn upsert_document(
     State(state): State<AppState>,
     Path((db, col, id)): Path<(String, String, String)>,
     Body(body): Body<UpdateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ShownDoc>)> {
     // The id is in the path here, so `unique()` makes no sense: only custom ids pass.
     check_path_id(&id)?;
     let data = data_object(body.data)?;
@@ -369,7 +378,7 @@ async fn upsert_document(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(answer(&state, &meta, &doc, "upsert")),
+        Json(answer(&state, meta, doc, "upsert")),
     ))
 }
 
@@ -397,9 +406,13 @@ async fn delete_document(
 
 /// A written document's JSON, and its Realtime event published; done once the write is
 /// committed, off the storage thread.
-fn answer(state: &AppState, meta: &CollectionMeta, doc: &Doc, action: &str) -> Value {
-    state.publish_with(|| docstore::event(meta, doc, action));
-    doc.to_json(meta, None)
+fn answer(state: &AppState, meta: Arc<CollectionMeta>, doc: Doc, action: &str) -> ShownDoc {
+    state.publish_with(|| docstore::event(&meta, &doc, action));
+    ShownDoc {
+        doc,
+        meta,
+        selected: None,
+    }
 }
 
 /// Bulk writes (1.8) are not used by this product; say so in Appwrite's error shape.
