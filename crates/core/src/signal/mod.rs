@@ -161,11 +161,6 @@ pub enum Parsed {
     Post,
 }
 
-/// Reads a message's content and embeds. Pure, total and linear in the input: any text at all
-/// gives a result, and a signal needs a pair, an entry, and a target or a stop.
-///
-/// Invisible characters ([`is_invisible`]) are read as absent, as a reader sees the text: a
-/// zero-width space inside "64000" must not split it into "6" and "4000".
 /// The stored pairs a reader's pair filter means: "BTC/USDT", "btc-usdt", "btcusdt" and
 /// "btcusdtperp" name one pair; a bare base ("btc", "ETH") names that base against every quote
 /// the parser knows. Each pair comes in the form [`parse`] writes (`BTC/USDT`) and glued
@@ -207,6 +202,11 @@ fn pair_keys(input: &str) -> Vec<String> {
     Vec::new()
 }
 
+/// Reads a message's content and embeds. Pure, total and linear in the input: any text at all
+/// gives a result, and a signal needs a pair, an entry, and a target or a stop.
+///
+/// Invisible characters ([`is_invisible`]) are read as absent, as a reader sees the text: a
+/// zero-width space inside "64000" must not split it into "6" and "4000".
 pub fn parse(content: &str, embeds: &[Embed]) -> Parsed {
     let hidden = |s: &str| matches!(strip_invisible(s), std::borrow::Cow::Owned(_));
     let opt_hidden = |s: &Option<String>| s.as_deref().is_some_and(hidden);
