@@ -192,8 +192,12 @@ fn summary(report: &Report) -> Vec<SummaryRow> {
         .collect()
 }
 
-/// The answer when the outcomes are still being loaded (the upstream not connected yet).
-fn loading(html: String) -> Response {
+/// A rendered outcomes page: as it is once the outcomes are loaded, else a 503 that asks to
+/// come back shortly (the upstream is not connected yet; the page says so).
+fn outcomes_page(ready: bool, html: String) -> Response {
+    if ready {
+        return Html(html).into_response();
+    }
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "10")],
@@ -277,11 +281,7 @@ pub async fn performance(
         loading: !ready,
     }
     .render()?;
-    Ok(if ready {
-        Html(html).into_response()
-    } else {
-        loading(html)
-    })
+    Ok(outcomes_page(ready, html))
 }
 
 /// `GET /results`: the overall numbers and curve for anyone, no sign-in. Sellers link it: it
@@ -316,11 +316,7 @@ pub async fn results(
         loading: !ready,
     }
     .render()?;
-    Ok(if ready {
-        Html(html).into_response()
-    } else {
-        loading(html)
-    })
+    Ok(outcomes_page(ready, html))
 }
 
 /// The landing page's headline: the last 30 days over every signal, once outcomes are loaded

@@ -247,14 +247,14 @@ pub async fn many_streams(stack: &Stack, streams: usize, writes: usize) -> anyho
         }
     }
     series.wall = series_started.elapsed();
-    let deliveries = (open * writes as u64).max(1) as f64;
+    let deliveries = usize::try_from(open).unwrap_or(0).saturating_mul(writes);
     let cpu_per_delivery = cpu_before
         .zip(Cpu::now().zip(Cpu::of(child_pid)))
         .filter(|_| writes > 0)
         .map(|((server0, clients0), (server1, clients1))| {
             (
-                server1.since(server0).total().as_secs_f64() * 1e6 / deliveries,
-                clients1.since(clients0).total().as_secs_f64() * 1e6 / deliveries,
+                server1.since(server0).micros_per(deliveries),
+                clients1.since(clients0).micros_per(deliveries),
             )
         });
     drop(stdin);
