@@ -40,6 +40,8 @@ use crate::{Settings, prices};
 const THAW: time::Duration = time::Duration::seconds(30);
 /// Listing look-ups that failed are tried again this often.
 const RETRY_LISTINGS: time::Duration = time::Duration::seconds(30);
+/// How often outcomes whose write failed are tried again.
+const RETRY_WRITES: time::Duration = time::Duration::seconds(10);
 
 pub(crate) enum Msg {
     Signal {
@@ -81,6 +83,9 @@ pub(crate) struct Work {
     /// Signals whose venue could not be looked up yet.
     unresolved: HashMap<String, (Box<Document<Signal>>, Option<OffsetDateTime>)>,
     listings_retry_at: OffsetDateTime,
+    /// Outcomes of signals no longer followed whose write failed.
+    unwritten: Unwritten,
+    unwritten_retry_at: OffsetDateTime,
     /// Whole minutes go to [`store_minutes`], which writes them in order behind the loop.
     minutes: mpsc::UnboundedSender<MinuteJob>,
 }
@@ -138,6 +143,8 @@ impl Work {
             minutes,
             stats: settings.stats.clone(),
             listings_retry_at: settings.clock.now(),
+            unwritten: Unwritten::default(),
+            unwritten_retry_at: settings.clock.now(),
             settings,
             client,
             fence,
@@ -306,6 +313,8 @@ impl Work {
         previous: Option<SignalOutcome>,
         follow: bool,
     ) {
+        // This judgement supersedes any outcome of the signal still waiting to be written.
+        self.unwritten.forget(&id);
         let history = match heard.history() {
             Ok(h) => h,
             Err(e) => {
@@ -434,8 +443,12 @@ impl Work {
         Stats::set(&self.stats.open_signals, self.open.len() as u64);
     }
 
-    async fn write(&self, id: &str, doc: &SignalOutcome) {
-        write(&self.client, &self.fence, &self.stats, id, doc).await;
+    /// Writes the outcome of a signal that is not followed (its tracker would write it again);
+    /// a failed write is held and tried again on the timer.
+    async fn write(&mut self, id: &str, doc: &SignalOutcome) {
+        if !write(&self.client, &self.fence, &self.stats, id, doc).await {
+            self.unwritten.hold(id, doc.clone());
+        }
     }
 
     // ---- market --------------------------------------------------------------------------
@@ -548,6 +561,12 @@ impl Work {
         .max(1.0);
         let budget = (ids.len() as f64 / ticks).ceil() as usize + 1;
         self.settle(&ids, budget).await;
+        if now >= self.unwritten_retry_at && !self.unwritten.is_empty() {
+            self.unwritten_retry_at = now + RETRY_WRITES;
+            self.unwritten
+                .write(&self.client, &self.fence, &self.stats)
+                .await;
+        }
         if now >= self.listings_retry_at && !self.unresolved.is_empty() {
             self.listings_retry_at = now + RETRY_LISTINGS;
             for (_, (doc, removed_at)) in std::mem::take(&mut self.unresolved) {
@@ -741,8 +760,93 @@ async fn write(
         }
         Err(e) => {
             Stats::add(&stats.write_failures, 1);
-            tracing::warn!(signal = %id, error = %e, "outcome not written; written with the next change");
+            tracing::warn!(signal = %id, error = %e, "outcome not written; tried again later");
             false
+        }
+    }
+}
+
+/// Outcomes whose write failed, of signals no longer followed (an untrackable one): nothing
+/// else would write them before the signal changes again. Followed signals need none of this:
+/// their trackers write what differs from the last written outcome at every settle.
+#[derive(Default)]
+struct Unwritten(HashMap<String, SignalOutcome>);
+
+impl Unwritten {
+    /// Keeps `doc` to write later, in place of an older one of the same signal.
+    fn hold(&mut self, id: &str, doc: SignalOutcome) {
+        self.0.insert(id.to_owned(), doc);
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.0.remove(id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Writes what is held; stops at the first failure (Appwrite is likely still down, and
+    /// the work loop must not wait out a timeout per document).
+    async fn write(&mut self, client: &Client, fence: &Fence, stats: &Stats) {
+        let ids: Vec<String> = self.0.keys().cloned().collect();
+        for id in ids {
+            let Some(doc) = self.0.get(&id) else {
+                continue;
+            };
+            if !write(client, fence, stats, &id, doc).await {
+                return;
+            }
+            self.0.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod unwritten_tests {
+    use super::*;
+
+    fn outcome(status: &str) -> SignalOutcome {
+        let at = OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap();
+        SignalOutcome {
+            route_key: "vip".into(),
+            status: status.into(),
+            posted_at: at,
+            venue: None,
+            symbol: None,
+            outcome: "{}".into(),
+            revisions: "[]".into(),
+            deleted_at: None,
+            updated: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outcome_refused_while_appwrite_is_down_is_written_when_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = testkit::backend::backend_on_disk(dir.path()).await;
+        backend.stop().await;
+        let stats = Stats::default();
+        let fence = Fence::unfenced(1);
+        let mut held = Unwritten::default();
+        assert!(!write(&backend.client, &fence, &stats, "7001", &outcome("open")).await);
+        held.hold("7001", outcome("open"));
+        // A newer judgement of the same signal replaces the one waiting.
+        held.hold("7001", outcome("untrackable"));
+        held.hold("7002", outcome("untrackable"));
+        held.write(&backend.client, &fence, &stats).await;
+        assert!(
+            !held.is_empty(),
+            "nothing can be written while Appwrite is down"
+        );
+
+        backend.start().await;
+        held.write(&backend.client, &fence, &stats).await;
+        assert!(held.is_empty());
+        let outcomes = Collection::<SignalOutcome>::new(&backend.client);
+        for id in ["7001", "7002"] {
+            let stored = outcomes.get(id).await.unwrap();
+            assert_eq!(stored.data, outcome("untrackable"), "{id}");
         }
     }
 }
