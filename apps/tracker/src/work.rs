@@ -443,8 +443,8 @@ impl Work {
         Stats::set(&self.stats.open_signals, self.open.len() as u64);
     }
 
-    /// Writes the outcome of a signal that is not followed (its tracker would write it again);
-    /// a failed write is held and tried again on the timer.
+    /// Writes the outcome of a signal this loop does not follow (an untrackable one); a failed
+    /// write is held and tried again on the timer ([`Unwritten`]).
     async fn write(&mut self, id: &str, doc: &SignalOutcome) {
         if !write(&self.client, &self.fence, &self.stats, id, doc).await {
             self.unwritten.hold(id, doc.clone());
@@ -789,12 +789,8 @@ impl Unwritten {
     /// Writes what is held; stops at the first failure (Appwrite is likely still down, and
     /// the work loop must not wait out a timeout per document).
     async fn write(&mut self, client: &Client, fence: &Fence, stats: &Stats) {
-        let ids: Vec<String> = self.0.keys().cloned().collect();
-        for id in ids {
-            let Some(doc) = self.0.get(&id) else {
-                continue;
-            };
-            if !write(client, fence, stats, &id, doc).await {
+        while let Some(id) = self.0.keys().next().cloned() {
+            if !write(client, fence, stats, &id, &self.0[&id]).await {
                 return;
             }
             self.0.remove(&id);

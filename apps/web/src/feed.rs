@@ -193,8 +193,8 @@ struct Listed {
 /// attributes to every selection.
 const LISTED: [&str; 2] = ["revision", "route_key"];
 
-/// Read straight from the list's JSON (no map of values in between); a document without either
-/// field is skipped with a warning, not a failed page.
+/// Read straight from the list's JSON (no map of values in between); a document lacking one of
+/// the fields is skipped with a warning, not a failed page.
 #[derive(Deserialize)]
 struct ListedData {
     revision: Option<i64>,

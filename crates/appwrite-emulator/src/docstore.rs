@@ -166,7 +166,7 @@ pub struct Doc {
 }
 
 /// Which of a collection's attributes a `select` names, in `meta.attrs` order (`None`: all).
-pub fn selected(meta: &CollectionMeta, select: Option<&[String]>) -> Option<Vec<bool>> {
+fn selected(meta: &CollectionMeta, select: Option<&[String]>) -> Option<Vec<bool>> {
     select.map(|s| {
         meta.attrs
             .iter()
@@ -176,20 +176,14 @@ pub fn selected(meta: &CollectionMeta, select: Option<&[String]>) -> Option<Vec<
 }
 
 impl Doc {
-    /// The document as Appwrite answers it, as a JSON value (a Realtime payload).
-    pub fn to_json(&self, meta: &CollectionMeta, select: Option<&[String]>) -> Value {
-        let selected = selected(meta, select);
-        serde_json::to_value(self.shown(meta, selected.as_deref()))
-            .expect("a document's values are JSON already")
+    /// The whole document as Appwrite answers it, as a JSON value (a Realtime payload).
+    pub fn to_json(&self, meta: &CollectionMeta) -> Value {
+        serde_json::to_value(self.shown(meta, None)).expect("a document's values are JSON already")
     }
 
     /// The document as Appwrite answers it, serialized straight into a response: no JSON map is
     /// built and no value copied (a list page's documents were most of its allocations).
-    pub fn shown<'a>(
-        &'a self,
-        meta: &'a CollectionMeta,
-        selected: Option<&'a [bool]>,
-    ) -> Shown<'a> {
+    fn shown<'a>(&'a self, meta: &'a CollectionMeta, selected: Option<&'a [bool]>) -> Shown<'a> {
         Shown {
             doc: self,
             meta,
@@ -199,7 +193,7 @@ impl Doc {
 }
 
 /// See [`Doc::shown`].
-pub struct Shown<'a> {
+struct Shown<'a> {
     doc: &'a Doc,
     meta: &'a CollectionMeta,
     /// From [`selected`]: `None` shows every attribute.
@@ -231,9 +225,21 @@ impl Serialize for Shown<'_> {
 
 /// One document's answer, owning what [`Doc::shown`] borrows.
 pub struct ShownDoc {
-    pub doc: Doc,
-    pub meta: std::sync::Arc<CollectionMeta>,
-    pub selected: Option<Vec<bool>>,
+    doc: Doc,
+    meta: std::sync::Arc<CollectionMeta>,
+    selected: Option<Vec<bool>>,
+}
+
+impl ShownDoc {
+    /// `doc` with the attributes `select` names (all for `None`).
+    pub fn new(doc: Doc, meta: std::sync::Arc<CollectionMeta>, select: Option<&[String]>) -> Self {
+        let selected = selected(&meta, select);
+        Self {
+            doc,
+            meta,
+            selected,
+        }
+    }
 }
 
 impl Serialize for ShownDoc {
@@ -246,10 +252,28 @@ impl Serialize for ShownDoc {
 
 /// A list's answer, `{"total": .., "documents": [..]}`, serialized as [`Doc::shown`] does.
 pub struct ShownList {
-    pub total: i64,
-    pub docs: Vec<Doc>,
-    pub meta: std::sync::Arc<CollectionMeta>,
-    pub selected: Option<Vec<bool>>,
+    total: i64,
+    docs: Vec<Doc>,
+    meta: std::sync::Arc<CollectionMeta>,
+    /// Worked out once for the whole page.
+    selected: Option<Vec<bool>>,
+}
+
+impl ShownList {
+    pub fn new(
+        total: i64,
+        docs: Vec<Doc>,
+        meta: std::sync::Arc<CollectionMeta>,
+        select: Option<&[String]>,
+    ) -> Self {
+        let selected = selected(&meta, select);
+        Self {
+            total,
+            docs,
+            meta,
+            selected,
+        }
+    }
 }
 
 impl Serialize for ShownList {
@@ -797,6 +821,6 @@ pub fn event(meta: &CollectionMeta, doc: &Doc, action: &str) -> RealtimeEvent {
         ],
         readers: readers_of(meta, &doc.perms),
         timestamp: util::now(),
-        payload: doc.to_json(meta, None),
+        payload: doc.to_json(meta),
     }
 }

@@ -87,12 +87,12 @@ impl Cpu {
         self.user + self.system
     }
 
-    /// `"<per op> CPU per <what> (<kernel share>% in the kernel)"`, e.g. for a row's label.
     /// Microseconds of CPU per operation.
     pub fn micros_per(self, ops: usize) -> f64 {
         self.total().as_secs_f64() * 1e6 / ops.max(1) as f64
     }
 
+    /// `"<per op> CPU per <what> (<kernel share>% in the kernel)"`, e.g. for a row's label.
     pub fn per(self, ops: usize, what: &str) -> String {
         let per = self.micros_per(ops);
         let kernel = 100.0 * self.system.as_secs_f64() / self.total().as_secs_f64().max(1e-9);

@@ -233,17 +233,16 @@ async fn list_documents(
             Ok((total, rows, meta, compiled.select))
         })
         .await?;
-    let selected = docstore::selected(&meta, select.as_deref());
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
         docs.push(row.finish(&meta)?);
     }
-    Ok(Json(docstore::ShownList {
+    Ok(Json(docstore::ShownList::new(
         total,
         docs,
         meta,
-        selected,
-    }))
+        select.as_deref(),
+    )))
 }
 
 /// Appwrite validates a document id in the path before looking anything up (its UID
@@ -268,7 +267,7 @@ async fn get_document(
     let params = query_params(params)?;
     let queries = query::parse_queries(&params)?;
     let st = state.clone();
-    let out = state
+    let (doc, meta, select) = state
         .store
         .call(move |conn| {
             // Unlike lists, a single unreadable document is simply not found (Appwrite's
@@ -281,14 +280,8 @@ async fn get_document(
             Ok((doc, meta, compiled.select))
         })
         .await?;
-    let (doc, meta, select) = out;
     // Turned into JSON here, off the storage thread.
-    let selected = docstore::selected(&meta, select.as_deref());
-    Ok(Json(ShownDoc {
-        doc,
-        meta,
-        selected,
-    }))
+    Ok(Json(ShownDoc::new(doc, meta, select.as_deref())))
 }
 
 fn missing_payload() -> ApiError {
@@ -408,11 +401,7 @@ async fn delete_document(
 /// committed, off the storage thread.
 fn answer(state: &AppState, meta: Arc<CollectionMeta>, doc: Doc, action: &str) -> ShownDoc {
     state.publish_with(|| docstore::event(&meta, &doc, action));
-    ShownDoc {
-        doc,
-        meta,
-        selected: None,
-    }
+    ShownDoc::new(doc, meta, None)
 }
 
 /// Bulk writes (1.8) are not used by this product; say so in Appwrite's error shape.
