@@ -32,6 +32,8 @@ if ! command -v python3 >/dev/null; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq python3 python3-venv >/dev/null; fi
 fi
 echo "cargo: $(cargo --version)"; echo "python: $(python3 --version)"; echo "nextest: $(cargo nextest --version | head -1)"; echo "node: $(node --version)"
+# A clean run leaves about 11 GB in target/ and the docker test needs 5 GB more at its peak.
+echo "disk: $(df -Ph . | awk 'NR == 2 { print $4 }') free here"
 
 # The read-only shared folder (Appwrite's OpenAPI specs, Sell.app examples) sits beside the repo.
 export G3_SHARED_DIR="${G3_SHARED_DIR:-$root/../shared}"
