@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod outcomes;
+pub mod signals;
 
 use std::time::Duration;
 

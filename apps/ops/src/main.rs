@@ -112,6 +112,22 @@ enum Command {
     /// Signal outcomes kept by the tracker.
     #[command(subcommand)]
     Outcomes(OutcomesCommand),
+    /// Stored signals.
+    #[command(subcommand)]
+    Signals(SignalsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SignalsCommand {
+    /// Rewrite pairs stored in another spelling ("BTCUSDT", from other tools or an import) as
+    /// the parser stores them ("BTC/USDT"), so pair filters find them and read their index in
+    /// order. Only the pair changes: no mirror is edited. Safe to run again.
+    #[command(name = "normalize-pairs")]
+    NormalizePairs {
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -445,6 +461,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => ops::outcomes::Scope::All,
             };
             ops::outcomes::recompute(&client, &scope, dry_run).await?
+        }
+        Command::Signals(SignalsCommand::NormalizePairs { dry_run }) => {
+            let mut shown = 0;
+            ops::signals::normalize_pairs(&client, dry_run, |read| {
+                if read >= shown + 5_000 {
+                    shown = read;
+                    eprintln!("ops: {read} signals read");
+                }
+            })
+            .await?
         }
         Command::ServiceUser(ServiceUserCommand::Create {
             email: e,

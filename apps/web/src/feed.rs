@@ -639,3 +639,40 @@ pub fn decode<M: Model>(doc: Document<Value>) -> Option<Document<M>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair_queries(typed: &str) -> Vec<String> {
+        let filters = Filters::parse(&FeedQuery {
+            pair: Some(typed.into()),
+            ..FeedQuery::default()
+        });
+        filters
+            .queries(&Entitlement::Everything)
+            .iter()
+            .map(Q::to_json)
+            .filter(|q| q.contains(r#""attribute":"pair""#))
+            .collect()
+    }
+
+    /// One value: the database reads `by_pair_posted` in order and stops after a page, where
+    /// several values make it read every match and sort them.
+    #[test]
+    fn a_pair_however_typed_is_one_value_of_the_filter() {
+        for typed in ["btcusdt", "BTC/USDT", "btc-usdt", "BTCUSDTPERP"] {
+            assert_eq!(
+                pair_queries(typed),
+                [r#"{"method":"equal","attribute":"pair","values":["BTC/USDT"]}"#],
+                "{typed}"
+            );
+        }
+        let base = pair_queries("eth");
+        assert_eq!(base.len(), 1);
+        assert!(
+            base[0].contains(r#""ETH/USDT","ETH/USDC""#),
+            "a bare base asks for each quote: {base:?}"
+        );
+    }
+}

@@ -229,7 +229,7 @@ async fn fixture() -> Fixture {
             let seeded = Seeded {
                 id: format!("{prefix}{i:017}"),
                 route,
-                pair: if i % 2 == 0 { "BTCUSDT" } else { "ETHUSDT" },
+                pair: if i % 2 == 0 { "BTC/USDT" } else { "ETH/USDT" },
                 side: if (i / 2) % 2 == 0 { "short" } else { "long" },
             };
             let files = match (route, i) {
@@ -280,11 +280,11 @@ async fn the_feed_its_filters_and_its_pages_show_only_the_routes_a_plan_unlocks(
         ("", |_| true, None),
         ("route=basic-calls", |s| s.route == BASIC, Some(BASIC)),
         ("route=vip-calls", |s| s.route == VIP, Some(VIP)),
-        ("pair=BTCUSDT", |s| s.pair == "BTCUSDT", None),
+        ("pair=BTCUSDT", |s| s.pair == "BTC/USDT", None),
         ("side=short", |s| s.side == "short", None),
         (
             "pair=ETHUSDT&side=long",
-            |s| s.pair == "ETHUSDT" && s.side == "long",
+            |s| s.pair == "ETH/USDT" && s.side == "long",
             None,
         ),
     ];

@@ -54,7 +54,7 @@ async fn sign_up_enter_code_pay_read_sign_out() {
     let older = r.body.find("older call").expect("older signal shown");
     assert!(newer < older, "newest first");
     assert!(r.body.contains("VIP Calls"));
-    assert!(r.body.contains("BTCUSDT"));
+    assert!(r.body.contains("BTC/USDT"));
     assert!(r.body.contains("62000 – 61500.5"));
 
     let r = b.get("/account").await;

@@ -472,7 +472,7 @@ pub fn signal(id: &str) -> serde_json::Value {
         "author_name": "Trader Joe",
         "author_id": "3",
         "content": format!("signal {id}"),
-        "pair": "BTCUSDT",
+        "pair": "BTC/USDT",
         "side": "long",
         "entries": [62000.0, 61500.5],
         "targets": [63000.0, 64000.0],

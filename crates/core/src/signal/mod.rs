@@ -163,43 +163,61 @@ pub enum Parsed {
 
 /// The stored pairs a reader's pair filter means: "BTC/USDT", "btc-usdt", "btcusdt" and
 /// "btcusdtperp" name one pair; a bare base ("btc", "ETH") names that base against every quote
-/// the parser knows. Each pair comes in the form [`parse`] writes (`BTC/USDT`) and glued
-/// (`BTCUSDT`, as documents written by other tools spell it). Empty when the input names no
-/// pair.
+/// the parser knows. Pairs come in the form [`parse`] stores (`BTC/USDT`), the only one in the
+/// store: `ops signals normalize-pairs` rewrites pairs other tools wrote glued, with
+/// [`stored_pair`]. One pair is one value, so a feed filtered by it reads its index in order.
+/// Empty when the input names no pair.
 pub fn pairs_matching(input: &str) -> Vec<String> {
-    spelled_both_ways(pair_keys(input))
+    match named(input) {
+        Named::Pair(pair) => vec![pair],
+        Named::Base(base) => words::QUOTES
+            .iter()
+            .filter(|q| **q != base)
+            .map(|q| format!("{base}/{q}"))
+            .collect(),
+        Named::Nothing => Vec::new(),
+    }
 }
 
-fn spelled_both_ways(pairs: Vec<String>) -> Vec<String> {
-    let glued = pairs.iter().map(|p| p.replace('/', "")).collect::<Vec<_>>();
-    pairs.into_iter().chain(glued).collect()
+/// The form [`parse`] stores a pair in, for a pair written another way ("BTCUSDT",
+/// "btc-usdt", "BTC_USDT", as other tools store them); `None` for anything that is not one
+/// pair the parser knows (a bare base, an unknown quote, free text).
+pub fn stored_pair(written: &str) -> Option<String> {
+    match named(written) {
+        Named::Pair(pair) => Some(pair),
+        Named::Base(_) | Named::Nothing => None,
+    }
 }
 
-fn pair_keys(input: &str) -> Vec<String> {
+/// What a pair filter or a stored pair names.
+enum Named {
+    /// One pair, `BASE/QUOTE`.
+    Pair(String),
+    /// A base alone, upper-case.
+    Base(String),
+    Nothing,
+}
+
+fn named(input: &str) -> Named {
     let cleaned: String = input
         .trim()
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
         .to_ascii_uppercase();
-    let upper = |base: &str, quote: &str| format!("{}/{}", base.to_ascii_uppercase(), quote);
     if let Some((base, quote)) = cleaned.split_once(['/', '-', '_', ':']) {
         return match words::separated_quote(quote) {
-            Some(q) if words::valid_base(base) => vec![upper(base, q)],
-            _ => Vec::new(),
+            Some(quote) if words::valid_base(base) => Named::Pair(format!("{base}/{quote}")),
+            _ => Named::Nothing,
         };
     }
     if let Some((base, quote)) = words::glued_pair(&cleaned) {
-        return vec![upper(base, quote)];
+        return Named::Pair(format!("{base}/{quote}"));
     }
     if words::valid_base(&cleaned) {
-        return words::QUOTES
-            .iter()
-            .filter(|q| **q != cleaned)
-            .map(|q| upper(&cleaned, q))
-            .collect();
+        return Named::Base(cleaned);
     }
-    Vec::new()
+    Named::Nothing
 }
 
 /// Reads a message's content and embeds. Pure, total and linear in the input: any text at all
@@ -243,21 +261,40 @@ mod tests {
             " btc-usdt ",
             "btcusdtperp",
         ] {
-            assert_eq!(
-                super::pairs_matching(typed),
-                ["BTC/USDT", "BTCUSDT"],
-                "{typed}"
-            );
+            assert_eq!(super::pairs_matching(typed), ["BTC/USDT"], "{typed}");
         }
         let btc = super::pairs_matching("btc");
-        for pair in ["BTC/USDT", "BTC/USDC", "BTCUSDT", "ETH/BTC"] {
+        for pair in ["BTC/USDT", "BTC/USDC", "ETH/BTC"] {
             assert_eq!(btc.contains(&pair.to_owned()), pair != "ETH/BTC", "{pair}");
         }
         assert!(!btc.contains(&"BTC/BTC".to_owned()));
-        assert_eq!(super::pairs_matching("ETH/BTC"), ["ETH/BTC", "ETHBTC"]);
+        assert!(btc.iter().all(|p| p.starts_with("BTC/")), "{btc:?}");
+        assert_eq!(super::pairs_matching("ETH/BTC"), ["ETH/BTC"]);
         assert!(super::pairs_matching("").is_empty());
         assert!(super::pairs_matching("BTC/NOPE").is_empty());
         assert!(super::pairs_matching("<script>").is_empty());
+    }
+
+    #[test]
+    fn pairs_other_tools_store_are_read_in_the_parsers_form() {
+        for (written, stored) in [
+            ("BTCUSDT", Some("BTC/USDT")),
+            ("BTC/USDT", Some("BTC/USDT")),
+            ("eth-btc", Some("ETH/BTC")),
+            ("SOL_USDC", Some("SOL/USDC")),
+            ("BTCUSDTPERP", Some("BTC/USDT")),
+            ("BTC", None),
+            ("BTC/NOPE", None),
+            ("", None),
+            ("not a pair", None),
+        ] {
+            assert_eq!(super::stored_pair(written).as_deref(), stored, "{written}");
+        }
+        // What the parser stores is already in that form.
+        let Parsed::Signal(s) = parse("BTCUSDT long entry 100 tp 110 sl 95", &[]) else {
+            panic!("not read as a signal");
+        };
+        assert_eq!(super::stored_pair(&s.pair), Some(s.pair));
     }
 
     use super::*;
