@@ -306,43 +306,102 @@ pub async fn work(
     retry_after: Duration,
     turn: Arc<tokio::sync::Mutex<()>>,
 ) {
-    let signals = Collection::<Signal>::new(&appwrite);
-    loop {
-        let (id, verify) = queue.pop().await;
-        let _turn = turn.lock().await;
-        let generation = progress.begin(&id);
-        let signal = match signals.get_optional(&id).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                progress.done(&id, generation);
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(signal = %id, error = %e, "signal unreadable; retried later");
-                requeue(&queue, id, verify, retry_after);
-                continue;
-            }
-        };
-        match mirror_signal(&mirrorer, &appwrite, &signal, verify).await {
-            Ok(_) => progress.done(&id, generation),
-            Err(e) => {
-                tracing::warn!(signal = %id, error = %e, "mirror failed; retried later");
-                if matches!(e, MirrorError::ChannelUnavailable { .. }) {
-                    // Recorded as `failed` on its mapping, which reconciliation finds again.
-                    progress.done(&id, generation);
+    let worker = Worker {
+        docs: Collection::<Signal>::new(&appwrite),
+        what: "signal",
+        queue,
+        progress,
+        retry_after,
+        turn,
+    };
+    worker
+        .run(|signal, verify| {
+            let (mirrorer, appwrite) = (mirrorer.clone(), appwrite.clone());
+            async move {
+                match mirror_signal(&mirrorer, &appwrite, &signal, verify).await {
+                    Ok(_) => Handled::Done,
+                    Err(e) => {
+                        tracing::warn!(signal = %signal.id, error = %e, "mirror failed; retried later");
+                        if matches!(e, MirrorError::ChannelUnavailable { .. }) {
+                            // Recorded as `failed` on its mapping, which reconciliation finds again.
+                            Handled::DoneRetry
+                        } else {
+                            Handled::Retry
+                        }
+                    }
                 }
-                requeue(&queue, id, verify, retry_after);
+            }
+        })
+        .await;
+}
+
+/// What became of a queued document.
+pub(crate) enum Handled {
+    /// Settled: the cursor may pass it.
+    Done,
+    /// Not settled: queued again after the pause.
+    Retry,
+    /// Settled for the cursor (a record says what is left to do), and still queued again.
+    DoneRetry,
+    /// Neither: the work is no longer this process's (the lease is gone).
+    Dropped,
+}
+
+/// The single worker of a [`WorkQueue`]: takes one id at a time, in turn with the other
+/// workers (`turn`), reads its document afresh and hands it on. An unreadable document is
+/// queued again after `retry_after`; a deleted one is settled.
+pub(crate) struct Worker<M> {
+    pub docs: Collection<M>,
+    /// What the documents are, for logs.
+    pub what: &'static str,
+    pub queue: Arc<WorkQueue>,
+    pub progress: Arc<Progress>,
+    pub retry_after: Duration,
+    pub turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<M: g3_store::Model> Worker<M> {
+    pub(crate) async fn run<F, Fut>(self, mut handle: F)
+    where
+        F: FnMut(Document<M>, bool) -> Fut,
+        Fut: std::future::Future<Output = Handled>,
+    {
+        let what = self.what;
+        loop {
+            let (id, verify) = self.queue.pop().await;
+            let _turn = self.turn.lock().await;
+            let generation = self.progress.begin(&id);
+            let doc = match self.docs.get_optional(&id).await {
+                Ok(Some(doc)) => doc,
+                Ok(None) => {
+                    self.progress.done(&id, generation);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %id, error = %e, "{what} unreadable; retried later");
+                    self.requeue(id, verify);
+                    continue;
+                }
+            };
+            match handle(doc, verify).await {
+                Handled::Done => self.progress.done(&id, generation),
+                Handled::Retry => self.requeue(id, verify),
+                Handled::DoneRetry => {
+                    self.progress.done(&id, generation);
+                    self.requeue(id, verify);
+                }
+                Handled::Dropped => {}
             }
         }
     }
-}
 
-fn requeue(queue: &Arc<WorkQueue>, id: String, verify: bool, after: Duration) {
-    let queue = queue.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        queue.push(id, verify, false);
-    });
+    fn requeue(&self, id: String, verify: bool) {
+        let (queue, after) = (self.queue.clone(), self.retry_after);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            queue.push(id, verify, false);
+        });
+    }
 }
 
 /// What reconciliation works with.

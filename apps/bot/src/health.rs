@@ -19,6 +19,17 @@ pub enum Role {
     Stopping,
 }
 
+impl From<g3_store::lease::Standing> for Role {
+    fn from(standing: g3_store::lease::Standing) -> Self {
+        use g3_store::lease::Standing;
+        match standing {
+            Standing::Standby => Role::Standby,
+            Standing::Leader => Role::Leader,
+            Standing::Stopping => Role::Stopping,
+        }
+    }
+}
+
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,7 +1,8 @@
 //! Leadership: the start-up check, then standing by until this process holds the bot's lease
 //! ([`g3_store::lease`]), then the leader's work (mirroring, outcome replies, role sync, the
 //! gateway) until the lease is lost (stop everything at once, stand by again) or shutdown (drain,
-//! store the cursors, release the lease so a standby takes over at once).
+//! store the cursors, release the lease so a standby takes over at once). The loop is
+//! [`g3_store::lease::lead`], shared with the tracker.
 //!
 //! Every mirror and reply side effect is gated on the lease's [`Fence`] and the writes that
 //! matter (the catch-up cursors, `mirrors` and `outcome_replies` documents) carry its generation,
@@ -9,7 +10,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use g3_store::lease::{self, Fence, Lease};
+use g3_store::lease::{self, Fence, Leading, Lease, Standing};
 use serenity::http::Http;
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -48,44 +49,17 @@ pub async fn run(
             hold_renewals: settings.lease.hold_renewals.clone(),
         },
     );
-    loop {
-        role.send_replace(Role::Standby);
-        tracing::info!(lease = %settings.lease.name, holder = %settings.lease.holder, "standing by for the lease");
-        let held = tokio::select! {
-            held = lease.acquire() => held,
-            () = &mut shutdown => return Ok(()),
-        };
-        role.send_replace(Role::Leader);
-        tracing::info!(
-            generation = held.generation(),
-            "leading: mirroring and role sync start"
-        );
-        let work = Work::start(settings, http.clone(), appwrite.clone(), held.fence()).await;
-        let work = match work {
-            Ok(w) => w,
-            Err(e) => {
-                held.release().await;
-                return Err(e);
-            }
-        };
-        let stopping = tokio::select! {
-            () = held.lost() => false,
-            () = &mut shutdown => true,
-        };
-        if stopping {
-            role.send_replace(Role::Stopping);
-            work.drain(&appwrite).await;
-            held.release().await;
-            return Ok(());
+    let stands = |standing: Standing| {
+        role.send_replace(Role::from(standing));
+    };
+    let start = |fence| {
+        let (http, appwrite) = (http.clone(), appwrite.clone());
+        async move {
+            tracing::info!("mirroring and role sync start");
+            Work::start(settings, http, appwrite, fence).await
         }
-        role.send_replace(Role::Standby);
-        tracing::warn!(
-            generation = held.generation(),
-            "lease lost: all work stopped; standing by"
-        );
-        work.abort().await;
-        drop(held);
-    }
+    };
+    lease::lead(&lease, stands, start, shutdown).await
 }
 
 /// The leader's tasks.
@@ -98,6 +72,7 @@ struct Work {
     reply_progress: Arc<follow::Progress>,
     turn: Arc<tokio::sync::Mutex<()>>,
     fence: Fence,
+    appwrite: g3_appwrite::Client,
 }
 
 impl Work {
@@ -192,6 +167,7 @@ impl Work {
             reply_progress,
             turn,
             fence,
+            appwrite,
         })
     }
 
@@ -243,10 +219,13 @@ impl Work {
         )));
         progress
     }
+}
 
+impl Leading for Work {
     /// Shutdown: stop taking work, let the mirror or reply in flight finish (up to [`DRAIN`]),
     /// stop every task, store the cursors while the lease still holds.
-    async fn drain(self, appwrite: &g3_appwrite::Client) {
+    async fn drain(self) {
+        let appwrite = &self.appwrite.clone();
         let turn = self.turn.clone();
         let held = tokio::time::timeout(DRAIN, turn.lock()).await;
         if held.is_err() {

@@ -67,8 +67,8 @@ pub async fn normalize_pairs(
                             })?;
                     }
                     changed += 1;
-                    let verb = if dry_run { "would become" } else { "rewritten" };
-                    let _ = writeln!(out, "{}: {written} {verb} {stored}", doc.id);
+                    let verb = if dry_run { "would change" } else { "rewritten" };
+                    let _ = writeln!(out, "{}: {verb} ({written} -> {stored})", doc.id);
                 }
                 None => {
                     unknown += 1;

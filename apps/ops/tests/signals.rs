@@ -60,13 +60,16 @@ async fn glued_pairs_are_rewritten_once_and_nothing_else_moves() {
     let dry = normalize_pairs(client, true, |read| pages.push(read))
         .await
         .unwrap();
-    assert!(dry.contains("9001: BTCUSDT would become BTC/USDT"), "{dry}");
     assert!(
-        dry.contains("9003: sol-usdc would become SOL/USDC"),
+        dry.contains("9001: would change (BTCUSDT -> BTC/USDT)"),
         "{dry}"
     );
     assert!(
-        dry.contains("9006: 1000PEPEUSDTPERP would become 1000PEPE/USDT"),
+        dry.contains("9003: would change (sol-usdc -> SOL/USDC)"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("9006: would change (1000PEPEUSDTPERP -> 1000PEPE/USDT)"),
         "{dry}"
     );
     assert!(
@@ -82,7 +85,10 @@ async fn glued_pairs_are_rewritten_once_and_nothing_else_moves() {
     assert_eq!(pairs(client).await, before, "a dry run writes nothing");
 
     let out = normalize_pairs(client, false, |_| {}).await.unwrap();
-    assert!(out.contains("9001: BTCUSDT rewritten BTC/USDT"), "{out}");
+    assert!(
+        out.contains("9001: rewritten (BTCUSDT -> BTC/USDT)"),
+        "{out}"
+    );
     assert!(
         out.ends_with("6 signal(s) read, 3 pair(s) rewritten, 1 left as written"),
         "{out}"

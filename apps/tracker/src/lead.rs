@@ -1,12 +1,13 @@
 //! Leadership: stand by until this process holds the `tracker` lease, then follow signals and
 //! prices until the lease is lost (stop at once, stand by again) or shutdown (store what was
-//! judged, release the lease so a standby takes over at once).
+//! judged, release the lease so a standby takes over at once). The loop is
+//! [`g3_store::lease::lead`], shared with the bot.
 
 use std::future::Future;
 use std::time::Duration;
 
 use g3_appwrite::{Client, Credentials, Follower};
-use g3_store::lease::{self, Fence, Lease};
+use g3_store::lease::{self, Fence, Leading, Lease};
 use g3_store::{Collection, models::Signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -24,7 +25,6 @@ pub(crate) async fn run(
     role: &watch::Sender<Role>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let mut shutdown = std::pin::pin!(shutdown);
     let lease = Lease::new(
         &client,
         lease::Config {
@@ -34,33 +34,17 @@ pub(crate) async fn run(
             hold_renewals: None,
         },
     );
-    loop {
-        role.send_replace(Role::Standby);
-        tracing::info!(lease = %settings.lease.name, holder = %settings.lease.holder, "standing by for the lease");
-        let held = tokio::select! {
-            held = lease.acquire() => held,
-            () = &mut shutdown => return Ok(()),
-        };
-        role.send_replace(Role::Leader);
-        tracing::info!(generation = held.generation(), "leading: tracking starts");
-        let work = Running::start(settings, client.clone(), held.fence()).await;
-        let stopping = tokio::select! {
-            () = held.lost() => false,
-            () = &mut shutdown => true,
-        };
-        if stopping {
-            role.send_replace(Role::Stopping);
-            work.drain().await;
-            held.release().await;
-            return Ok(());
+    let stands = |standing| {
+        role.send_replace(standing);
+    };
+    let start = |fence| {
+        let client = client.clone();
+        async move {
+            tracing::info!("tracking starts");
+            Ok::<_, anyhow::Error>(Running::start(settings, client, fence).await)
         }
-        tracing::warn!(
-            generation = held.generation(),
-            "lease lost: tracking stopped; standing by"
-        );
-        work.abort().await;
-        drop(held);
-    }
+    };
+    lease::lead(&lease, stands, start, shutdown).await
 }
 
 /// The leader's two tasks: the Realtime follower and the work loop.
@@ -97,7 +81,9 @@ impl Running {
             inbox,
         }
     }
+}
 
+impl Leading for Running {
     async fn drain(self) {
         self.follower.abort();
         let _ = self.follower.await;

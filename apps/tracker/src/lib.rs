@@ -87,23 +87,8 @@ impl Settings {
     }
 }
 
-/// What this process is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Standby,
-    Leader,
-    Stopping,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Standby => "standby",
-            Role::Leader => "leader",
-            Role::Stopping => "stopping",
-        }
-    }
-}
+/// What this process is doing: the leader loop's [`Standing`](g3_store::lease::Standing).
+pub use g3_store::lease::Standing as Role;
 
 #[derive(Clone)]
 struct AppState {

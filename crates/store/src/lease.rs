@@ -592,6 +592,90 @@ impl Drop for Held {
     }
 }
 
+/// What a process does while it holds its lease; [`lead`] starts it, and ends it one of two ways.
+pub trait Leading {
+    /// Shutdown: finish what is in flight and store what the next leader needs, while the lease
+    /// still holds. [`lead`] releases the lease afterwards.
+    fn drain(self) -> impl std::future::Future<Output = ()>;
+    /// The lease is lost: stop every task at once, before another leader starts its own.
+    fn abort(self) -> impl std::future::Future<Output = ()>;
+}
+
+/// Where a leading process stands; [`lead`] reports each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Waiting for the lease.
+    Standby,
+    /// Holding the lease and working.
+    Leader,
+    /// Shutting down: draining, then releasing the lease.
+    Stopping,
+}
+
+impl Standing {
+    /// As health checks and logs show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Standby => "standby",
+            Standing::Leader => "leader",
+            Standing::Stopping => "stopping",
+        }
+    }
+}
+
+/// The loop of a process that works only while it holds `lease`: stand by until the lease is
+/// held, then run what `start` returns until the lease is lost (abort it and stand by again)
+/// or `shutdown` completes (drain it, release the lease so a standby takes over at once, and
+/// return). If `start` fails, the lease is released and its error returned. `stands` hears
+/// every change of [`Standing`].
+pub async fn lead<W, E, F>(
+    lease: &Lease,
+    mut stands: impl FnMut(Standing),
+    mut start: impl FnMut(Fence) -> F,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), E>
+where
+    W: Leading,
+    F: std::future::Future<Output = Result<W, E>>,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
+    let (name, holder) = (&lease.config.name, &lease.config.holder);
+    loop {
+        stands(Standing::Standby);
+        tracing::info!(lease = %name, holder = %holder, "standing by for the lease");
+        let held = tokio::select! {
+            held = lease.acquire() => held,
+            () = &mut shutdown => return Ok(()),
+        };
+        stands(Standing::Leader);
+        tracing::info!(lease = %name, generation = held.generation(), "leading: work starts");
+        let work = match start(held.fence()).await {
+            Ok(work) => work,
+            Err(e) => {
+                held.release().await;
+                return Err(e);
+            }
+        };
+        let stopping = tokio::select! {
+            () = held.lost() => false,
+            () = &mut shutdown => true,
+        };
+        if stopping {
+            stands(Standing::Stopping);
+            work.drain().await;
+            held.release().await;
+            return Ok(());
+        }
+        tracing::warn!(
+            lease = %name,
+            generation = held.generation(),
+            "lease lost: all work stopped; standing by"
+        );
+        work.abort().await;
+        drop(held);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,14 @@
 //! The lease against the emulator: one winner per generation however many race, standbys
-//! that take over a released lease at once, and old generations pruned.
+//! that take over a released lease at once, old generations pruned, and the leader loop
+//! (`lease::lead`) that the bot and the tracker run.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use g3_appwrite::{ApiKey, Client, Config, Query, RetryPolicy};
 use g3_store::{
     Collection, bootstrap,
-    lease::{self, Lease, Record, Timing},
+    lease::{self, Fence, Leading, Lease, Record, Standing, Timing},
 };
 use testkit::wait::eventually;
 
@@ -85,4 +87,108 @@ async fn a_released_lease_is_taken_at_once_and_old_generations_are_pruned() {
     })
     .await;
     assert!(held.is_valid());
+}
+
+/// Work that only writes down what happened to it.
+struct Job {
+    generation: i64,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Leading for Job {
+    async fn drain(self) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("drain {}", self.generation));
+    }
+    async fn abort(self) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("abort {}", self.generation));
+    }
+}
+
+fn logged(log: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_leader_loop_aborts_on_loss_leads_again_and_drains_then_releases_on_shutdown() {
+    let (_emulator, client) = backend().await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let leader = {
+        let (client, log) = (client.clone(), log.clone());
+        tokio::spawn(async move {
+            let a = lease(&client, "a");
+            let stands = |s: Standing| log.lock().unwrap().push(format!("{s:?}"));
+            let start = |fence: Fence| {
+                let log = log.clone();
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("start {}", fence.generation()));
+                    Ok::<_, String>(Job {
+                        generation: fence.generation(),
+                        log,
+                    })
+                }
+            };
+            lease::lead(&a, stands, start, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    eventually("a leads", Duration::from_secs(5), || async {
+        logged(&log).contains(&"start 1".to_owned())
+    })
+    .await;
+
+    // Another process takes a newer generation: the leader stops its work at once.
+    let b = lease(&client, "b")
+        .try_take(2)
+        .await
+        .unwrap()
+        .expect("b takes generation 2");
+    eventually("a sees the loss", Duration::from_secs(5), || async {
+        logged(&log).contains(&"abort 1".to_owned())
+    })
+    .await;
+    // b lets go: a leads again, at once.
+    b.release().await;
+    eventually("a leads again", Duration::from_secs(5), || async {
+        logged(&log).contains(&"start 3".to_owned())
+    })
+    .await;
+
+    stop.send(()).unwrap();
+    leader.await.unwrap().unwrap();
+    assert_eq!(
+        logged(&log),
+        [
+            "Standby", "Leader", "start 1", "abort 1", "Standby", "Leader", "start 3", "Stopping",
+            "drain 3"
+        ]
+    );
+    let newest = lease(&client, "c").newest().await.unwrap().unwrap().data;
+    assert_eq!((newest.generation, newest.released), (3, true), "released");
+}
+
+#[tokio::test]
+async fn a_leader_whose_work_fails_to_start_releases_the_lease_and_says_why() {
+    let (_emulator, client) = backend().await;
+    let a = lease(&client, "a");
+    let out = lease::lead(
+        &a,
+        |_| {},
+        |_| async { Err::<Job, _>("token refused") },
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(out, Err("token refused"));
+    let newest = a.newest().await.unwrap().unwrap().data;
+    assert_eq!((newest.generation, newest.released), (1, true));
 }

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::{MAX_AGE, Replier, ReplyError};
 use crate::{
     Settings,
-    follow::{Progress, WorkQueue, resubscribe_policy},
+    follow::{Handled, Progress, WorkQueue, Worker, resubscribe_policy},
 };
 
 /// The `bot_state` key of the outcome catch-up cursor.
@@ -165,43 +165,33 @@ pub async fn work(
         Ok(n) => tracing::info!(records = n, "settling outcome replies left unsettled"),
         Err(e) => tracing::warn!(error = %e, "could not list unsettled outcome replies"),
     }
-    let outcomes = Collection::<SignalOutcome>::new(&appwrite);
-    loop {
-        let (id, _) = queue.pop().await;
-        let _turn = turn.lock().await;
-        let generation = progress.begin(&id);
-        let doc = match outcomes.get_optional(&id).await {
-            Ok(Some(d)) => d,
-            Ok(None) => {
-                progress.done(&id, generation);
-                continue;
+    let worker = Worker {
+        docs: Collection::<SignalOutcome>::new(&appwrite),
+        what: "outcome",
+        queue,
+        progress,
+        retry_after,
+        turn,
+    };
+    worker
+        .run(|doc, _| {
+            let replier = replier.clone();
+            async move {
+                match replier.handle(&doc, OffsetDateTime::now_utc()).await {
+                    Ok(pass) if !pass.retry => Handled::Done,
+                    Ok(_) => Handled::Retry,
+                    Err(ReplyError::Fenced(e)) => {
+                        tracing::warn!(signal = %doc.id, error = %e, "not the leader: replies stop");
+                        Handled::Dropped
+                    }
+                    Err(e) => {
+                        tracing::warn!(signal = %doc.id, error = %e, "outcome replies failed; retried later");
+                        Handled::Retry
+                    }
+                }
             }
-            Err(e) => {
-                tracing::warn!(signal = %id, error = %e, "outcome unreadable; retried later");
-                requeue(&queue, id, retry_after);
-                continue;
-            }
-        };
-        match replier.handle(&doc, OffsetDateTime::now_utc()).await {
-            Ok(pass) if !pass.retry => progress.done(&id, generation),
-            Ok(_) => requeue(&queue, id, retry_after),
-            Err(ReplyError::Fenced(e)) => {
-                tracing::warn!(signal = %id, error = %e, "not the leader: replies stop");
-            }
-            Err(e) => {
-                tracing::warn!(signal = %id, error = %e, "outcome replies failed; retried later");
-                requeue(&queue, id, retry_after);
-            }
-        }
-    }
-}
-
-fn requeue(queue: &Arc<WorkQueue>, id: String, after: Duration) {
-    let queue = queue.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        queue.push(id, false, false);
-    });
+        })
+        .await;
 }
 
 #[cfg(test)]
