@@ -95,7 +95,7 @@ pub fn render_customer(view: &CustomerView) -> String {
         }
     }
     let sees = &view.entitlements.sees;
-    let _ = writeln!(out, "  feed sees    {} ({})", sees.routes, sees.why);
+    let _ = writeln!(out, "  feed sees    {} ({})", sees.routes, sees.why());
     for (plan, unlocks) in &sees.by_plan {
         let _ = writeln!(out, "    plan {plan:<10} unlocks {unlocks}");
     }

@@ -613,7 +613,7 @@ async fn staff_see_what_a_customer_can_see_and_why() {
         .await
         .unwrap();
     assert_eq!(view.entitlements.sees.routes.to_string(), "basic-calls");
-    assert_eq!(view.entitlements.sees.why, "basic unlocks basic-calls");
+    assert_eq!(view.entitlements.sees.why(), "basic unlocks basic-calls");
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use g3_store::{
 };
 use time::OffsetDateTime;
 
-use crate::{Access, AccessError, DesiredRoles};
+use crate::{Access, AccessError, DesiredRoles, RolesWhy};
 
 /// How many webhook events, failures and audit entries a view keeps (the newest).
 const RECENT_EVENTS: u32 = 20;
@@ -136,8 +136,22 @@ pub struct Visibility {
     pub routes: Entitlement,
     /// Each active plan and the routes it unlocks (their union is `routes` for a member).
     pub by_plan: Vec<(String, Unlocks)>,
-    /// Why, in one line: staff, not verified, not in `paid`, or the plans.
-    pub why: String,
+    /// Why: staff, not verified, not in `paid`, or the plans ([`Visibility::why`] in words).
+    pub reason: SeesWhy,
+}
+
+/// Why a customer sees what [`Visibility`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeesWhy {
+    NoAccount,
+    EmailNotVerified,
+    Staff,
+    NotPaid,
+    NoActivePlan,
+    /// No plans file: every plan unlocks every route.
+    PlansNameNoRoutes,
+    /// What `by_plan` unlocks.
+    Plans,
 }
 
 impl Visibility {
@@ -149,37 +163,50 @@ impl Visibility {
             .iter()
             .map(|p| (p.clone(), config.unlocks(p).clone()))
             .collect();
-        let (routes, why) = match account {
-            None => (Entitlement::nothing(), "no account".to_owned()),
-            Some(a) if !a.verified => (Entitlement::nothing(), "email not verified".to_owned()),
-            Some(a) if a.staff => (Entitlement::Everything, "staff".to_owned()),
-            Some(a) if !a.paid => (
-                Entitlement::nothing(),
-                "not a member of team paid".to_owned(),
-            ),
-            Some(_) if active_plans.is_empty() => {
-                (Entitlement::nothing(), "no active plan".to_owned())
-            }
-            Some(_) => {
-                let plans: Vec<String> = by_plan
-                    .iter()
-                    .map(|(plan, unlocks)| format!("{plan} unlocks {unlocks}"))
-                    .collect();
-                let why = if config.has_routes() {
-                    plans.join("; ")
+        let (routes, reason) = match account {
+            None => (Entitlement::nothing(), SeesWhy::NoAccount),
+            Some(a) if !a.verified => (Entitlement::nothing(), SeesWhy::EmailNotVerified),
+            Some(a) if a.staff => (Entitlement::Everything, SeesWhy::Staff),
+            Some(a) if !a.paid => (Entitlement::nothing(), SeesWhy::NotPaid),
+            Some(_) if active_plans.is_empty() => (Entitlement::nothing(), SeesWhy::NoActivePlan),
+            Some(_) => (
+                config.entitlement(active_plans.iter().map(String::as_str)),
+                if config.has_routes() {
+                    SeesWhy::Plans
                 } else {
-                    "plans name no routes (no PLANS_FILE): every plan unlocks every route".into()
-                };
-                (
-                    config.entitlement(active_plans.iter().map(String::as_str)),
-                    why,
-                )
-            }
+                    SeesWhy::PlansNameNoRoutes
+                },
+            ),
         };
         Self {
             routes,
             by_plan,
-            why,
+            reason,
+        }
+    }
+
+    /// Why, in one line, with plans by key ("vip unlocks vip-calls").
+    pub fn why(&self) -> String {
+        self.why_naming(str::to_owned)
+    }
+
+    /// Why, in one line, with each plan called what `name` calls its key.
+    pub fn why_naming(&self, name: impl Fn(&str) -> String) -> String {
+        match self.reason {
+            SeesWhy::NoAccount => "no account".into(),
+            SeesWhy::EmailNotVerified => "email not verified".into(),
+            SeesWhy::Staff => "staff".into(),
+            SeesWhy::NotPaid => "not a member of team paid".into(),
+            SeesWhy::NoActivePlan => "no active plan".into(),
+            SeesWhy::PlansNameNoRoutes => {
+                "plans name no routes (no PLANS_FILE): every plan unlocks every route".into()
+            }
+            SeesWhy::Plans => self
+                .by_plan
+                .iter()
+                .map(|(plan, unlocks)| format!("{} unlocks {unlocks}", name(plan)))
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
 }
@@ -269,7 +296,7 @@ impl Access {
             None => DesiredRoles {
                 roles: Vec::new(),
                 discord_user_id: None,
-                why: "no account".into(),
+                why: RolesWhy::NoAccount,
             },
         };
 

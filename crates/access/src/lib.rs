@@ -38,7 +38,7 @@ pub use discord::LinkOutcome;
 pub use failures::{MAX_ATTEMPTS, NewFailure, RetryOutcome, retry_delay};
 pub use grants::{subscription_id, user_id_for};
 pub use locks::{KeyGuard, KeyedLocks, LockError, LockGuard, LockTiming, Locks};
-pub use roles::{DesiredRoles, role_state_id};
+pub use roles::{DesiredRoles, RolesWhy, role_state_id};
 pub use service::{SERVICE_ROLE, enlist_service_user};
 
 use std::{fmt, sync::Arc};

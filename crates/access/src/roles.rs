@@ -19,7 +19,46 @@ use crate::{Access, AccessError, Cause, truncate};
 pub struct DesiredRoles {
     pub roles: Vec<String>,
     pub discord_user_id: Option<String>,
-    pub why: String,
+    pub why: RolesWhy,
+}
+
+/// Why a customer should hold the roles of [`DesiredRoles`], or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolesWhy {
+    /// No account has the email looked up.
+    NoAccount,
+    /// No account has the user id asked about.
+    NoSuchUser,
+    NoActivePlan,
+    EmailNotVerified,
+    DiscordNotLinked,
+    /// The roles of these plans (keys, in the order of the subscriptions).
+    ActivePlans(Vec<String>),
+}
+
+impl RolesWhy {
+    /// In words, with each plan called what `name` calls its key (the key itself in logs and
+    /// `role_state`, the configured name on admin pages).
+    pub fn describe(&self, name: impl Fn(&str) -> String) -> String {
+        match self {
+            RolesWhy::NoAccount => "no account".into(),
+            RolesWhy::NoSuchUser => "no such user".into(),
+            RolesWhy::NoActivePlan => "no active plan".into(),
+            RolesWhy::EmailNotVerified => "email not verified".into(),
+            RolesWhy::DiscordNotLinked => "Discord not linked".into(),
+            RolesWhy::ActivePlans(plans) => {
+                let names: Vec<String> = plans.iter().map(|p| name(p)).collect();
+                format!("active plans: {}", names.join(", "))
+            }
+        }
+    }
+}
+
+/// Plans by key.
+impl std::fmt::Display for RolesWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(str::to_owned))
+    }
 }
 
 /// The `role_state` document id of one user and role.
@@ -55,7 +94,7 @@ impl Access {
             return Ok(DesiredRoles {
                 roles: Vec::new(),
                 discord_user_id,
-                why: "no such user".into(),
+                why: RolesWhy::NoSuchUser,
             });
         };
         let subscriptions = match Email::parse(&user.email) {
@@ -84,13 +123,13 @@ impl Access {
             .map(|s| s.plan.as_str())
             .collect();
         let why = if plans.is_empty() {
-            "no active plan".to_owned()
+            RolesWhy::NoActivePlan
         } else if !verified {
-            "email not verified".to_owned()
+            RolesWhy::EmailNotVerified
         } else if discord_user_id.is_none() {
-            "Discord not linked".to_owned()
+            RolesWhy::DiscordNotLinked
         } else {
-            format!("active plans: {}", plans.join(", "))
+            RolesWhy::ActivePlans(plans.iter().map(|p| (*p).to_owned()).collect())
         };
         let roles = if !plans.is_empty() && verified && discord_user_id.is_some() {
             self.roles

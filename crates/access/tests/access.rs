@@ -400,7 +400,7 @@ async fn discord_roles_need_a_verified_paid_linked_customer() {
     );
     assert_eq!(
         access.desired_roles(&user).await.unwrap().why,
-        "email not verified"
+        g3_access::RolesWhy::EmailNotVerified
     );
 
     backend

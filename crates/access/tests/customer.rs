@@ -51,7 +51,7 @@ async fn a_stranger_is_a_view_with_nothing_in_it() {
     assert!(view.subscriptions.is_empty());
     assert!(view.entitlements.active_plans.is_empty());
     assert!(view.entitlements.roles.roles.is_empty());
-    assert_eq!(view.entitlements.roles.why, "no account");
+    assert_eq!(view.entitlements.roles.why.to_string(), "no account");
     assert!(view.link.is_none());
     assert!(view.roles_managed);
     assert!(view.roles.is_empty());
@@ -134,7 +134,7 @@ async fn the_view_holds_account_plans_entitlements_link_roles_events_failures_an
     );
     assert_eq!(view.entitlements.active_plans, vec!["vip".to_owned()]);
     assert_eq!(view.entitlements.roles.roles, vec!["7001", "7002"]);
-    assert_eq!(view.entitlements.roles.why, "active plans: vip");
+    assert_eq!(view.entitlements.roles.why.to_string(), "active plans: vip");
     assert_eq!(
         view.entitlements.roles.discord_user_id.as_deref(),
         Some("5150")

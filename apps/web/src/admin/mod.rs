@@ -23,7 +23,7 @@ use g3_access::{
 use g3_appwrite::Query as Q;
 use g3_core::{
     Email,
-    entitlements::{PlanConfig, Unlocks},
+    entitlements::PlanConfig,
     plans::Plan,
     until::{UntilError, parse_until},
 };
@@ -445,13 +445,12 @@ impl AdminCustomer {
                 linked_at: when(Some(l.linked_at)),
             }),
             roles_managed,
-            roles_why: with_plan_names(&entitlements.roles.why, &entitlements.active_plans, config),
+            roles_why: entitlements
+                .roles
+                .why
+                .describe(|plan| plan_name(config, plan)),
             sees: entitlements.sees.routes.to_string(),
-            sees_why: sees_with_plan_names(
-                &entitlements.sees.why,
-                &entitlements.sees.by_plan,
-                config,
-            ),
+            sees_why: entitlements.sees.why_naming(|plan| plan_name(config, plan)),
             sees_by_plan: entitlements
                 .sees
                 .by_plan
@@ -490,38 +489,6 @@ impl AdminCustomer {
                 .collect(),
             audit: audit.iter().map(AuditRow::from).collect(),
         }
-    }
-}
-
-/// `why` (from `g3-access`, which names plans by key) with "active plans: vip" naming them as
-/// the configuration does.
-fn with_plan_names(why: &str, active: &[String], config: &PlanConfig) -> String {
-    match why.strip_prefix("active plans: ") {
-        Some(_) => {
-            let names: Vec<String> = plan_keys_named(active, config)
-                .into_iter()
-                .map(|p| p.name)
-                .collect();
-            format!("active plans: {}", names.join(", "))
-        }
-        None => why.to_owned(),
-    }
-}
-
-/// `why` of what they see: "vip unlocks vip-calls; …" (as `g3-access` words it, by key)
-/// naming the plans as the configuration does.
-fn sees_with_plan_names(why: &str, by_plan: &[(String, Unlocks)], config: &PlanConfig) -> String {
-    let line = |name: &dyn Fn(&str) -> String| {
-        by_plan
-            .iter()
-            .map(|(plan, unlocks)| format!("{} unlocks {unlocks}", name(plan)))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    if !by_plan.is_empty() && why == line(&|p: &str| p.to_owned()) {
-        line(&|p: &str| plan_name(config, p))
-    } else {
-        why.to_owned()
     }
 }
 
