@@ -29,6 +29,14 @@ pub enum MarketError {
         status: u16,
         body: String,
     },
+    /// Not asked: the last request failed a moment ago, and the next is due in `retry_in`.
+    #[error("{venue} {call}: not asked again for {retry_in:?} after it failed: {last}")]
+    Unavailable {
+        venue: Venue,
+        call: &'static str,
+        last: String,
+        retry_in: std::time::Duration,
+    },
     /// An answer that is not what the documentation describes.
     #[error("{venue} {call}: unexpected answer: {detail}")]
     Decode {

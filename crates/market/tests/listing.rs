@@ -97,3 +97,62 @@ async fn a_stale_list_is_read_again_and_a_listing_change_seen() {
     ));
     assert_eq!(fake.info_requests(FakeVenue::BybitSpot), 2);
 }
+
+#[tokio::test]
+async fn a_venue_that_is_down_is_asked_once_per_pause_not_at_every_look_up() {
+    let fake = FakeExchange::spawn().await;
+    let venue = FakeVenue::BybitSpot;
+    let spot = listings(&fake, Venue::BybitSpot, Duration::from_secs(3600))
+        .retry_after(Duration::from_millis(300));
+    fake.fail_instrument_lists(venue, true);
+
+    let first = spot.check("BTC/USDT").await.unwrap_err().to_string();
+    assert!(first.contains("HTTP 503"), "{first}");
+    let again = spot.check("ETH/USDT").await.unwrap_err().to_string();
+    assert!(
+        again.contains("not asked again for") && again.contains("HTTP 503"),
+        "{again}"
+    );
+    assert_eq!(fake.info_requests(venue), 1, "no request within the pause");
+
+    // Back up: the next look-up after the pause reads the list.
+    fake.fail_instrument_lists(venue, false);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        spot.check("BTC/USDT").await.unwrap(),
+        Listing::Trackable(sym("BTC/USDT"))
+    );
+    assert_eq!(fake.info_requests(venue), 2);
+}
+
+#[tokio::test]
+async fn a_stale_list_is_used_while_the_venue_is_down_and_read_again_after_the_pause() {
+    let fake = FakeExchange::spawn().await;
+    let venue = FakeVenue::BybitSpot;
+    let spot =
+        listings(&fake, Venue::BybitSpot, Duration::ZERO).retry_after(Duration::from_millis(300));
+    assert!(matches!(
+        spot.check("BTC/USDT").await.unwrap(),
+        Listing::Trackable(_)
+    ));
+    fake.fail_instrument_lists(venue, true);
+    for _ in 0..5 {
+        assert!(matches!(
+            spot.check("BTC/USDT").await.unwrap(),
+            Listing::Trackable(_)
+        ));
+    }
+    assert_eq!(
+        fake.info_requests(venue),
+        2,
+        "one failed read, then the previous list without asking"
+    );
+    fake.fail_instrument_lists(venue, false);
+    fake.list(venue, "PEPEUSDT", "Trading");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(matches!(
+        spot.check("PEPE/USDT").await.unwrap(),
+        Listing::Trackable(_)
+    ));
+    assert_eq!(fake.info_requests(venue), 3);
+}

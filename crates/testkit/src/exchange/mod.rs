@@ -151,6 +151,8 @@ pub(crate) struct VenueState {
     pub(crate) pongs: Vec<Vec<u8>>,
     pub(crate) kline_requests: Vec<KlineRequest>,
     pub(crate) info_requests: u64,
+    /// While true, instrument-list requests are answered 503 (still counted).
+    pub(crate) info_failing: bool,
 }
 
 #[derive(Default)]
@@ -389,6 +391,12 @@ impl FakeExchange {
     /// While true, WebSocket handshakes to the venue are answered 503.
     pub fn refuse_connections(&self, venue: FakeVenue, refuse: bool) {
         self.lock().venue(venue).refusing = refuse;
+    }
+
+    /// While true, the venue's instrument list is answered 503 (the requests still count in
+    /// [`FakeExchange::info_requests`]).
+    pub fn fail_instrument_lists(&self, venue: FakeVenue, fail: bool) {
+        self.lock().venue(venue).info_failing = fail;
     }
 
     /// Handshakes refused so far.

@@ -47,6 +47,11 @@ pub(super) fn routes(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// A venue that is down, as a load balancer in front of it answers.
+fn unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response()
+}
+
 fn binance_error(code: i64, msg: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -59,6 +64,9 @@ async fn binance_info(AxState(state): AxState<Shared>, venue: FakeVenue) -> Resp
     let mut s = lock(&state);
     let v = s.venue(venue);
     v.info_requests += 1;
+    if v.info_failing {
+        return unavailable();
+    }
     let symbols: Vec<Value> = v
         .listings
         .iter()
@@ -175,6 +183,9 @@ async fn bybit_instruments(AxState(state): AxState<Shared>, Query(q): Params) ->
     let mut s = lock(&state);
     let v = s.venue(venue);
     v.info_requests += 1;
+    if v.info_failing {
+        return unavailable();
+    }
     let all: Vec<(&String, &String)> = v.listings.iter().collect();
     let (from, limit) = if venue == FakeVenue::BybitSpot {
         (0, all.len())
