@@ -114,7 +114,13 @@ impl Listings {
                 venue: self.venue(),
                 call: "instrument list",
                 last,
-                retry_in: self.retry_after.saturating_sub(at.elapsed()),
+                // Whole seconds, rounded up: what a log reader wants.
+                retry_in: Duration::from_secs(
+                    self.retry_after
+                        .saturating_sub(at.elapsed())
+                        .as_secs_f64()
+                        .ceil() as u64,
+                ),
             });
         };
         Ok(match map.get(&symbol) {

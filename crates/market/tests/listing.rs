@@ -110,7 +110,7 @@ async fn a_venue_that_is_down_is_asked_once_per_pause_not_at_every_look_up() {
     assert!(first.contains("HTTP 503"), "{first}");
     let again = spot.check("ETH/USDT").await.unwrap_err().to_string();
     assert!(
-        again.contains("not asked again for") && again.contains("HTTP 503"),
+        again.contains("not asked again for 1s") && again.contains("HTTP 503"),
         "{again}"
     );
     assert_eq!(fake.info_requests(venue), 1, "no request within the pause");
