@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, Rust tests (nextest), and the conformance
-# tests that drive the Appwrite emulator with Appwrite's official Node SDK.
-# Installs what a fresh machine lacks (cargo-nextest, npm packages). Safe to re-run.
+# Runs every test of the project: formatting, lints, Rust tests (nextest), the scale-out test,
+# the conformance tests that drive the Appwrite emulator with Appwrite's official Node and
+# Python SDKs, the collector's tests and its run against ingest, the dashboard in headless
+# Chromium, a short fuzz of every fuzz target, and the container images with the compose stack.
+# Installs what a fresh machine lacks (cargo-nextest, cargo-fuzz, npm packages, Chromium,
+# docker.io). Safe to re-run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,7 +35,8 @@ if ! command -v python3 >/dev/null; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq python3 python3-venv >/dev/null; fi
 fi
 echo "cargo: $(cargo --version)"; echo "python: $(python3 --version)"; echo "nextest: $(cargo nextest --version | head -1)"; echo "node: $(node --version)"
-# A clean run leaves about 11 GB in target/ and the docker test needs 5 GB more at its peak.
+# A clean run leaves about 11 GB in target/ and 1.3 GB in fuzz/target/; the docker test needs
+# 5 GB more at its peak.
 echo "disk: $(df -Ph . | awk 'NR == 2 { print $4 }') free here"
 
 # The read-only shared folder (Appwrite's OpenAPI specs, Sell.app examples) sits beside the repo.
@@ -93,6 +97,12 @@ if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt 
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 (cd tests/browser && npm test)
+
+step "fuzz smoke: every fuzz target for 10 s from its seeds (cargo-fuzz, no sanitizer; longer runs: scripts/fuzz.sh)"
+# Builds the targets (they are their own workspace, in fuzz/target) and fuzzes each briefly:
+# a target that no longer builds, or an input of the committed seeds that now fails, fails
+# here. A crash leaves its input in fuzz/artifacts/ with the command that reproduces it.
+FUZZ_SANITIZER=none ./scripts/fuzz.sh 10
 
 step "container images + compose stack, offline (own dockerd, debootstrap base)"
 ./scripts/docker-test.sh
