@@ -40,6 +40,17 @@ docker_cli=/usr/bin/docker
 [ -x "$docker_cli" ] || docker_cli=$(command -v docker)
 echo "docker: $("$docker_cli" --version); $(dockerd --version); $(docker-compose --version)"
 
+# --- disk -------------------------------------------------------------------------------------
+# vfs has no copy-on-write: every image layer and every container is a full copy of the base.
+# The data root peaks at about 3.8 GiB with the stack up (measured; the test prints it there).
+# Refuse early with the reason rather than fail half-way with "no space left on device".
+mkdir -p "$cache"
+need_mib=${G3_DOCKER_MIN_FREE_MIB:-5120}
+free_mib=$(( $(df -Pk "$cache" | awk 'NR == 2 { print $4 }') / 1024 ))
+echo "    disk: ${free_mib} MiB free for $cache (the test needs ${need_mib} MiB)"
+[ "$free_mib" -ge "$need_mib" ] \
+  || die "only ${free_mib} MiB free on the file system of $cache; the test needs ${need_mib} MiB (free some space: stale build output in target/, or set G3_DOCKER_CACHE to a bigger file system)"
+
 # --- binaries (host build, copied into the images) ------------------------------------------
 step "building the binaries (cargo build, debug)"
 # All targets, as ./scripts/test.sh's earlier steps build them: the same feature resolution,
@@ -56,17 +67,6 @@ for bin in web webhook bot tracker ops appwrite-emulator discord-sandbox; do
   strip --strip-debug -o "$bins/$bin" "target/debug/$bin" || die "strip $bin failed"
 done
 echo "    service binaries, stripped: $(du -sh "$bins" | cut -f1) in $bins"
-
-# --- disk -------------------------------------------------------------------------------------
-# vfs has no copy-on-write: every image layer and every container is a full copy of the base.
-# The data root peaks at about 3.8 GiB with the stack up (measured; the test prints it there).
-# Refuse early with the reason rather than fail half-way with "no space left on device".
-mkdir -p "$cache"
-need_mib=${G3_DOCKER_MIN_FREE_MIB:-5120}
-free_mib=$(( $(df -Pk "$cache" | awk 'NR == 2 { print $4 }') / 1024 ))
-echo "    disk: ${free_mib} MiB free for $cache (the test needs ${need_mib} MiB)"
-[ "$free_mib" -ge "$need_mib" ] \
-  || die "only ${free_mib} MiB free on the file system of $cache; the test needs ${need_mib} MiB (free some space: stale build output in target/, or set G3_DOCKER_CACHE to a bigger file system)"
 
 # --- our own dockerd --------------------------------------------------------------------------
 mkdir -p "$cache/docker" "$cache/exec" "$cache/run"

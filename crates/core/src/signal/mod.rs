@@ -200,9 +200,8 @@ enum Named {
 
 fn named(input: &str) -> Named {
     let cleaned: String = input
-        .trim()
         .chars()
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && !is_invisible(*c))
         .collect::<String>()
         .to_ascii_uppercase();
     if let Some((base, quote)) = cleaned.split_once(['/', '-', '_', ':']) {
@@ -283,6 +282,7 @@ mod tests {
             ("eth-btc", Some("ETH/BTC")),
             ("SOL_USDC", Some("SOL/USDC")),
             ("BTCUSDTPERP", Some("BTC/USDT")),
+            ("\u{202E}BTC\u{200B}USDT ", Some("BTC/USDT")),
             ("BTC", None),
             ("BTC/NOPE", None),
             ("", None),

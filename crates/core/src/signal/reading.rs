@@ -32,14 +32,15 @@ pub fn strip_invisible(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// A stored pair as a title: invisible characters dropped, and a glued pair written the way
-/// the parser writes pairs ("BTCUSDT" -> "BTC/USDT"), so one asset reads one way everywhere.
+/// A stored pair as a title: invisible characters dropped, and a pair written another way
+/// in the form the parser stores ([`super::stored_pair`]: "BTCUSDT" -> "BTC/USDT"), so one
+/// asset reads one way everywhere.
 pub fn pair_label(pair: &str) -> String {
+    if let Some(stored) = super::stored_pair(pair) {
+        return stored;
+    }
     let pair = strip_invisible(pair);
     let pair = pair.trim();
-    if let Some((base, quote)) = words::glued_pair(pair) {
-        return format!("{}/{quote}", base.to_ascii_uppercase());
-    }
     let slashed = pair.split_once('/').is_some_and(|(b, q)| {
         words::valid_base(b) && q.bytes().all(|c| c.is_ascii_alphanumeric()) && !q.is_empty()
     });
@@ -189,6 +190,12 @@ mod tests {
     #[test]
     fn pairs_read_one_way() {
         assert_eq!(pair_label("BTCUSDT"), "BTC/USDT");
+        assert_eq!(pair_label("btc-usdt"), "BTC/USDT");
+        assert_eq!(
+            pair_label("eth/xyz"),
+            "ETH/XYZ",
+            "an unknown quote, still upper-cased"
+        );
         assert_eq!(pair_label("btc/usdt"), "BTC/USDT");
         assert_eq!(pair_label("1000PEPEUSDTPERP"), "1000PEPE/USDT");
         assert_eq!(pair_label("\u{202E}BTC\u{200B}USDT "), "BTC/USDT");
